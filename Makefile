@@ -1,0 +1,41 @@
+# sales-supervisor: every set-up step a fresh machine needs lives here.
+# `make demo` and `make test` create the environment on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install lock demo test test-fast eval dev lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv from the hashed lock file
+
+lock:  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	  --no-header --no-emit-index-url --no-emit-find-links -o requirements.lock
+
+demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
+	$(BIN)/sales-supervisor demo
+
+test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
+	$(BIN)/python -m pytest -m "not slow"
+
+dev: $(STAMP)  ## start the Dagster UI on the code location
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:  ## remove local state (var/) and the environment
+	rm -rf var $(VENV) dbt_project/target dbt_project/logs

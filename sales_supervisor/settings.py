@@ -1,0 +1,53 @@
+"""Settings from the environment (and an optional .env file), with defaults that work out of the box.
+
+All local state lives under one folder, ``./var`` by default, overridable with
+``SALES_SUPERVISOR_HOME``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+SEMANTIC_MODELS_DIR = REPO_ROOT / "semantic_models"
+
+# The demo CRM is anchored here so every demo run (and every test) sees the same world.
+DEMO_AS_OF = dt.date(2026, 10, 1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SALES_SUPERVISOR_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default=Path("var"), description="Folder for all local state.")
+    crm_source: Literal["demo", "csv"] = Field(default="demo", description="Where CRM extracts come from.")
+    csv_folder: Path | None = Field(default=None, description="Folder of CSV exports (crm_source=csv).")
+    csv_mapping: Path | None = Field(default=None, description="Column-mapping YAML for the CSV folder.")
+    demo_seed: int = 7
+    demo_scale: int = Field(default=1, ge=1)
+    as_of: dt.date | None = Field(default=None, description="Run as-of date; default: the demo anchor for the demo CRM, else today.")
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home_dir / "warehouse.duckdb"
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.home_dir / "demo_crm" / f"seed{self.demo_seed}_scale{self.demo_scale}"
+
+    def effective_as_of(self) -> dt.date:
+        if self.as_of is not None:
+            return self.as_of
+        return DEMO_AS_OF if self.crm_source == "demo" else dt.date.today()
