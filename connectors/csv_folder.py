@@ -1,0 +1,240 @@
+"""Read a folder of CSV exports through a column mapping, validating every row.
+
+Rows are read one at a time (constant memory whatever the file size) and come
+out in batches of typed rows in the canonical shape. A row that cannot be used
+(missing id, unparseable date, negative amount, unknown stage, ...) is never
+dropped and never crashes the run: it comes out as a rejection carrying the
+file, the row number, the field(s), the reason and the row as read.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.mapping import CsvMapping, MappingError, ObjectMapping, StageSpec, identity_mapping, load_mapping
+from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, STAGE, STR, TIMESTAMP, Field, RawObject
+
+# Objects a run cannot do without; the others may be absent from an export
+# (their rules then report "not applicable" downstream).
+REQUIRED_OBJECTS = ("opportunities",)
+
+
+class ValueProblem(ValueError):
+    pass
+
+
+@dataclass
+class Batch:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ObjectReport:
+    object: str
+    source_file: str | None
+    rows: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    present: bool = True
+
+
+class CsvFolderSource:
+    """A CRM export folder plus its mapping. Read-only: it has no write path."""
+
+    def __init__(self, folder: Path | str, mapping: CsvMapping | Path | str | None = None):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise MappingError(f"{self.folder}: CSV export folder not found")
+        if mapping is None:
+            mapping = identity_mapping()
+        elif not isinstance(mapping, CsvMapping):
+            mapping = load_mapping(mapping)
+        self.mapping = mapping
+        self.reports: dict[str, ObjectReport] = {}
+        self._stages: list[StageSpec] | None = None
+
+    @property
+    def source_system(self) -> str:
+        return self.mapping.source_system
+
+    # -- stages --------------------------------------------------------------------------
+    def stages(self) -> list[StageSpec]:
+        """The declared stages: from the mapping, else from the mapped 'stages' file."""
+        if self._stages is None:
+            if self.mapping.stages is not None:
+                self._stages = list(self.mapping.stages)
+            else:
+                specs = []
+                for batch in self._read("stages", stage_names=None):
+                    for r in batch.rows:
+                        specs.append(
+                            StageSpec(name=r["stage"], order=r["stage_order"], closed=bool(r["is_closed"]), won=bool(r["is_won"]))
+                        )
+                if not specs:
+                    raise MappingError(f"{self.folder}: no usable stages (the stages file is empty or every row was rejected)")
+                self._stages = specs
+        return self._stages
+
+    # -- reading --------------------------------------------------------------------------
+    def read(self, object_name: str, batch_size: int = 5000) -> Iterator[Batch]:
+        """Typed rows (and rejections) of one canonical object, in batches."""
+        if object_name == "stages" and self.mapping.stages is not None:
+            rows = [
+                {"stage": s.name, "stage_order": s.order, "is_closed": s.closed, "is_won": s.won,
+                 "_source_file": "mapping", "_source_row": i}
+                for i, s in enumerate(self.mapping.stages, start=1)
+            ]
+            self.reports["stages"] = ObjectReport("stages", "mapping", rows=len(rows))
+            yield Batch(rows=rows)
+            return
+        stage_names = {s.name for s in self.stages()} if object_name != "stages" else None
+        yield from self._read(object_name, stage_names, batch_size)
+
+    def _read(self, object_name: str, stage_names: set[str] | None, batch_size: int = 5000) -> Iterator[Batch]:
+        obj = RAW_OBJECTS[object_name]
+        om = self.mapping.objects.get(object_name)
+        path = self.folder / om.file if om else None
+        if om is None or not path.exists():
+            if object_name in REQUIRED_OBJECTS:
+                where = f"{path}" if path else f"the mapping has no '{object_name}' entry"
+                raise MappingError(f"{self.folder}: required object {object_name!r} not found ({where})")
+            self.reports[object_name] = ObjectReport(object_name, om.file if om else None, present=False)
+            return
+        report = ObjectReport(object_name, om.file)
+        self.reports[object_name] = report
+        stage_lookup = {s.lower(): s for s in stage_names} if stage_names else None
+        fmt = self.mapping.formats
+        with path.open(newline="", encoding=fmt.encoding) as fh:
+            reader = csv.DictReader(fh, delimiter=fmt.delimiter)
+            header = reader.fieldnames or []
+            plan = self._column_plan(obj, om, header, path)
+            batch = Batch()
+            for row_number, record in enumerate(reader, start=1):
+                if any(record.get(col) in values for col, values in om.skip_when.items()):
+                    report.skipped += 1
+                    continue
+                typed, problems = self._convert(obj, plan, om, record, stage_lookup)
+                if problems:
+                    report.rejected += 1
+                    batch.rejected.append(
+                        {
+                            "object": object_name,
+                            "source_file": om.file,
+                            "row_number": row_number,
+                            "field": ", ".join(p[0] for p in problems),
+                            "reason": "; ".join(f"{f}: {why}" for f, why in problems),
+                            "raw_record": json.dumps(record, ensure_ascii=False, default=str),
+                        }
+                    )
+                else:
+                    report.rows += 1
+                    typed["_source_file"] = om.file
+                    typed["_source_row"] = row_number
+                    batch.rows.append(typed)
+                if len(batch.rows) + len(batch.rejected) >= batch_size:
+                    yield batch
+                    batch = Batch()
+            if batch.rows or batch.rejected:
+                yield batch
+
+    @staticmethod
+    def _column_plan(obj: RawObject, om: ObjectMapping, header: list[str], path: Path) -> dict[str, str | None]:
+        """canonical field -> source column (None when the export lacks it)."""
+        plan: dict[str, str | None] = {}
+        missing = [src for src in om.columns.values() if src not in header]
+        if missing:
+            raise MappingError(
+                f"{path}: mapped column(s) {', '.join(repr(m) for m in missing)} not in the file's header "
+                f"({', '.join(header[:12])}{', ...' if len(header) > 12 else ''})"
+            )
+        for f in obj.fields:
+            if f.name in om.constants:
+                plan[f.name] = None
+            elif f.name in om.columns:
+                plan[f.name] = om.columns[f.name]
+            else:
+                plan[f.name] = f.name if f.name in header else None
+        return plan
+
+    def _convert(self, obj, plan, om, record, stage_lookup):
+        typed: dict[str, Any] = {}
+        problems: list[tuple[str, str]] = []
+        for f in obj.fields:
+            if f.name in om.constants:
+                raw = om.constants[f.name]
+                raw = None if raw is None else str(raw)
+            else:
+                col = plan[f.name]
+                raw = record.get(col) if col else None
+            try:
+                typed[f.name] = self._parse(f, raw, stage_lookup)
+            except ValueProblem as exc:
+                problems.append((f.name, str(exc)))
+        return typed, problems
+
+    def _parse(self, f: Field, raw: str | None, stage_lookup: dict[str, str] | None) -> Any:
+        value = raw.strip() if isinstance(raw, str) else raw
+        if value is None or value == "":
+            if f.required:
+                raise ValueProblem("missing required value")
+            return None
+        fmt = self.mapping.formats
+        if f.type in (ID, STR):
+            return value
+        if f.type == INT:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueProblem(f"not a whole number: {value!r}") from None
+            if not math.isfinite(number) or number != int(number):
+                raise ValueProblem(f"not a whole number: {value!r}")
+            return int(number)
+        if f.type == AMOUNT:
+            try:
+                number = float(value.replace(",", "") if fmt.delimiter != "," else value)
+            except ValueError:
+                raise ValueProblem(f"not a number: {value!r}") from None
+            if not math.isfinite(number):
+                raise ValueProblem(f"not a finite number: {value!r}")
+            if number < 0:
+                raise ValueProblem(f"negative amount: {value}")
+            return number
+        if f.type == BOOL:
+            low = value.lower()
+            if low in fmt.true_values:
+                return True
+            if low in fmt.false_values:
+                return False
+            raise ValueProblem(f"not a boolean: {value!r}")
+        if f.type == DATE:
+            return _parse_datetime(value, fmt.date, "date").date()
+        if f.type == TIMESTAMP:
+            return _parse_datetime(value, fmt.timestamp, "timestamp")
+        if f.type == STAGE:
+            if stage_lookup is None:
+                return value
+            if value in stage_lookup.values():
+                return value
+            canonical = stage_lookup.get(value.lower())
+            if canonical is None:
+                known = ", ".join(sorted(stage_lookup.values()))
+                raise ValueProblem(f"unknown stage {value!r} (known: {known})")
+            return canonical
+        raise AssertionError(f"unhandled field type {f.type}")
+
+
+def _parse_datetime(value: str, formats: list[str], kind: str) -> dt.datetime:
+    for pattern in formats:
+        try:
+            return dt.datetime.strptime(value, pattern)
+        except ValueError:
+            continue
+    raise ValueProblem(f"unparseable {kind}: {value!r} (expected {' or '.join(formats[:2])})")

@@ -1,0 +1,205 @@
+"""Land a CRM source into the warehouse's ``raw`` schema with dlt.
+
+One dlt resource per canonical object (``raw.<object>``, replaced on every run:
+extracts are full snapshots) and, beside them, ``raw.rejected_rows`` (appended,
+so a quarantined row is never lost) for every row that failed validation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import json
+
+import dlt
+import duckdb
+from dlt.common.schema.typing import TColumnSchema
+
+from connectors.csv_folder import Batch, ObjectReport
+from connectors.schema import create_table_sql
+from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
+
+DLT_SOURCE_NAME = "crm"
+RAW_DATASET = "raw"
+REJECTED_TABLE = "rejected_rows"
+
+_DLT_TYPES = {
+    ID: "text", STR: "text", STAGE: "text", INT: "bigint", AMOUNT: "double",
+    BOOL: "bool", DATE: "date", TIMESTAMP: "timestamp",
+}
+REJECTED_COLUMNS = {**REJECTED_ROWS_COLUMNS, "_source_system": "VARCHAR", "_loaded_at": "TIMESTAMP", "landing_id": "VARCHAR"}
+
+
+class CrmSource(Protocol):
+    """What landing needs from a CRM source. Sources have no write path."""
+
+    source_system: str
+    reports: dict[str, ObjectReport]
+
+    def read(self, object_name: str, batch_size: int = ...) -> Iterator[Batch]: ...
+
+
+def _column_hints(obj: RawObject) -> dict[str, TColumnSchema]:
+    cols: dict[str, TColumnSchema] = {}
+    for f in obj.fields:
+        col: TColumnSchema = {"data_type": _DLT_TYPES[f.type], "nullable": not f.required}
+        if f.type == TIMESTAMP:
+            col["timezone"] = False  # CRM timestamps land as naive UTC
+        cols[f.name] = col
+    cols["_source_system"] = {"data_type": "text"}
+    cols["_source_file"] = {"data_type": "text"}
+    cols["_source_row"] = {"data_type": "bigint"}
+    cols["_loaded_at"] = {"data_type": "timestamp", "timezone": False}
+    return cols
+
+
+class RejectSpool:
+    """Rejected rows spill to a JSONL file while dlt extracts (memory stays flat), then
+    are appended to ``raw.rejected_rows`` by :func:`write_rejections`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("w", encoding="utf-8")
+        self.count = 0
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            self._fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+        self.count += len(rows)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def write_rejections(warehouse: Path, spool: RejectSpool) -> int:
+    """Append the spooled rejections to raw.rejected_rows (created on first use)."""
+    spool.close()
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"create schema if not exists {RAW_DATASET}")
+        cols = ", ".join(f"{k} {v}" for k, v in REJECTED_COLUMNS.items())
+        con.execute(f"create table if not exists {RAW_DATASET}.{REJECTED_TABLE} ({cols})")
+        if spool.count:
+            names = ", ".join(REJECTED_COLUMNS)
+            con.execute(
+                f"insert into {RAW_DATASET}.{REJECTED_TABLE} ({names}) select {names} from read_json(?, columns=?, format='newline_delimited')",
+                [str(spool.path), REJECTED_COLUMNS],
+            )
+    return spool.count
+
+
+def crm_dlt_source(
+    source: CrmSource | None,
+    loaded_at: dt.datetime | None = None,
+    objects: list[str] | None = None,
+    spool: RejectSpool | None = None,
+    load_id: str | None = None,
+):
+    """The dlt source for a CRM source. ``source=None`` builds the shape only (for asset definitions)."""
+    names = objects or list(RAW_OBJECTS)
+
+    def rows_of(obj: RawObject) -> Iterator[Any]:
+        if source is None:
+            raise RuntimeError("crm_dlt_source was built without a CRM source; pass one to run it")
+        stamp = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for batch in source.read(obj.name):
+            for row in batch.rows:
+                row["_source_system"] = source.source_system
+                row["_loaded_at"] = stamp
+            if batch.rows:
+                yield batch.rows
+            if batch.rejected:
+                if spool is None:
+                    raise RuntimeError(f"{len(batch.rejected)} rejected {obj.name} rows and no spool to keep them")
+                for row in batch.rejected:
+                    row["_source_system"] = source.source_system
+                    row["_loaded_at"] = stamp
+                    row["landing_id"] = load_id
+                spool.add(batch.rejected)
+
+    @dlt.source(name=DLT_SOURCE_NAME, max_table_nesting=0)
+    def crm():
+        for name in names:
+            obj = RAW_OBJECTS[name]
+            yield dlt.resource(
+                rows_of(obj),
+                name=name,
+                table_name=name,
+                write_disposition="replace",
+                columns=_column_hints(obj),
+            )
+
+    return crm()
+
+
+def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path):
+    """dlt pipeline writing into ``raw`` of the DuckDB warehouse."""
+    return dlt.pipeline(
+        pipeline_name="crm_landing",
+        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        dataset_name=RAW_DATASET,
+        pipelines_dir=str(pipelines_dir),
+        progress=dlt.progress.log(log_period=30, dump_system_stats=False),
+    )
+
+
+LANDING_REPORTS_TABLE = "landing_reports"
+
+
+def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_at: dt.datetime) -> list[dict[str, Any]]:
+    """Make raw/ reflect exactly this extract and record what each object landed.
+
+    Objects the source lacks (or that came back empty) get an empty table, so dbt
+    always finds its inputs and dependent rules can say "not applicable".
+    """
+    reports = []
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"create schema if not exists {RAW_DATASET}")
+        for name, obj in RAW_OBJECTS.items():
+            rep = source.reports.get(name)
+            rows = rep.rows if rep else 0
+            con.execute(create_table_sql(obj, RAW_DATASET))
+            if rows == 0:
+                con.execute(f"delete from {RAW_DATASET}.{name}")
+            reports.append(
+                {
+                    "landing_id": landing_id,
+                    "loaded_at": loaded_at,
+                    "object": name,
+                    "source_system": source.source_system,
+                    "source_file": rep.source_file if rep else None,
+                    "present": bool(rep and rep.present),
+                    "rows": rows,
+                    "rejected": rep.rejected if rep else 0,
+                    "skipped": rep.skipped if rep else 0,
+                }
+            )
+        con.execute(
+            f"""create table if not exists {RAW_DATASET}.{LANDING_REPORTS_TABLE} (
+                landing_id VARCHAR, loaded_at TIMESTAMP, object VARCHAR, source_system VARCHAR,
+                source_file VARCHAR, present BOOLEAN, rows BIGINT, rejected BIGINT, skipped BIGINT)"""
+        )
+        con.executemany(
+            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [list(r.values()) for r in reports],
+        )
+    return reports
+
+
+def latest_landing_report(con, object_name: str) -> dict[str, Any] | None:
+    """The most recent landing report row for an object (None before the first landing)."""
+    try:
+        cur = con.execute(
+            f"select * from {RAW_DATASET}.{LANDING_REPORTS_TABLE} where object = ? order by loaded_at desc limit 1",
+            [object_name],
+        )
+    except duckdb.CatalogException:
+        return None
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cur.description], row))

@@ -1,0 +1,50 @@
+"""Asset checks on landed data: quarantined rows per object (Great Expectations checks are added beside)."""
+
+
+import duckdb
+import dagster as dg
+
+from connectors.landing import latest_landing_report
+from connectors.schema import RAW_OBJECTS
+from orchestration.assets.landing import raw_key
+from orchestration.resources import SupervisorSettings
+
+
+def _rejected_rows_check(object_name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=raw_key(object_name),
+        name="no_rejected_rows",
+        description=f"Rows of {object_name} quarantined at landing (raw.rejected_rows); warns when any were.",
+        blocking=False,
+    )
+    def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
+        settings = supervisor.settings()
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            report = latest_landing_report(con, object_name)
+            if report is None:
+                return dg.AssetCheckResult(passed=False, description=f"raw.{object_name} has not been landed yet")
+            rejected = report["rejected"]
+            samples = con.execute(
+                "select row_number, field, reason from raw.rejected_rows where landing_id = ? and object = ? "
+                "order by row_number limit 5",
+                [report["landing_id"], object_name],
+            ).fetchall()
+        by_field = ", ".join(f"row {r}: {reason}" for r, _, reason in samples)
+        return dg.AssetCheckResult(
+            passed=rejected == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                f"raw.{object_name}: {rejected} row(s) of {report['source_file']} quarantined in raw.rejected_rows"
+                + (f" (e.g. {by_field})" if samples else "")
+            ),
+            metadata={
+                "rows_rejected": dg.MetadataValue.int(rejected),
+                "rows_landed": dg.MetadataValue.int(report["rows"]),
+                "source_file": str(report["source_file"]),
+            },
+        )
+
+    return _check
+
+
+rejected_rows_checks = [_rejected_rows_check(name) for name in RAW_OBJECTS]

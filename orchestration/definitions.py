@@ -1,0 +1,28 @@
+"""The sales-supervisor code location (loaded by workspace.yaml)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+from dagster_dlt import DagsterDltResource
+
+from orchestration.assets.dbt import dbt_models, dbt_project
+from sales_supervisor.dbt import DBT_EXECUTABLE
+from orchestration.assets.landing import crm_landing
+from orchestration.checks import rejected_rows_checks
+from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
+from orchestration.resources import SupervisorSettings
+
+defs = dg.Definitions(
+    assets=[crm_landing, dbt_models],
+    asset_checks=[*rejected_rows_checks],
+    jobs=[daily_supervisor_job],
+    schedules=[weekday_morning_schedule],
+    resources={
+        "supervisor": SupervisorSettings(),
+        "dlt": DagsterDltResource(),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+    },
+    # DuckDB admits one writing process: run a job's steps one after another, in one process.
+    executor=dg.in_process_executor,
+)

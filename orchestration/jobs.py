@@ -1,0 +1,22 @@
+"""The daily job and its weekday-morning schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+daily_supervisor_job = dg.define_asset_job(
+    "daily_supervisor_job",
+    selection=dg.AssetSelection.all(),
+    description="Land the CRM, build the marts and the semantic layer, and run every check.",
+)
+
+# Schedules are declared when the code location loads; the time and timezone are
+# the two settings read there (Dagster's EnvVar, with defaults).
+weekday_morning_schedule = dg.ScheduleDefinition(
+    name="weekday_morning",
+    job=daily_supervisor_job,
+    cron_schedule=dg.EnvVar("SALES_SUPERVISOR_SCHEDULE_CRON").get_value("30 6 * * 1-5"),
+    execution_timezone=dg.EnvVar("SALES_SUPERVISOR_SCHEDULE_TIMEZONE").get_value("Europe/London"),
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every weekday morning: run the supervisor on the latest CRM extract.",
+)

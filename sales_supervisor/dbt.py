@@ -1,0 +1,29 @@
+"""Running the dbt CLI of this environment (the one beside the running Python)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sales_supervisor.settings import DBT_PROJECT_DIR
+
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
+
+
+class DbtError(RuntimeError):
+    pass
+
+
+def parse_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> Path:
+    """`dbt parse`: writes manifest.json and semantic_manifest.json; raises with dbt's own message."""
+    proc = subprocess.run(
+        [DBT_EXECUTABLE, "parse", "--profiles-dir", str(project_dir), "--target-path", target_path, "--quiet"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise DbtError(f"dbt parse failed in {project_dir}:\n{proc.stdout}\n{proc.stderr}".strip())
+    return project_dir / target_path / "manifest.json"
