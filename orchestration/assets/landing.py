@@ -60,20 +60,20 @@ def crm_landing(context: AssetExecutionContext, dlt: DagsterDltResource, supervi
 
     source = open_crm_source(settings, progress)
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    spool = RejectSpool(settings.home_dir / "landing" / f"rejected-{context.run_id}.jsonl")
+    spool = RejectSpool(settings.home_dir / "landing" / f"rejected-{context.run.run_id}.jsonl")
     selected = [key.path[-1] for key in context.selected_asset_keys]
     results = []
     try:
         for result in dlt.run(
             context=context,
-            dlt_source=crm_dlt_source(source, loaded_at, selected, spool, context.run_id),
+            dlt_source=crm_dlt_source(source, loaded_at, selected, spool, context.run.run_id),
             dlt_pipeline=crm_dlt_pipeline(settings.warehouse_path, settings.home_dir / "dlt"),
         ):
             results.append(result)
     finally:
         # Quarantined rows are kept even when the load itself fails.
         write_rejections(settings.warehouse_path, spool)
-    reports = {r["object"]: r for r in finish_landing(settings.warehouse_path, source, context.run_id, loaded_at)}
+    reports = {r["object"]: r for r in finish_landing(settings.warehouse_path, source, context.run.run_id, loaded_at)}
     for result in results:
         report = reports[result.asset_key.path[-1]]
         yield dg.MaterializeResult(

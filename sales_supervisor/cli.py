@@ -1,0 +1,139 @@
+"""The `sales-supervisor` command line: what a person does outside the Dagster UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sales_supervisor.settings import Settings
+
+app = typer.Typer(
+    name="sales-supervisor",
+    help="A governed sales supervisor on Dagster and a dbt semantic layer. Every command has --help.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Folder for all local state (default ./var, or SALES_SUPERVISOR_HOME).")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Run as of this date (YYYY-MM-DD). Default: the demo anchor for the demo CRM, else today.")]
+
+
+def _settings(**overrides) -> Settings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if "as_of" in clean:
+        try:
+            clean["as_of"] = dt.date.fromisoformat(clean["as_of"])
+        except ValueError:
+            err.print(f"[red]--as-of must be a date like 2026-10-01, got {clean['as_of']!r}[/red]")
+            raise typer.Exit(2) from None
+    try:
+        return Settings(**clean)
+    except Exception as exc:  # pydantic ValidationError: show it plainly
+        err.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _print_run(summary, settings: Settings, started: float) -> None:
+    from sales_supervisor.pipeline import warehouse_counts
+
+    status = "[green]succeeded[/green]" if summary.success else "[red]FAILED[/red]"
+    console.print(f"\nRun {summary.run_id[:8]} {status} in {time.monotonic() - started:.0f} s (as of {summary.as_of}).")
+    for failure in summary.failures:
+        console.print(f"  [red]step failed[/red] {failure}")
+    counts = warehouse_counts(summary.warehouse)
+    table = Table(title="What it produced", show_lines=False)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+    checks = summary.checks
+    failed = summary.failed_checks
+    console.print(f"Checks: {len(checks) - len(failed)} of {len(checks)} passed.")
+    for c in failed:
+        colour = "yellow" if c["severity"] == "WARN" else "red"
+        console.print(f"  [{colour}]{c['severity']}[/{colour}] {c['asset']} {c['check']}: {c['description']}")
+    console.print(
+        "\nWhere things are:\n"
+        f"  warehouse (DuckDB)   {settings.warehouse_path}\n"
+        f"  demo CRM extract     {settings.demo_dir if settings.crm_source == 'demo' else settings.csv_folder}\n"
+        f"  Dagster run history  {settings.home_dir / 'dagster'}   (see it with: make dev)\n"
+    )
+
+
+@app.command()
+def run(
+    home: HomeOpt = None,
+    as_of: AsOfOpt = None,
+    source: Annotated[Optional[str], typer.Option(help="CRM source: demo or csv.")] = None,
+    csv_folder: Annotated[Optional[Path], typer.Option(help="Folder of CSV exports (with --source csv).")] = None,
+    mapping: Annotated[Optional[Path], typer.Option(help="Column-mapping YAML for the CSV folder.")] = None,
+    scale: Annotated[Optional[int], typer.Option(help="Demo CRM scale (multiplies reps and deals).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's step logs.")] = False,
+) -> None:
+    """Run the daily job once (landing, dbt marts, semantic layer, checks) and print what it produced."""
+    settings = _settings(home=home, as_of=as_of, crm_source=source, csv_folder=csv_folder, csv_mapping=mapping, demo_scale=scale)
+    from sales_supervisor.pipeline import run_daily_job
+
+    started = time.monotonic()
+    console.print(
+        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
+        f"(state in {settings.home_dir}); this takes a minute or two..."
+    )
+    summary = run_daily_job(settings, log_level="INFO" if verbose else "WARNING")
+    _print_run(summary, settings, started)
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    home: HomeOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Dagster's step logs.")] = False,
+) -> None:
+    """Run the whole pipeline once on the built-in demo CRM (what `make demo` does)."""
+    run(home=home, as_of=None, source="demo", csv_folder=None, mapping=None, scale=None, verbose=verbose)
+
+
+@app.command("generate-demo-crm")
+def generate_demo_crm_cmd(
+    out: Annotated[Path, typer.Option(help="Folder to write the CSV files into (must not exist or be empty).")],
+    scale: Annotated[int, typer.Option(min=1, help="Multiplies reps and deals (1 = 24 reps, ~3,600 deals).")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical files.")] = 7,
+) -> None:
+    """Write the demo CRM (CSV files, ground truth of planted risks, manifest) to a folder."""
+    from connectors.demo.generator import generate_demo_crm
+
+    if out.exists() and any(out.iterdir()):
+        err.print(f"[red]{out} exists and is not empty; choose a new folder.[/red]")
+        raise typer.Exit(2)
+    started = time.monotonic()
+    last = [0.0]
+
+    def progress(phase: str, count: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > 2:
+            last[0] = now
+            err.print(f"  {phase}: {count:,}")
+
+    manifest = generate_demo_crm(out, seed=seed, scale=scale, progress=progress)
+    console.print(f"Wrote the demo CRM (seed {seed}, scale {scale}) to {out} in {time.monotonic() - started:.1f} s:")
+    for name, n in manifest.get("row_counts", {}).items():
+        console.print(f"  {name:<24} {n:>12,}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

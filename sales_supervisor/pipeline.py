@@ -1,0 +1,104 @@
+"""Run the daily job in-process (what `make demo` and `sales-supervisor run` do) and summarise it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from sales_supervisor.settings import Settings
+
+
+@dataclass
+class RunSummary:
+    success: bool
+    run_id: str
+    as_of: dt.date
+    warehouse: Path
+    materialized: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[dict[str, Any]]:
+        return [c for c in self.checks if not c["passed"]]
+
+
+def use_local_dagster_home(settings: Settings) -> Path:
+    """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_daily_job(settings: Settings, *, log_level: str = "WARNING", selection: list[str] | None = None) -> RunSummary:
+    import dagster as dg
+
+    use_local_dagster_home(settings)
+    # Settings chosen on the command line reach the run through the resource's config.
+    from orchestration.definitions import defs
+
+    job = defs.get_job_def("daily_supervisor_job")
+    supervisor_config = {
+        "home": str(settings.home_dir),
+        "crm_source": settings.crm_source,
+        "csv_folder": str(settings.csv_folder) if settings.csv_folder else None,
+        "csv_mapping": str(settings.csv_mapping) if settings.csv_mapping else None,
+        "demo_seed": settings.demo_seed,
+        "demo_scale": settings.demo_scale,
+        "as_of": settings.effective_as_of().isoformat(),
+    }
+    run_config = {
+        "resources": {"supervisor": {"config": {k: v for k, v in supervisor_config.items() if v is not None}}},
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+    kwargs: dict[str, Any] = {}
+    if selection:
+        kwargs["asset_selection"] = [dg.AssetKey.from_user_string(s) for s in selection]
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+    summary = RunSummary(
+        success=result.success,
+        run_id=result.run_id,
+        as_of=settings.effective_as_of(),
+        warehouse=settings.warehouse_path,
+    )
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            summary.materialized.append(event.asset_key.to_user_string())
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            summary.checks.append(
+                {
+                    "asset": data.asset_key.to_user_string(),
+                    "check": data.check_name,
+                    "passed": data.passed,
+                    "severity": data.severity.value if data.severity else "ERROR",
+                    "description": data.description or "",
+                }
+            )
+        elif event.event_type_value == "STEP_FAILURE":
+            err = event.event_specific_data.error
+            summary.failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+    return summary
+
+
+def warehouse_counts(warehouse: Path) -> dict[str, int]:
+    """Row counts of the landed tables and the marts."""
+    counts: dict[str, int] = {}
+    if not warehouse.exists():
+        return counts
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema in ('raw', 'marts', 'semantic') and table_name not like '\\_dlt%' escape '\\' "
+            "order by table_schema, table_name"
+        ).fetchall()
+        for schema, name in tables:
+            counts[f"{schema}.{name}"] = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+    return counts

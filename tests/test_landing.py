@@ -1,0 +1,153 @@
+"""Landing: the CSV folder source, its mapping, quarantine of bad rows, and the Dagster assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from connectors.csv_folder import CsvFolderSource
+from connectors.mapping import MappingError, load_mapping
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BAD_ROWS = FIXTURES / "csv_bad_rows"
+SALESFORCE_EXPORT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "salesforce_de_sample_export"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _read_all(source: CsvFolderSource, name: str):
+    rows, rejected = [], []
+    for batch in source.read(name, batch_size=2):
+        rows += batch.rows
+        rejected += batch.rejected
+    return rows, rejected
+
+
+def test_bad_rows_are_quarantined_with_file_row_field_and_reason():
+    source = CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml")
+    rows, rejected = _read_all(source, "opportunities")
+    assert [r["opportunity_id"] for r in rows] == ["D-1", "D-7"]
+    by_row = {r["row_number"]: r for r in rejected}
+    assert set(by_row) == {2, 3, 4, 5, 6}
+    assert all(r["source_file"] == "Deals.csv" and r["object"] == "opportunities" for r in rejected)
+    assert by_row[2]["field"] == "opportunity_id" and "missing required value" in by_row[2]["reason"]
+    assert by_row[3]["field"] == "created_at" and "unparseable timestamp: '31/02/2026'" in by_row[3]["reason"]
+    assert by_row[4]["field"] == "amount" and "negative amount" in by_row[4]["reason"]
+    assert by_row[5]["field"] == "stage" and "unknown stage 'Limbo'" in by_row[5]["reason"]
+    assert by_row[6]["field"] == "stage, amount"  # every problem of a row is named
+    # nothing is lost: the row as read travels with the rejection
+    assert '"Deal Name": "Negative value"' in by_row[4]["raw_record"]
+    assert source.reports["opportunities"].rows == 2 and source.reports["opportunities"].rejected == 5
+
+
+def test_typed_values_follow_the_canonical_schema():
+    source = CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml")
+    rows, _ = _read_all(source, "opportunities")
+    good = rows[0]
+    assert good["amount"] == 12000.0
+    assert good["created_at"].isoformat() == "2026-01-05T09:00:00"
+    assert good["close_date"].isoformat() == "2026-11-30"
+    assert good["next_step"] == "call Friday"
+    stages, _ = _read_all(source, "stages")
+    assert [(s["stage"], s["stage_order"], s["is_closed"], s["is_won"]) for s in stages][-2:] == [
+        ("Won", 3, True, True),
+        ("Lost", 4, True, False),
+    ]
+
+
+def test_optional_objects_may_be_absent_but_opportunities_are_required(tmp_path):
+    source = CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml")
+    assert list(source.read("activities")) == []
+    assert source.reports["activities"].present is False
+    (tmp_path / "stages.csv").write_text("stage,stage_order,is_closed,is_won\nOpen,1,false,false\n")
+    with pytest.raises(MappingError, match="required object 'opportunities' not found"):
+        list(CsvFolderSource(tmp_path).read("opportunities"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("objects: {opportunities: {file: a.csv}}\n", "stages: list the CRM's stages"),
+        ("stages: [{name: A, order: 1}]\nobjects: {deals: {file: a.csv}}\n", "unknown object 'deals'"),
+        (
+            "stages: [{name: A, order: 1}]\nobjects: {opportunities: {file: a.csv, columns: {price: Value}}}\n",
+            "unknown canonical field 'price'",
+        ),
+        ("stages: [{name: A, order: 1, won: true}]\nobjects: {opportunities: {file: a.csv}}\n", "won: true requires closed: true"),
+        ("- just\n- a list\n", "expected a mapping at the top level"),
+    ],
+)
+def test_mapping_errors_name_the_file_and_the_field(tmp_path, text, message):
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text)
+    with pytest.raises(MappingError) as info:
+        load_mapping(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_a_mapped_column_missing_from_the_file_is_a_clear_error(tmp_path):
+    (tmp_path / "Deals.csv").write_text("Id,Stage\n1,Open\n")
+    (tmp_path / "m.yaml").write_text(
+        "stages: [{name: Open, order: 1}]\nobjects: {opportunities: {file: Deals.csv, columns: {opportunity_id: Id, created_at: Created}}}\n"
+    )
+    with pytest.raises(MappingError, match=r"Deals.csv: mapped column\(s\) 'Created' not in the file's header"):
+        list(CsvFolderSource(tmp_path, tmp_path / "m.yaml").read("opportunities"))
+
+
+@pytest.mark.skipif(not SALESFORCE_EXPORT.exists(), reason="shared Salesforce sample not present")
+def test_the_real_salesforce_data_export_reads_through_its_mapping():
+    source = CsvFolderSource(SALESFORCE_EXPORT, REPO / "connectors" / "mappings" / "salesforce_data_export.yaml")
+    opps, rejected = _read_all(source, "opportunities")
+    assert len(opps) == 31 and rejected == []
+    history, rejected = _read_all(source, "stage_history")
+    assert len(history) == 62 and rejected == []
+    accounts, rejected = _read_all(source, "accounts")
+    assert len(accounts) == 12 and rejected == []
+    won = [o for o in opps if o["is_won"]]
+    assert len(won) == 18 and all(o["is_closed"] for o in won)
+
+
+def test_landing_assets_quarantine_bad_rows_and_the_check_reports_them(tmp_path):
+    """A real Dagster materialisation of the landing assets and their checks on a CSV export with bad rows."""
+    from dagster_dlt import DagsterDltResource
+
+    from orchestration.assets.landing import crm_landing
+    from orchestration.checks import rejected_rows_checks
+    from orchestration.resources import SupervisorSettings
+
+    supervisor = SupervisorSettings(
+        home=str(tmp_path / "var"), crm_source="csv", csv_folder=str(BAD_ROWS), csv_mapping=str(BAD_ROWS / "mapping.yaml")
+    )
+    result = dg.materialize(
+        [crm_landing, *rejected_rows_checks],
+        resources={"supervisor": supervisor, "dlt": DagsterDltResource()},
+        raise_on_error=False,
+    )
+    assert result.success
+    warehouse = tmp_path / "var" / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select opportunity_id from raw.opportunities order by 1").fetchall() == [("D-1",), ("D-7",)]
+        rejected = con.execute(
+            "select object, source_file, row_number, field from raw.rejected_rows order by object, row_number"
+        ).fetchall()
+        # every table exists, even for objects the export lacks
+        assert con.execute("select count(*) from raw.activities").fetchone()[0] == 0
+        assert con.execute("select _source_system from raw.opportunities limit 1").fetchone()[0] == "acme_crm"
+    assert ("accounts", "Companies.csv", 2, "employees") in rejected
+    assert [r[2] for r in rejected if r[0] == "opportunities"] == [2, 3, 4, 5, 6]
+
+    evaluations = {
+        (e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()
+    }
+    opp_check = evaluations[("raw/opportunities", "no_rejected_rows")]
+    assert not opp_check.passed
+    assert opp_check.severity == dg.AssetCheckSeverity.WARN
+    assert "raw.opportunities: 5 row(s) of Deals.csv quarantined" in opp_check.description
+    assert "row 2: opportunity_id: missing required value" in opp_check.description
+    assert evaluations[("raw/stages", "no_rejected_rows")].passed
+    mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert mats["raw/opportunities"]["rows_rejected"].value == 5
+    assert mats["raw/opportunities"]["rows_landed"].value == 2
