@@ -48,3 +48,40 @@ def _rejected_rows_check(object_name: str) -> dg.AssetChecksDefinition:
 
 
 rejected_rows_checks = [_rejected_rows_check(name) for name in RAW_OBJECTS]
+
+
+# Above this many rows a reproducible sample is validated (the result says so).
+GX_MAX_ROWS = 200_000
+
+
+def _gx_check(table_key: str) -> dg.AssetChecksDefinition:
+    schema, _, table = table_key.partition(".")
+
+    @dg.asset_check(
+        asset=dg.AssetKey([schema, table]),
+        name="great_expectations",
+        description=f"Great Expectations suite for {table_key} (expectations/suites.py).",
+        blocking=False,
+    )
+    def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
+        from expectations.validation import validate_table
+
+        outcome = validate_table(supervisor.settings().warehouse_path, table_key, max_rows=GX_MAX_ROWS)
+        return dg.AssetCheckResult(
+            passed=outcome.success,
+            description=outcome.describe(),
+            metadata={
+                "rows_checked": dg.MetadataValue.int(outcome.rows_checked),
+                "expectations": dg.MetadataValue.int(outcome.checks_run),
+                "failed_expectations": dg.MetadataValue.int(len(outcome.failures)),
+                "sampled": outcome.sampled,
+            },
+        )
+
+    return _check
+
+
+def gx_checks() -> list[dg.AssetChecksDefinition]:
+    from expectations.suites import SUITES
+
+    return [_gx_check(key) for key in SUITES]
