@@ -34,8 +34,9 @@ test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
 test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 	$(BIN)/python -m pytest -m "not slow"
 
-dev: $(STAMP)  ## start the Dagster UI on the code location
-	$(BIN)/dagster dev -w workspace.yaml
+dev: $(STAMP)  ## start the Dagster UI (http://127.0.0.1:3000) with the run history of make demo
+	@mkdir -p $${SALES_SUPERVISOR_HOME:-var}/dagster
+	DAGSTER_HOME=$$(cd $${SALES_SUPERVISOR_HOME:-var}/dagster && pwd) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster dev -w workspace.yaml
 
 clean:  ## remove local state (var/) and the environment
 	rm -rf var $(VENV) dbt_project/target dbt_project/logs

@@ -1,0 +1,24 @@
+with
+
+source as (
+    select * from {{ source('crm', 'contacts') }}
+),
+
+renamed as (
+    select
+        contact_id,
+        account_id,
+        trim(contact_name) as contact_name,
+        trim(title) as title,
+        -- 'Decision Maker', 'decision-maker' and 'decision_maker' are one role
+        replace(replace(lower(trim(buying_role)), ' ', '_'), '-', '_') as buying_role,
+        trim(email) as email,
+
+        _source_system,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,25 @@
+with
+
+source as (
+    select * from {{ source('crm', 'reps') }}
+),
+
+renamed as (
+    select
+        rep_id,
+        manager_id,
+        trim(rep_name) as rep_name,
+        trim(email) as email,
+        trim(slack_user_id) as slack_user_id,
+        lower(trim(segment)) as segment,
+        hired_on,
+        is_active,
+
+        _source_system,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+)
+
+select * from renamed

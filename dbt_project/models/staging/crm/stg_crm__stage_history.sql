@@ -1,0 +1,21 @@
+with
+
+source as (
+    select * from {{ source('crm', 'stage_history') }}
+),
+
+renamed as (
+    select
+        stage_history_id,
+        opportunity_id,
+        trim(stage) as stage,
+        entered_at,
+
+        _source_system,
+        _source_file,
+        _source_row,
+        _loaded_at
+    from source
+)
+
+select * from renamed
