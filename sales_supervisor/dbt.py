@@ -27,3 +27,21 @@ def parse_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "t
     if proc.returncode != 0:
         raise DbtError(f"dbt parse failed in {project_dir}:\n{proc.stdout}\n{proc.stderr}".strip())
     return project_dir / target_path / "manifest.json"
+
+
+def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> bool:
+    """True when the manifest is missing or older than any model, macro, test or semantic YAML.
+
+    A stale manifest would give Dagster an asset graph that disagrees with what
+    `dbt build` runs, so the code location re-parses instead.
+    """
+    manifest = project_dir / target_path / "manifest.json"
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    roots = [project_dir / "models", project_dir / "macros", project_dir / "tests", project_dir.parent / "semantic_models"]
+    files = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    for root in roots:
+        if root.exists():
+            files.extend(p for p in root.rglob("*") if p.suffix in {".sql", ".yml", ".yaml"})
+    return any(f.stat().st_mtime > built for f in files if f.exists())

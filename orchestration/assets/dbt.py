@@ -2,7 +2,6 @@
 
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,12 +10,13 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import SupervisorSettings
-from sales_supervisor.dbt import DBT_EXECUTABLE, parse_dbt_project
+from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# `dagster dev` re-parses on start; elsewhere parse once when no manifest exists (fresh clone).
-if os.getenv("DAGSTER_IS_DEV_CLI") or not dbt_project.manifest_path.exists():
+# Parse when the manifest is missing (fresh clone) or older than the project's files,
+# so the asset graph always matches what `dbt build` runs.
+if manifest_is_stale():
     parse_dbt_project()
 
 DEFAULT_OWNERS = ["team:analytics-engineering"]

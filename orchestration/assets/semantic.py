@@ -1,0 +1,85 @@
+"""The semantic layer in Dagster: one asset per MetricFlow saved query (found in the dbt manifest)."""
+
+import json
+from pathlib import Path
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from orchestration.assets.dbt import dbt_project, dbt_translator
+from orchestration.resources import SupervisorSettings
+
+SEMANTIC_GROUP = "semantic_layer"
+
+
+def _model_deps(manifest: dict, unique_id: str, seen: set[str] | None = None) -> set[str]:
+    """The dbt models a saved query ultimately reads (saved query -> metrics -> semantic models -> models)."""
+    seen = seen if seen is not None else set()
+    node = next(
+        (manifest[kind][unique_id] for kind in ("saved_queries", "metrics", "semantic_models", "nodes") if unique_id in manifest.get(kind, {})),
+        None,
+    )
+    if node is None or unique_id in seen:
+        return set()
+    seen.add(unique_id)
+    if unique_id.startswith("model."):
+        return {unique_id}
+    found: set[str] = set()
+    for dep in node.get("depends_on", {}).get("nodes", []):
+        found |= _model_deps(manifest, dep, seen)
+    return found
+
+
+def saved_query_specs(manifest_path: Path) -> list[dg.AssetSpec]:
+    manifest = json.loads(manifest_path.read_text())
+    specs = []
+    for unique_id, sq in sorted(manifest.get("saved_queries", {}).items()):
+        deps = [dbt_translator.get_asset_key(manifest["nodes"][m]) for m in sorted(_model_deps(manifest, unique_id))]
+        params = sq.get("query_params", {})
+        specs.append(
+            dg.AssetSpec(
+                key=dg.AssetKey(["semantic", sq["name"]]),
+                deps=deps,
+                group_name=SEMANTIC_GROUP,
+                description=(sq.get("description") or f"Saved query {sq['name']}.")
+                + " Stored in semantic."
+                + sq["name"]
+                + "; every request is kept with its SQL and manifest hash in semantic.semantic_queries.",
+                owners=["team:analytics-engineering"],
+                kinds={"metricflow", "duckdb"},
+                metadata={
+                    "metrics": ", ".join(params.get("metrics", [])),
+                    "group_by": ", ".join(params.get("group_by", [])),
+                },
+            )
+        )
+    return specs
+
+
+@dg.multi_asset(specs=saved_query_specs(dbt_project.manifest_path), can_subset=True, name="semantic_layer", pool="warehouse")
+def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSettings):
+    from agents.baselines import run_saved_query, store_result
+    from agents.semantic_layer import SemanticLayer
+
+    settings = supervisor.settings()
+    as_of = settings.effective_as_of()
+    with SemanticLayer(
+        dbt_project.project_dir,
+        dbt_project.profiles_dir,
+        dbt_project.project_dir / dbt_project.target_path,
+        settings.warehouse_path,
+    ) as layer:
+        results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
+    for key, result in zip(sorted(context.selected_asset_keys), results):
+        store_result(settings.warehouse_path, result, as_of=as_of, run_id=context.run.run_id)
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "query_id": result.query_id,
+                "manifest_hash": result.manifest_hash,
+                "rows": dg.MetadataValue.int(len(result.rows)),
+                "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```"),
+                "preview": dg.MetadataValue.md(result.to_dataframe().head(20).to_markdown(index=False)),
+                "as_of": as_of.isoformat(),
+            },
+        )
