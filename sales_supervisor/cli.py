@@ -67,6 +67,7 @@ def _print_run(summary, settings: Settings, started: float) -> None:
         f"  warehouse (DuckDB)   {settings.warehouse_path}\n"
         f"  demo CRM extract     {settings.demo_dir if settings.crm_source == 'demo' else settings.csv_folder}\n"
         f"  Dagster run history  {settings.home_dir / 'dagster'}   (see it with: make dev)\n"
+        + (f"  step output (dbt)    {summary.log_path}\n" if summary.log_path else "")
     )
 
 
@@ -89,7 +90,7 @@ def run(
         f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
-    summary = run_daily_job(settings, log_level="INFO" if verbose else "WARNING")
+    summary = run_daily_job(settings, log_level="INFO" if verbose else "WARNING", quiet_steps=not verbose)
     _print_run(summary, settings, started)
     if not summary.success:
         raise typer.Exit(1)

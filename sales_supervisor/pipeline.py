@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class RunSummary:
     materialized: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    log_path: Path | None = None
 
     @property
     def failed_checks(self) -> list[dict[str, Any]]:
@@ -36,7 +38,9 @@ def use_local_dagster_home(settings: Settings) -> Path:
     return home
 
 
-def run_daily_job(settings: Settings, *, log_level: str = "WARNING", selection: list[str] | None = None) -> RunSummary:
+def run_daily_job(
+    settings: Settings, *, log_level: str = "WARNING", selection: list[str] | None = None, quiet_steps: bool = True
+) -> RunSummary:
     import dagster as dg
 
     use_local_dagster_home(settings)
@@ -60,13 +64,22 @@ def run_daily_job(settings: Settings, *, log_level: str = "WARNING", selection: 
     kwargs: dict[str, Any] = {}
     if selection:
         kwargs["asset_selection"] = [dg.AssetKey.from_user_string(s) for s in selection]
+    log_dir = settings.home_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+        if quiet_steps:
+            # dbt's per-node output goes to the log file; problems still reach the console.
+            with log_path.open("w") as log, contextlib.redirect_stdout(log):
+                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+        else:
+            result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
     summary = RunSummary(
         success=result.success,
         run_id=result.run_id,
         as_of=settings.effective_as_of(),
         warehouse=settings.warehouse_path,
+        log_path=log_path if quiet_steps else None,
     )
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
