@@ -36,6 +36,7 @@ test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 
 dev: $(STAMP)  ## start the Dagster UI (http://127.0.0.1:3000) with the run history of make demo
 	@mkdir -p $${SALES_SUPERVISOR_HOME:-var}/dagster
+	@test -f $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml
 	DAGSTER_HOME=$$(cd $${SALES_SUPERVISOR_HOME:-var}/dagster && pwd) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster dev -w workspace.yaml
 
 clean:  ## remove local state (var/) and the environment

@@ -9,14 +9,14 @@ from dagster_dlt import DagsterDltResource
 from orchestration.assets.dbt import dbt_models, dbt_project
 from sales_supervisor.dbt import DBT_EXECUTABLE
 from orchestration.assets.landing import crm_landing
-from orchestration.assets.semantic import semantic_layer
+from orchestration.assets.semantic import semantic_checks, semantic_layer
 from orchestration.checks import gx_checks, rejected_rows_checks
 from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
 from orchestration.resources import SupervisorSettings
 
 defs = dg.Definitions(
     assets=[crm_landing, dbt_models, semantic_layer],
-    asset_checks=[*rejected_rows_checks, *gx_checks()],
+    asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks],
     jobs=[daily_supervisor_job],
     schedules=[weekday_morning_schedule],
     resources={

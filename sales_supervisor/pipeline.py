@@ -34,6 +34,9 @@ def use_local_dagster_home(settings: Settings) -> Path:
     """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir / "dagster")
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("# Local Dagster instance of sales-supervisor (runs of `make demo`, shown by `make dev`).\ntelemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -47,7 +50,7 @@ def run_daily_job(
     # Settings chosen on the command line reach the run through the resource's config.
     from orchestration.definitions import defs
 
-    job = defs.get_job_def("daily_supervisor_job")
+    job = defs.resolve_job_def("daily_supervisor_job")
     supervisor_config = {
         "home": str(settings.home_dir),
         "crm_source": settings.crm_source,

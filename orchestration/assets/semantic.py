@@ -83,3 +83,39 @@ def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSetting
                 "as_of": as_of.isoformat(),
             },
         )
+
+
+def _coverage_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
+    name = spec.key.path[-1]
+
+    @dg.asset_check(
+        asset=spec.key,
+        name="covers_every_segment",
+        description=f"semantic.{name} has a row with values for every segment that has deals in marts.fct_opportunities.",
+        blocking=False,
+    )
+    def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
+        import duckdb
+
+        with duckdb.connect(str(supervisor.settings().warehouse_path), read_only=True) as con:
+            columns = [r[0] for r in con.execute(f'describe semantic."{name}"').fetchall()]
+            segment_col = next((c for c in columns if c.endswith("segment")), None)
+            segments = {r[0] for r in con.execute("select distinct segment from marts.fct_opportunities where segment is not null").fetchall()}
+            if segment_col is None:
+                return dg.AssetCheckResult(passed=True, description=f"semantic.{name} is not sliced by segment")
+            covered = {r[0] for r in con.execute(f'select distinct "{segment_col}" from semantic."{name}"').fetchall()}
+        missing = sorted(segments - covered)
+        return dg.AssetCheckResult(
+            passed=not missing,
+            description=(
+                f"semantic.{name}.{segment_col}: no baseline for segment(s) {', '.join(missing)}"
+                if missing
+                else f"semantic.{name} covers all {len(segments)} segments"
+            ),
+            metadata={"segments_missing": dg.MetadataValue.int(len(missing))},
+        )
+
+    return _check
+
+
+semantic_checks = [_coverage_check(spec) for spec in semantic_layer.specs]
