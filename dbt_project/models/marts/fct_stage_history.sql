@@ -12,7 +12,9 @@ opportunities as (
     select
         opportunity_id,
         segment,
-        outcome
+        outcome,
+        closed_at,
+        cycle_days
     from {{ ref('fct_opportunities') }}
 ),
 
@@ -53,6 +55,13 @@ final as (
         coalesce(opportunities.outcome, 'open') as deal_outcome,
         coalesce(stint_activities.meetings_count, 0) as meetings_count,
         coalesce(stint_activities.activities_count, 0) as activities_count,
+        opportunities.closed_at as deal_closed_at,
+        -- The cycle curve by stage: won deals that passed through this stage.
+        case when opportunities.outcome = 'won' then opportunities.cycle_days end as won_cycle_days,
+        case
+            when opportunities.outcome = 'won'
+                then {{ whole_days_between('stints.entered_at', 'opportunities.closed_at') }}
+        end as won_days_to_close,
         stints.source_system
     from stints
     left join stages
