@@ -1,0 +1,65 @@
+"""The review ledger and the tamper-evident audit trail (plain Python: no Dagster).
+
+Open it with ``open_ledger(url)`` (or ``open_ledger(home=<state folder>)`` for
+``<state folder>/ledger.sqlite``); the schema is created and migrated on open.
+"""
+
+from agents.ledger.audit import AuditProblem, AuditReport, verify_audit
+from agents.ledger.business_days import business_days_between, window_start
+from agents.ledger.ledger import (
+    DELIVERY_SEMANTICS,
+    REQUIRED_LIVE_GATES,
+    AlreadyDecided,
+    ApprovedItem,
+    Claim,
+    DecisionStats,
+    DeliveryConflict,
+    GateNotPassed,
+    Ledger,
+    LedgerError,
+    NotApproved,
+    NotAuthorised,
+    SendsHalted,
+    UnknownDelivery,
+    UnknownDigest,
+    UnknownItem,
+    create_ledger_engine,
+    ledger_url,
+    open_ledger,
+    upgrade_schema,
+)
+from agents.ledger.models import AuditRow, Decision, Delivery, Digest, Item, Snooze
+
+__all__ = [
+    "DELIVERY_SEMANTICS",
+    "REQUIRED_LIVE_GATES",
+    "AlreadyDecided",
+    "ApprovedItem",
+    "AuditProblem",
+    "AuditReport",
+    "AuditRow",
+    "Claim",
+    "Decision",
+    "DecisionStats",
+    "Delivery",
+    "DeliveryConflict",
+    "Digest",
+    "GateNotPassed",
+    "Item",
+    "Ledger",
+    "LedgerError",
+    "NotApproved",
+    "NotAuthorised",
+    "SendsHalted",
+    "Snooze",
+    "UnknownDelivery",
+    "UnknownDigest",
+    "UnknownItem",
+    "business_days_between",
+    "create_ledger_engine",
+    "ledger_url",
+    "open_ledger",
+    "upgrade_schema",
+    "verify_audit",
+    "window_start",
+]
