@@ -132,6 +132,111 @@ def generate_demo_crm_cmd(
         console.print(f"  {name:<24} {n:>12,}")
 
 
+audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)
+review_app = typer.Typer(help="Review coaching items from a terminal: list, approve, edit, dismiss.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(review_app, name="review")
+
+
+def _open_ledger(home: Path | None):
+    from agents.ledger import open_ledger
+
+    settings = _settings(home=home)
+    settings.home_dir.mkdir(parents=True, exist_ok=True)
+    return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates())
+
+
+@audit_app.command("verify")
+def audit_verify(
+    home: HomeOpt = None,
+    anchor: Annotated[Optional[str], typer.Option(help="SEQ:HASH of a head recorded elsewhere, to detect rows cut from the end.")] = None,
+) -> None:
+    """Recompute the audit chain; report any altered, deleted or inserted row (exit 1 if tampered)."""
+    from agents.ledger import verify_audit
+
+    anchor_pair = None
+    if anchor:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or not digest:
+            err.print(f"[red]--anchor must look like 42:3f2a...; got {anchor!r}[/red]")
+            raise typer.Exit(2)
+        anchor_pair = (int(seq), digest)
+    with _open_ledger(home) as ledger:
+        report = verify_audit(ledger, anchor_pair)
+    console.print(str(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@review_app.command("list")
+def review_list(
+    home: HomeOpt = None,
+    manager: Annotated[Optional[str], typer.Option(help="Only this manager's items (manager id).")] = None,
+) -> None:
+    """List items waiting for a decision."""
+    with _open_ledger(home) as ledger:
+        items = ledger.pending_items(manager)
+    if not items:
+        console.print("No pending items.")
+        return
+    table = Table(title=f"{len(items)} pending item(s)")
+    for col in ("item", "manager", "rep", "deal", "rule", "severity", "proposed action"):
+        table.add_column(col)
+    for it in items:
+        draft = it.draft or {}
+        table.add_row(it.item_id, it.manager_id, it.rep_id or "", it.opportunity_id or "", it.rule_id, it.severity, str(draft.get("action", ""))[:80])
+    console.print(table)
+
+
+def _decide(item_id: str, action: str, approver: str, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
+    from agents.ledger import AlreadyDecided, NotAuthorised, UnknownItem
+
+    with _open_ledger(home) as ledger:
+        try:
+            decision = ledger.record_decision(item_id, action, approver, "cli", edited_text=edited_text, reason=reason)
+        except NotAuthorised as exc:
+            err.print(f"[red]Refused:[/red] {exc}")
+            raise typer.Exit(3) from None
+        except AlreadyDecided as exc:
+            err.print(f"[yellow]Already decided:[/yellow] {exc}")
+            raise typer.Exit(4) from None
+        except UnknownItem:
+            err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
+            raise typer.Exit(2) from None
+    console.print(f"Recorded: {decision.action} of {item_id} by {approver}.")
+
+
+ApproverOpt = Annotated[str, typer.Option("--as", help="Your approver id (the rep's manager, or an allow-listed delegate).")]
+
+
+@review_app.command("approve")
+def review_approve(item_id: str, approver: ApproverOpt, home: HomeOpt = None) -> None:
+    """Approve an item as drafted."""
+    _decide(item_id, "approve", approver, home)
+
+
+@review_app.command("edit")
+def review_edit(
+    item_id: str,
+    approver: ApproverOpt,
+    text: Annotated[str, typer.Option(help="The action as it should be sent.")],
+    home: HomeOpt = None,
+) -> None:
+    """Approve an item with your own wording."""
+    _decide(item_id, "edit", approver, home, edited_text=text)
+
+
+@review_app.command("dismiss")
+def review_dismiss(
+    item_id: str,
+    approver: ApproverOpt,
+    reason: Annotated[Optional[str], typer.Option(help="Why (helps tune the policy).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Dismiss an item; nothing is sent."""
+    _decide(item_id, "dismiss", approver, home, reason=reason)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

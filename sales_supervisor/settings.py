@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     demo_seed: int = 7
     demo_scale: int = Field(default=1, ge=1)
     as_of: dt.date | None = Field(default=None, description="Run as-of date; default: the demo anchor for the demo CRM, else today.")
+    ledger_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the review ledger; default: SQLite file <home>/ledger.sqlite."
+    )
+    delegates_file: Path | None = Field(
+        default=None, description="YAML mapping manager_id -> list of approver ids allowed to decide for them."
+    )
 
     @cached_property
     def home_dir(self) -> Path:
@@ -46,6 +52,16 @@ class Settings(BaseSettings):
     @property
     def demo_dir(self) -> Path:
         return self.home_dir / "demo_crm" / f"seed{self.demo_seed}_scale{self.demo_scale}"
+
+    def delegates(self) -> dict[str, list[str]]:
+        if self.delegates_file is None:
+            return {}
+        import yaml
+
+        data = yaml.safe_load(self.delegates_file.read_text()) or {}
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise ValueError(f"{self.delegates_file}: expected 'manager_id: [approver_id, ...]' entries")
+        return {str(k): [str(x) for x in v] for k, v in data.items()}
 
     def effective_as_of(self) -> dt.date:
         if self.as_of is not None:
