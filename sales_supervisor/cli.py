@@ -179,13 +179,15 @@ def review_list(
     if not items:
         console.print("No pending items.")
         return
-    table = Table(title=f"{len(items)} pending item(s)")
-    for col in ("item", "manager", "rep", "deal", "rule", "severity", "proposed action"):
-        table.add_column(col)
+    console.print(f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU`:\n")
     for it in items:
         draft = it.draft or {}
-        table.add_row(it.item_id, it.manager_id, it.rep_id or "", it.opportunity_id or "", it.rule_id, it.severity, str(draft.get("action", ""))[:80])
-    console.print(table)
+        console.print(
+            f"[bold]{it.item_id}[/bold]  [{it.severity}] {it.rule_id}  deal {it.opportunity_id or '-'}  "
+            f"rep {it.rep_id or '-'}  manager {it.manager_id}",
+            soft_wrap=True,
+        )
+        console.print(f"    {draft.get('action', '(no draft)')}", soft_wrap=True)
 
 
 def _decide(item_id: str, action: str, approver: str, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
