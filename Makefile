@@ -31,6 +31,9 @@ demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
 test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
 	$(BIN)/python -m pytest
 
+eval: $(STAMP)  ## run the drafting eval gate (template drafter offline; Claude when ANTHROPIC_API_KEY is set)
+	$(BIN)/sales-supervisor eval
+
 test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 	$(BIN)/python -m pytest -m "not slow"
 

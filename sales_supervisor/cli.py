@@ -132,6 +132,22 @@ def generate_demo_crm_cmd(
         console.print(f"  {name:<24} {n:>12,}")
 
 
+@app.command("eval")
+def eval_cmd(
+    drafter: Annotated[str, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set, else template), template or claude.")] = "auto",
+    gate: Annotated[float, typer.Option(help="Minimum overall pass rate; below it the command exits 1.")] = 0.9,
+    out: Annotated[Optional[Path], typer.Option(help="Where to store the result (default <home>/evals/latest.json, read by the live-mode gate).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Run the drafter over the golden set, print pass rates per property, store the result for the live-mode gate."""
+    from evals.run import main as eval_main
+
+    settings = _settings(home=home)
+    target = out or settings.home_dir / "evals" / "latest.json"
+    code = eval_main(["--drafter", drafter, "--gate", str(gate), "--out", str(target)])
+    raise typer.Exit(code or 0)
+
+
 audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)
 review_app = typer.Typer(help="Review coaching items from a terminal: list, approve, edit, dismiss.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
