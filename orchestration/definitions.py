@@ -9,18 +9,20 @@ from dagster_dlt import DagsterDltResource
 from orchestration.assets.dbt import dbt_models, dbt_project
 from sales_supervisor.dbt import DBT_EXECUTABLE
 from orchestration.assets.landing import crm_landing
+from orchestration.assets.risk import coaching_drafts, risk_flags, risk_flags_evidence_rate
 from orchestration.assets.semantic import semantic_checks, semantic_layer
 from orchestration.checks import gx_checks, rejected_rows_checks
 from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
-from orchestration.resources import SupervisorSettings
+from orchestration.resources import DrafterSettings, SupervisorSettings
 
 defs = dg.Definitions(
-    assets=[crm_landing, dbt_models, semantic_layer],
-    asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks],
+    assets=[crm_landing, dbt_models, semantic_layer, risk_flags, coaching_drafts],
+    asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks, risk_flags_evidence_rate],
     jobs=[daily_supervisor_job],
     schedules=[weekday_morning_schedule],
     resources={
         "supervisor": SupervisorSettings(),
+        "drafter": DrafterSettings(),
         "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     },

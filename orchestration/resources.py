@@ -32,3 +32,27 @@ class SupervisorSettings(dg.ConfigurableResource):
 
     def as_of_date(self) -> dt.date:
         return self.settings().effective_as_of()
+
+
+class DrafterSettings(dg.ConfigurableResource):
+    """The coaching drafter. Claude is used only when an API key is configured (ANTHROPIC_API_KEY);
+    otherwise the offline template drafter drafts every item."""
+
+    model: str | None = None
+    base_url: str | None = None
+    max_tokens: int | None = None
+    budget_usd: float | None = None
+    batch_threshold: int | None = None
+
+    def config(self):
+        from agents.drafting.config import DrafterConfig
+
+        overrides = {k: v for k, v in self.model_dump().items() if v not in (None, "")}
+        env = {
+            "model": os.getenv("SALES_SUPERVISOR_DRAFTER_MODEL"),
+            "base_url": os.getenv("ANTHROPIC_BASE_URL"),
+            "budget_usd": os.getenv("SALES_SUPERVISOR_DRAFTING_BUDGET_USD"),
+        }
+        values = {k: v for k, v in env.items() if v} | overrides
+        api_key = os.getenv("ANTHROPIC_API_KEY")  # read when a run starts, never at import
+        return DrafterConfig(api_key=api_key or None, **values)

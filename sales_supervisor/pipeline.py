@@ -100,6 +100,9 @@ def run_daily_job(
             )
         elif event.event_type_value == "STEP_FAILURE":
             err = event.event_specific_data.error
+            # Dagster wraps the user's exception; its cause says what went wrong.
+            while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
+                err = err.cause
             summary.failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
     return summary
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     demo_seed: int = 7
     demo_scale: int = Field(default=1, ge=1)
     as_of: dt.date | None = Field(default=None, description="Run as-of date; default: the demo anchor for the demo CRM, else today.")
+    risk_policy: Path | None = Field(
+        default=None, description="Risk policy YAML; default: agents/risk/default_policy.yaml."
+    )
     ledger_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the review ledger; default: SQLite file <home>/ledger.sqlite."
     )

@@ -1,0 +1,140 @@
+"""Risk runs in the warehouse: flags, the CRM rows and semantic queries each one cites, and
+the baseline queries' provenance. Every table is keyed by run and as-of date (append-only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+
+from agents.risk.engine import RiskRun
+from agents.semantic_layer import SemanticQueryResult
+
+RISK_SCHEMA = "risk"
+
+_DDL = [
+    f"create schema if not exists {RISK_SCHEMA}",
+    "create schema if not exists semantic",
+    f"""create table if not exists {RISK_SCHEMA}.risk_flags (
+        run_id VARCHAR, as_of DATE, flag_id VARCHAR, rule_id VARCHAR, subject VARCHAR, opportunity_id VARCHAR,
+        rep_id VARCHAR, manager_id VARCHAR, segment VARCHAR, stage VARCHAR, amount DOUBLE, observed VARCHAR,
+        threshold VARCHAR, baseline_metric VARCHAR, baseline_value DOUBLE, baseline_query_id VARCHAR,
+        baseline_fallback VARCHAR, severity VARCHAR, confidence DOUBLE, priority DOUBLE, message VARCHAR,
+        policy_version VARCHAR, action_hint VARCHAR, playbooks VARCHAR, supporting_json VARCHAR, flag_json VARCHAR,
+        created_at TIMESTAMP)""",
+    f"""create table if not exists {RISK_SCHEMA}.flag_evidence (
+        run_id VARCHAR, flag_id VARCHAR, object VARCHAR, record_id VARCHAR, source_url VARCHAR, note VARCHAR)""",
+    f"""create table if not exists {RISK_SCHEMA}.flag_queries (run_id VARCHAR, flag_id VARCHAR, query_id VARCHAR)""",
+    f"""create table if not exists {RISK_SCHEMA}.suppressed_flags (
+        run_id VARCHAR, as_of DATE, flag_id VARCHAR, rule_id VARCHAR, subject_id VARCHAR, kind VARCHAR,
+        reason VARCHAR, suppressed_by VARCHAR, until DATE)""",
+    f"""create table if not exists {RISK_SCHEMA}.not_applicable (
+        run_id VARCHAR, as_of DATE, rule_id VARCHAR, reason VARCHAR, subjects BIGINT)""",
+    """create table if not exists semantic.semantic_queries (
+        query_id VARCHAR, saved_query VARCHAR, request_json VARCHAR, sql VARCHAR, manifest_hash VARCHAR,
+        result_hash VARCHAR, row_count BIGINT, rows_json VARCHAR, metricflow_version VARCHAR,
+        as_of DATE, run_id VARCHAR, executed_at TIMESTAMP)""",
+]
+
+
+def _text(v) -> str | None:
+    return None if v is None else str(v)
+
+
+def store_risk_run(warehouse: Path, run: RiskRun, queries: list[SemanticQueryResult], run_id: str) -> None:
+    """Append a risk run: flags with their evidence, suppressed flags, not-applicable rules, and the
+    provenance of every semantic query the run used (so each cited query id resolves)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with duckdb.connect(str(warehouse)) as con:
+        for ddl in _DDL:
+            con.execute(ddl)
+        con.execute("begin")
+        con.executemany(
+            "insert into semantic.semantic_queries values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql,
+                 q.manifest_hash, q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str),
+                 q.metricflow_version, run.as_of, run_id, now]
+                for q in queries
+            ],
+        )
+        flags, evidence, cited = [], [], []
+        for f in run.flags:
+            b = f.baseline
+            flags.append([
+                run_id, f.as_of, f.flag_id, f.rule_id, f.subject, f.opportunity_id, f.rep_id, f.manager_id, f.segment,
+                f.stage, f.amount, _text(f.observed), _text(f.threshold), b.metric if b else None,
+                b.value if b else None, b.semantic_query_id if b else None, b.fallback if b else None, f.severity,
+                f.confidence, f.priority, f.message, f.policy_version, f.action_hint, ";".join(f.playbooks),
+                json.dumps([s.model_dump(mode="json") for s in f.supporting]), f.model_dump_json(), now,
+            ])
+            evidence += [[run_id, f.flag_id, r.object, r.record_id, r.source_url, r.note] for r in f.crm_records]
+            cited += [[run_id, f.flag_id, q] for q in f.semantic_query_ids]
+        if flags:
+            con.executemany(f"insert into {RISK_SCHEMA}.risk_flags values ({', '.join('?' * 27)})", flags)
+        if evidence:
+            con.executemany(f"insert into {RISK_SCHEMA}.flag_evidence values (?, ?, ?, ?, ?, ?)", evidence)
+        if cited:
+            con.executemany(f"insert into {RISK_SCHEMA}.flag_queries values (?, ?, ?)", cited)
+        supp = [
+            [run_id, run.as_of, s.flag.flag_id, s.flag.rule_id, s.flag.opportunity_id or s.flag.rep_id, s.kind,
+             s.reason, s.by, s.until]
+            for s in run.suppressed
+        ]
+        if supp:
+            con.executemany(f"insert into {RISK_SCHEMA}.suppressed_flags values (?, ?, ?, ?, ?, ?, ?, ?, ?)", supp)
+        na = [[run_id, run.as_of, n.rule_id, n.reason, n.count] for n in run.not_applicable]
+        if na:
+            con.executemany(f"insert into {RISK_SCHEMA}.not_applicable values (?, ?, ?, ?, ?)", na)
+        con.execute("commit")
+
+
+# The CRM object a flag cites -> the mart row that must exist for the citation to resolve.
+_RESOLVE = {
+    "opportunity": ("marts.fct_opportunities", "opportunity_id"),
+    "stage_history": ("marts.fct_stage_history", "stage_history_id"),
+    "field_history": ("marts.fct_field_history", "field_history_id"),
+    "activity": ("marts.fct_activities", "activity_id"),
+    "contact": ("marts.dim_contacts", "contact_id"),
+    "account": ("marts.dim_accounts", "account_id"),
+    "rep": ("marts.dim_reps", "rep_id"),
+}
+
+
+def evidence_report(con, run_id: str) -> dict:
+    """How many of a run's flags resolve to CRM rows in the marts and to a stored semantic query."""
+    total = con.execute(f"select count(*) from {RISK_SCHEMA}.risk_flags where run_id = ?", [run_id]).fetchone()[0]
+    unresolved_rows = []
+    for obj, (table, key) in _RESOLVE.items():
+        unresolved_rows += con.execute(
+            f"""select e.flag_id, e.object, e.record_id from {RISK_SCHEMA}.flag_evidence e
+                where e.run_id = ? and e.object = ? and not exists (select 1 from {table} t where t.{key} = e.record_id)""",
+            [run_id, obj],
+        ).fetchall()
+    without_rows = con.execute(
+        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = ?
+            and not exists (select 1 from {RISK_SCHEMA}.flag_evidence e where e.run_id = f.run_id and e.flag_id = f.flag_id)""",
+        [run_id],
+    ).fetchall()
+    unresolved_queries = con.execute(
+        f"""select q.flag_id, q.query_id from {RISK_SCHEMA}.flag_queries q where q.run_id = ?
+            and not exists (select 1 from semantic.semantic_queries s where s.query_id = q.query_id)""",
+        [run_id],
+    ).fetchall()
+    without_queries = con.execute(
+        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = ?
+            and not exists (select 1 from {RISK_SCHEMA}.flag_queries q where q.run_id = f.run_id and q.flag_id = f.flag_id)""",
+        [run_id],
+    ).fetchall()
+    bad = {r[0] for r in unresolved_rows} | {r[0] for r in without_rows} | {r[0] for r in unresolved_queries} | {
+        r[0] for r in without_queries
+    }
+    return {
+        "flags": total,
+        "with_full_evidence": total - len(bad),
+        "evidence_rate": 1.0 if total == 0 else (total - len(bad)) / total,
+        "unresolved_crm_records": unresolved_rows[:10],
+        "unresolved_query_ids": unresolved_queries[:10],
+    }

@@ -1,0 +1,145 @@
+"""Risk flags and coaching drafts: thin Dagster wrappers over agents/risk and agents/drafting."""
+
+import json
+
+import dagster as dg
+import duckdb
+from dagster import AssetExecutionContext
+
+from orchestration.assets.dbt import dbt_project
+from orchestration.assets.semantic import semantic_layer
+from orchestration.resources import DrafterSettings, SupervisorSettings
+
+RISK_GROUP = "risk"
+MART_INPUTS = [
+    "fct_opportunities", "fct_stage_history", "fct_field_history", "fct_activities",
+    "bridge_activity_contacts", "dim_contacts", "dim_accounts", "dim_reps",
+]
+
+
+@dg.asset(
+    key=["risk", "risk_flags"],
+    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs]],
+    group_name=RISK_GROUP,
+    owners=["team:revenue-operations"],
+    kinds={"python", "duckdb"},
+    description=(
+        "The versioned risk policy applied to every open deal as of the run date. Each flag carries the rule, "
+        "observed value, threshold, governed baseline, severity, confidence, the CRM rows that justify it "
+        "(risk.flag_evidence) and the semantic-layer queries it used (risk.flag_queries, semantic.semantic_queries)."
+    ),
+    pool="warehouse",
+)
+def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
+    from agents.ledger import open_ledger
+    from agents.risk.engine import Snooze, assess
+    from agents.risk.policy import load_policy
+    from agents.risk.store import store_risk_run
+    from agents.semantic_layer import SemanticLayer
+
+    settings = supervisor.settings()
+    as_of = settings.effective_as_of()
+    policy = load_policy(settings.risk_policy)
+    with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+        snoozes = [
+            Snooze(opportunity_id=s.opportunity_id, rule_id=s.rule_id, until=s.until, reason=s.reason or "", by=s.by or "")
+            for s in ledger.active_snoozes(as_of)
+        ]
+    with SemanticLayer(
+        dbt_project.project_dir, dbt_project.profiles_dir, dbt_project.project_dir / dbt_project.target_path,
+        settings.warehouse_path,
+    ) as layer:
+        run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
+    store_risk_run(settings.warehouse_path, run, baselines.results, context.run.run_id)
+    by_rule: dict[str, int] = {}
+    for f in run.flags:
+        by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of.isoformat(),
+            "policy_version": run.policy_version,
+            "deals_evaluated": dg.MetadataValue.int(run.deals_evaluated),
+            "flags": dg.MetadataValue.int(len(run.flags)),
+            "flags_by_rule": dg.MetadataValue.json(by_rule),
+            "suppressed": dg.MetadataValue.int(len(run.suppressed)),
+            "not_applicable": dg.MetadataValue.json({n.rule_id: f"{n.reason} ({n.count})" for n in run.not_applicable}),
+            "semantic_query_ids": dg.MetadataValue.json(run.semantic_query_ids),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=risk_flags,
+    name="evidence_rate",
+    description="100% of this run's flags resolve to CRM rows in the marts and to a stored semantic-layer query.",
+    blocking=True,
+)
+def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.AssetCheckResult:
+    from agents.risk.store import evidence_report
+
+    with duckdb.connect(str(supervisor.settings().warehouse_path), read_only=True) as con:
+        report = evidence_report(con, context.run.run_id)
+    return dg.AssetCheckResult(
+        passed=report["evidence_rate"] == 1.0,
+        description=(
+            f"{report['with_full_evidence']} of {report['flags']} flags cite resolvable CRM rows and semantic queries"
+            + (f"; unresolved: {report['unresolved_crm_records'] + report['unresolved_query_ids']}" if report["evidence_rate"] < 1 else "")
+        ),
+        metadata={"evidence_rate": dg.MetadataValue.float(report["evidence_rate"]), "flags": dg.MetadataValue.int(report["flags"])},
+    )
+
+
+@dg.asset(
+    key=["risk", "coaching_drafts"],
+    deps=[risk_flags],
+    group_name=RISK_GROUP,
+    owners=["team:revenue-operations"],
+    kinds={"python", "anthropic"},
+    description=(
+        "One specific, evidence-backed coaching action per primary flag (Claude when an API key is configured, "
+        "else the offline template drafter). Every draft passed the grounding validator; it has no power to act."
+    ),
+    pool="warehouse",
+)
+def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettings, drafter: DrafterSettings) -> dg.MaterializeResult:
+    from agents.drafting import draft_all, make_drafter
+    from agents.drafting.packets import load_packets
+    from agents.risk.models import RiskFlag
+    from agents.risk.store import RISK_SCHEMA
+
+    settings = supervisor.settings()
+    as_of = settings.effective_as_of()
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        latest_run = con.execute(
+            f"select run_id from {RISK_SCHEMA}.risk_flags where as_of = ? order by created_at desc limit 1", [as_of]
+        ).fetchone()
+        rows = (
+            con.execute(f"select flag_json from {RISK_SCHEMA}.risk_flags where run_id = ?", [latest_run[0]]).fetchall()
+            if latest_run
+            else []
+        )
+    flags = [RiskFlag.model_validate_json(r[0]) for r in rows]
+    packets = load_packets(settings.warehouse_path, flags, as_of)
+    config = drafter.config()
+    run = draft_all(packets, make_drafter(config), budget_usd=config.budget_usd)
+    packets_by_id = {p.packet_id: p for p in packets}
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        con.execute(
+            f"""create table if not exists {RISK_SCHEMA}.coaching_drafts (
+                run_id VARCHAR, as_of DATE, flag_id VARCHAR, packet_id VARCHAR, opportunity_id VARCHAR, rep_id VARCHAR,
+                manager_id VARCHAR, rule_id VARCHAR, action VARCHAR, actor VARCHAR, due_date DATE, drafter VARCHAR,
+                fallback_reason VARCHAR, cost_usd DOUBLE, draft_json VARCHAR, packet_json VARCHAR)"""
+        )
+        values = [
+            [context.run.run_id, as_of, d.flag_id, d.packet_id, d.opportunity_id, d.rep_id, d.manager_id, d.rule_id,
+             d.draft.action, d.draft.actor, d.draft.due_date, d.draft.drafter, d.draft.fallback_reason, d.cost_usd,
+             d.model_dump_json(), packets_by_id[d.packet_id].model_dump_json()]
+            for d in run.drafts
+        ]
+        if values:
+            con.executemany(f"insert into {RISK_SCHEMA}.coaching_drafts values ({', '.join('?' * 16)})", values)
+    for rejected in run.rejected:
+        context.log.warning(f"draft rejected for {rejected}")
+    return dg.MaterializeResult(
+        metadata={k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in run.stats.to_metadata().items()}
+    )
