@@ -56,6 +56,16 @@ def _print_run(summary, settings: Settings, started: float) -> None:
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
     console.print(table)
+    from sales_supervisor.pipeline import run_highlights
+
+    highlights = run_highlights(summary.warehouse, summary.run_id)
+    if highlights["flags_by_rule"]:
+        total = sum(n for _, n in highlights["flags_by_rule"])
+        console.print(f"\nRisk flags: {total} (" + ", ".join(f"{rule} {n}" for rule, n in highlights["flags_by_rule"]) + ")")
+    if highlights["drafts"]:
+        console.print("Top drafted coaching actions (shadow mode: nothing is sent until a manager approves):")
+        for opp, rule, severity, action, drafter in highlights["drafts"]:
+            console.print(f"  [{severity}] {opp} {rule}: {action}  [dim]({drafter})[/dim]", soft_wrap=True)
     checks = summary.checks
     failed = summary.failed_checks
     console.print(f"Checks: {len(checks) - len(failed)} of {len(checks)} passed.")

@@ -115,9 +115,30 @@ def warehouse_counts(warehouse: Path) -> dict[str, int]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_schema in ('raw', 'marts', 'semantic') and table_name not like '\\_dlt%' escape '\\' "
+            "where table_schema in ('raw', 'marts', 'semantic', 'risk') and table_name not like '\\_dlt%' escape '\\' "
             "order by table_schema, table_name"
         ).fetchall()
         for schema, name in tables:
             counts[f"{schema}.{name}"] = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
     return counts
+
+
+def run_highlights(warehouse: Path, run_id: str, limit: int = 5) -> dict[str, Any]:
+    """What a person wants to see after a run: flags by rule and a few drafted actions."""
+    out: dict[str, Any] = {"flags_by_rule": [], "drafts": []}
+    if not warehouse.exists():
+        return out
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            out["flags_by_rule"] = con.execute(
+                "select rule_id, count(*) from risk.risk_flags where run_id = ? group by 1 order by 2 desc, 1", [run_id]
+            ).fetchall()
+            out["drafts"] = con.execute(
+                """select d.opportunity_id, d.rule_id, f.severity, d.action, d.drafter
+                   from risk.coaching_drafts d join risk.risk_flags f on f.flag_id = d.flag_id and f.run_id = d.run_id
+                   where d.run_id = ? order by f.priority desc, d.flag_id limit ?""",
+                [run_id, limit],
+            ).fetchall()
+        except duckdb.CatalogException:
+            pass
+    return out

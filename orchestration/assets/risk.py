@@ -103,7 +103,7 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
 )
 def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettings, drafter: DrafterSettings) -> dg.MaterializeResult:
     from agents.drafting import draft_all, make_drafter
-    from agents.drafting.packets import load_packets
+    from agents.evidence import load_packets
     from agents.risk.models import RiskFlag
     from agents.risk.store import RISK_SCHEMA
 

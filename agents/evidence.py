@@ -1,4 +1,6 @@
-"""Evidence packets for flagged deals, read from the warehouse marts (point in time)."""
+"""Evidence packets for flagged deals, read from the warehouse marts (point in time).
+
+Lives outside agents/drafting on purpose: the drafting code reads no warehouse and imports no I/O beyond its model client."""
 
 from __future__ import annotations
 

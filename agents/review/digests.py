@@ -1,0 +1,343 @@
+"""Manager digests: one per manager per run, every active rep listed, flagged deals ranked.
+
+A digest is plain data (no Slack, no files): ``blocks.py`` renders it as
+Block Kit, ``outbox.py`` as Markdown and HTML, ``posting.py`` puts its items
+in the review ledger and posts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from agents.risk.models import SEVERITY_RANK, CrmRecordRef, RiskFlag
+
+log = logging.getLogger(__name__)
+
+SEMANTIC_LINK_SCHEME = "semantic://"
+
+
+def semantic_link(query_id: str) -> str:
+    """The stable link form for a semantic-layer query id (resolved by the CLI/docs, not a web URL)."""
+    return SEMANTIC_LINK_SCHEME + query_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    label: str
+    url: str | None  # None: no resolvable address, show the id as text
+
+    @property
+    def is_web(self) -> bool:
+        return bool(self.url) and self.url.startswith(("http://", "https://"))
+
+
+@dataclasses.dataclass
+class DigestEntry:
+    """One flagged deal (or rep) with its proposed action; ``item_id`` is set once it is in the ledger."""
+
+    flag: RiskFlag
+    draft: dict[str, Any]
+    rank: int
+    deal_name: str | None
+    crm_links: tuple[Link, ...]
+    query_links: tuple[Link, ...]
+    item_id: str | None = None
+
+    @property
+    def subject_label(self) -> str:
+        if self.flag.subject == "rep":
+            return f"Rep {self.flag.rep_id}"
+        return self.deal_name or str(self.flag.opportunity_id)
+
+    @property
+    def baseline_text(self) -> str | None:
+        return format_baseline(self.flag)
+
+    @property
+    def coaching_text(self) -> str:
+        return coaching_text(self.draft)
+
+
+@dataclasses.dataclass
+class RepSection:
+    rep_id: str
+    rep_name: str
+    slack_user_id: str | None
+    email: str | None
+    is_active: bool
+    entries: list[DigestEntry]
+    flagged: int  # flagged deals for this rep before the per-rep cap
+
+    @property
+    def omitted(self) -> int:
+        return max(self.flagged - len(self.entries), 0)
+
+
+@dataclasses.dataclass
+class Digest:
+    run_id: str
+    as_of: dt.date
+    manager_id: str
+    manager_name: str
+    slack_user_id: str | None
+    email: str | None
+    reps: list[RepSection]
+    max_items_per_rep: int
+
+    @property
+    def reps_reviewed(self) -> int:
+        return len(self.reps)
+
+    @property
+    def deals_flagged(self) -> int:
+        return sum(r.flagged for r in self.reps)
+
+    @property
+    def entries(self) -> list[DigestEntry]:
+        return sorted((e for r in self.reps for e in r.entries), key=lambda e: e.rank)
+
+    @property
+    def item_count(self) -> int:
+        return sum(len(r.entries) for r in self.reps)
+
+    def rep(self, rep_id: str) -> RepSection | None:
+        return next((r for r in self.reps if r.rep_id == rep_id), None)
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def _fmt_number(value: float | str | None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def format_amount(amount: float | None) -> str | None:
+    return None if amount is None else f"${amount:,.0f}"
+
+
+def format_baseline(flag: RiskFlag) -> str | None:
+    b = flag.baseline
+    if b is None:
+        return None
+    parts = [f"{b.metric} = {_fmt_number(b.value)}"]
+    if b.slice:
+        parts.append("(" + ", ".join(f"{k}={v}" for k, v in sorted(b.slice.items())) + ")")
+    extra = []
+    if b.sample_size is not None:
+        extra.append(f"n={b.sample_size}")
+    if b.fallback:
+        extra.append(f"fallback: {b.fallback}")
+    if extra:
+        parts.append("[" + "; ".join(extra) + "]")
+    return " ".join(parts)
+
+
+def coaching_text(draft: Mapping[str, Any]) -> str:
+    """The text a rep receives for an approved (unedited) draft; also the edit modal's starting text."""
+    action = str(draft.get("action") or "").strip()
+    rationale = str(draft.get("rationale") or "").strip()
+    return f"{action}\n\nWhy: {rationale}" if rationale else action
+
+
+def draft_dict(draft: Any) -> dict[str, Any]:
+    """A draft as plain JSON: a CoachingDraft, a DraftedItem (its .draft) or a dict with the same keys."""
+    inner = getattr(draft, "draft", None)
+    if inner is not None and hasattr(inner, "model_dump"):
+        draft = inner
+    if hasattr(draft, "model_dump"):
+        return draft.model_dump(mode="json")
+    if isinstance(draft, Mapping):
+        out = dict(draft)
+        if isinstance(out.get("due_date"), dt.date):
+            out["due_date"] = out["due_date"].isoformat()
+        return out
+    raise TypeError(f"not a coaching draft: {type(draft).__name__}")
+
+
+def crm_link(ref: CrmRecordRef, crm_base_url: str | None) -> Link:
+    label = f"{ref.object} {ref.record_id}"
+    if ref.source_url:
+        return Link(label, ref.source_url)
+    if crm_base_url:
+        if "{" in crm_base_url:  # a template such as https://crm.example/{object}/{record_id}
+            return Link(label, crm_base_url.format(object=ref.object, record_id=quote(ref.record_id, safe="")))
+        return Link(label, crm_base_url.rstrip("/") + "/" + quote(ref.record_id, safe=""))
+    return Link(label, None)
+
+
+def query_link(query_id: str, saved_query_names: Mapping[str, str] | None) -> Link:
+    name = (saved_query_names or {}).get(query_id)
+    return Link(f"{name} ({query_id})" if name else query_id, semantic_link(query_id))
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _as_pair(item: Any) -> tuple[RiskFlag, Any]:
+    if isinstance(item, tuple | list) and len(item) == 2:
+        flag, draft = item
+    else:
+        raise TypeError("items must be (flag, draft) pairs")
+    if isinstance(flag, Mapping):
+        flag = RiskFlag.model_validate(flag)
+    return flag, draft
+
+
+def _rank_key(flag: RiskFlag) -> tuple:
+    return (-flag.priority, -SEVERITY_RANK[flag.severity], flag.flag_id)
+
+
+def route_items(
+    items: Iterable[Any], reps: Sequence[Mapping[str, Any]], managers: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, list[tuple[RiskFlag, Any]]], list[tuple[RiskFlag, Any]]]:
+    """Group (flag, draft) pairs by manager: the rep's manager from dim_reps wins over the flag's.
+
+    Returns (by manager id, unrouted): a pair whose manager is unknown is
+    returned as unrouted, never silently dropped.
+    """
+    rep_manager = {str(r["rep_id"]): r.get("manager_id") for r in reps}
+    known = {str(m["manager_id"]) for m in managers}
+    by_manager: dict[str, list[tuple[RiskFlag, Any]]] = {}
+    unrouted = []
+    for raw in items:
+        flag, draft = _as_pair(raw)
+        manager = rep_manager.get(str(flag.rep_id)) if flag.rep_id is not None else None
+        manager = manager or flag.manager_id
+        if manager is None or str(manager) not in known:
+            unrouted.append((flag, draft))
+            continue
+        by_manager.setdefault(str(manager), []).append((flag, draft))
+    return by_manager, unrouted
+
+
+def build_digests(
+    items: Iterable[Any],
+    reps: Sequence[Mapping[str, Any]],
+    managers: Sequence[Mapping[str, Any]],
+    as_of: dt.date,
+    max_items_per_rep: int = 5,
+    *,
+    run_id: str | None = None,
+    crm_base_url: str | None = None,
+    saved_query_names: Mapping[str, str] | None = None,
+    deal_names: Mapping[str, str] | None = None,
+) -> list[Digest]:
+    """One digest per manager (every manager with at least one active rep or one flagged item).
+
+    ``items``: (RiskFlag, draft) pairs, the draft a CoachingDraft, DraftedItem
+    or dict. Per rep at most ``max_items_per_rep`` items, ranked by severity x
+    amount (``RiskFlag.priority``); every active rep of the manager is listed,
+    flagged or not. ``run_id`` defaults to the as-of date, so a retried run
+    maps onto the same ledger digest. ``deal_names`` (opportunity id -> name)
+    is CRM free text: renderers escape it.
+    """
+    if max_items_per_rep < 1:
+        raise ValueError("max_items_per_rep must be at least 1")
+    run_id = run_id or as_of.isoformat()
+    by_manager, unrouted = route_items(items, reps, managers)
+    if unrouted:
+        log.warning(
+            "%d flagged item(s) have no known manager and are left out of the digests: %s",
+            len(unrouted), ", ".join(f.flag_id for f, _ in unrouted[:10]),
+        )
+    reps_by_id = {str(r["rep_id"]): r for r in reps}
+    digests = []
+    for manager in sorted(managers, key=lambda m: str(m["manager_id"])):
+        manager_id = str(manager["manager_id"])
+        pairs = by_manager.get(manager_id, [])
+        by_rep: dict[str, list[tuple[RiskFlag, Any]]] = {}
+        for flag, draft in pairs:
+            by_rep.setdefault(str(flag.rep_id), []).append((flag, draft))
+        rep_ids = [
+            str(r["rep_id"])
+            for r in reps
+            if str(r.get("manager_id")) == manager_id and _active(r)
+        ]
+        rep_ids += [rid for rid in by_rep if rid not in rep_ids]  # flagged inactive/unknown reps still show
+        if not rep_ids:
+            continue
+        sections = []
+        for rep_id in rep_ids:
+            rep = reps_by_id.get(rep_id, {"rep_id": rep_id, "rep_name": rep_id, "is_active": False})
+            ranked = sorted(by_rep.get(rep_id, []), key=lambda p: _rank_key(p[0]))
+            entries = [
+                DigestEntry(
+                    flag=flag,
+                    draft=draft_dict(draft),
+                    rank=0,
+                    deal_name=(deal_names or {}).get(str(flag.opportunity_id)) if flag.opportunity_id else None,
+                    crm_links=tuple(crm_link(ref, crm_base_url) for ref in flag.crm_records),
+                    query_links=tuple(query_link(q, saved_query_names) for q in flag.semantic_query_ids),
+                )
+                for flag, draft in ranked[:max_items_per_rep]
+            ]
+            sections.append(
+                RepSection(
+                    rep_id=rep_id,
+                    rep_name=str(rep.get("rep_name") or rep_id),
+                    slack_user_id=rep.get("slack_user_id") or None,
+                    email=rep.get("email") or None,
+                    is_active=_active(rep),
+                    entries=entries,
+                    flagged=len({f.opportunity_id or f.flag_id for f, _ in ranked}),
+                )
+            )
+        # Reps with the most urgent item first; reps with nothing flagged last, by name.
+        sections.sort(key=lambda s: (0, _rank_key(s.entries[0].flag)) if s.entries else (1, (s.rep_name, s.rep_id)))
+        for rank, entry in enumerate(sorted((e for s in sections for e in s.entries), key=lambda e: _rank_key(e.flag)), 1):
+            entry.rank = rank
+        digests.append(
+            Digest(
+                run_id=run_id,
+                as_of=as_of,
+                manager_id=manager_id,
+                manager_name=str(manager.get("manager_name") or manager_id),
+                slack_user_id=manager.get("slack_user_id") or None,
+                email=manager.get("email") or None,
+                reps=sections,
+                max_items_per_rep=max_items_per_rep,
+            )
+        )
+    return digests
+
+
+def _active(rep: Mapping[str, Any]) -> bool:
+    value = rep.get("is_active", True)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "t", "yes", "y")
+    return bool(value)
+
+
+def entry_evidence(digest: Digest, section: RepSection, entry: DigestEntry) -> dict[str, Any]:
+    """What the ledger keeps with an item: the flag, who to reach, and the links shown to the manager.
+
+    The rep's and manager's contact ids live here so the Slack app and the
+    publisher never need the warehouse (DuckDB admits one writing process).
+    """
+    return {
+        "flag": entry.flag.model_dump(mode="json"),
+        "deal_name": entry.deal_name,
+        "subject_label": entry.subject_label,
+        "rep": {"rep_id": section.rep_id, "rep_name": section.rep_name, "slack_user_id": section.slack_user_id, "email": section.email},
+        "manager": {
+            "manager_id": digest.manager_id, "manager_name": digest.manager_name,
+            "slack_user_id": digest.slack_user_id, "email": digest.email,
+        },
+        "links": {
+            "crm": [dataclasses.asdict(link) for link in entry.crm_links],
+            "semantic": [dataclasses.asdict(link) for link in entry.query_links],
+        },
+        "run_id": digest.run_id,
+        "rank": entry.rank,
+    }
