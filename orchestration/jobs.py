@@ -6,8 +6,9 @@ import dagster as dg
 
 daily_supervisor_job = dg.define_asset_job(
     "daily_supervisor_job",
-    selection=dg.AssetSelection.all(),
-    description="Land the CRM, build the marts and the semantic layer, and run every check.",
+    # Publishing is not part of the morning run: the approval sensor triggers it.
+    selection=dg.AssetSelection.all() - dg.AssetSelection.keys(dg.AssetKey(["review", "published_coaching"])),
+    description="Land the CRM, build marts and the semantic layer, flag deals, draft coaching, post manager digests.",
 )
 
 # Schedules are declared when the code location loads; the time and timezone are

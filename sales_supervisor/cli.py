@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sales_supervisor.settings import Settings
@@ -64,8 +65,8 @@ def _print_run(summary, settings: Settings, started: float) -> None:
         console.print(f"\nRisk flags: {total} (" + ", ".join(f"{rule} {n}" for rule, n in highlights["flags_by_rule"]) + ")")
     if highlights["drafts"]:
         console.print("Top drafted coaching actions (shadow mode: nothing is sent until a manager approves):")
-        for opp, rule, severity, action, drafter in highlights["drafts"]:
-            console.print(f"  [{severity}] {opp} {rule}: {action}  [dim]({drafter})[/dim]", soft_wrap=True)
+        for subject, rule, severity, action, drafter in highlights["drafts"]:
+            console.print(escape(f"  [{severity}] {subject} {rule}: {action}  ({drafter})"), soft_wrap=True)
     checks = summary.checks
     failed = summary.failed_checks
     console.print(f"Checks: {len(checks) - len(failed)} of {len(checks)} passed.")

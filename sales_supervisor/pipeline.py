@@ -134,7 +134,7 @@ def run_highlights(warehouse: Path, run_id: str, limit: int = 5) -> dict[str, An
                 "select rule_id, count(*) from risk.risk_flags where run_id = ? group by 1 order by 2 desc, 1", [run_id]
             ).fetchall()
             out["drafts"] = con.execute(
-                """select d.opportunity_id, d.rule_id, f.severity, d.action, d.drafter
+                """select coalesce(d.opportunity_id, 'rep ' || d.rep_id), d.rule_id, f.severity, d.action, d.drafter
                    from risk.coaching_drafts d join risk.risk_flags f on f.flag_id = d.flag_id and f.run_id = d.run_id
                    where d.run_id = ? order by f.priority desc, d.flag_id limit ?""",
                 [run_id, limit],

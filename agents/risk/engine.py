@@ -1,0 +1,335 @@
+"""The risk engine: apply a policy to every open deal and rep as of a date.
+
+``evaluate`` is pure (features, baselines and policy in; a :class:`RiskRun`
+out), so the Dagster asset, the CLI and the backtest all call the same code:
+
+1. for each deal: the playbooks active for it, the rules its account tags
+   exclude, then every enabled rule with its settings resolved for the deal's
+   segment, stage and playbooks;
+2. a rule that fires becomes a :class:`RiskFlag` citing CRM rows and the
+   semantic-layer query behind its baseline (the model refuses a flag without
+   both); excluded and snoozed flags are returned as ``suppressed`` with the
+   reason, so they can be logged; rules that cannot judge a deal (missing data)
+   are returned as ``not_applicable``;
+3. recommendation fatigue: at most ``max_primary_flags_per_deal`` primary
+   flags per deal (the other rules that fired ride along as supporting signals,
+   their evidence merged into the primary flag), and at most
+   ``max_deals_per_rep`` deals per rep per run, ranked by severity x amount;
+   the rest are suppressed with reason ``fatigue``.
+
+Flag ids are deterministic (rule, subject, as-of date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.risk.baselines import BaselineSet, fetch_baselines
+from agents.risk.features import DealFeatures, RepFeatures, load_deal_features, load_rep_features
+from agents.risk.models import CrmRecordRef, RiskFlag, SupportingSignal
+from agents.risk.policy import REP_RULES, ResolvedRule, RiskPolicy
+from agents.risk.rules import DEAL_RULES, REP_RULES as REP_RULE_FUNCS
+from agents.risk.rules import NotApplicable as _NA
+from agents.risk.rules import RuleContext, RuleHit, evaluate_custom_rule
+
+if TYPE_CHECKING:
+    from agents.semantic_layer import SemanticLayer
+
+__all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "assess", "evaluate"]
+
+
+class Snooze(BaseModel):
+    """A manager's "not now": suppress a deal's flags (one rule, or all when rule_id is None) until a date.
+
+    The flag comes back on ``until``. For a rep-level flag, put the rep id in ``opportunity_id``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    opportunity_id: str = Field(min_length=1)
+    rule_id: str | None = None
+    until: dt.date
+    reason: str = ""
+    by: str = ""
+
+    def covers(self, flag: RiskFlag, as_of: dt.date) -> bool:
+        subject = flag.opportunity_id if flag.subject == "opportunity" else flag.rep_id
+        return subject == self.opportunity_id and (self.rule_id in (None, flag.rule_id)) and as_of < self.until
+
+
+class SuppressedFlag(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    flag: RiskFlag
+    kind: Literal["snooze", "exclusion", "fatigue"]
+    reason: str
+    by: str | None = None
+    until: dt.date | None = None
+
+
+class NotApplicableRule(BaseModel):
+    """A rule that could not judge some subjects, and why (e.g. the source has no activity log)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    rule_id: str
+    reason: str
+    count: int
+    subject_ids: list[str] = Field(default_factory=list)
+
+
+class RiskRun(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    as_of: dt.date
+    policy_version: str
+    policy_digest: str = ""
+    deals_evaluated: int
+    reps_evaluated: int
+    flags: list[RiskFlag]
+    suppressed: list[SuppressedFlag] = Field(default_factory=list)
+    not_applicable: list[NotApplicableRule] = Field(default_factory=list)
+    semantic_query_ids: list[str] = Field(default_factory=list)
+
+    def flags_by_rule(self, *, include_supporting: bool = True) -> dict[str, set[str]]:
+        """rule id -> subject ids it fired on (primary or, by default, supporting)."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for f in self.flags:
+            subject = f.opportunity_id if f.subject == "opportunity" else f.rep_id
+            out[f.rule_id].add(subject)
+            if include_supporting:
+                for s in f.supporting:
+                    out[s.rule_id].add(subject)
+        return dict(out)
+
+
+def _stage_orders(deals: Sequence[DealFeatures], given: Mapping[str, int] | None) -> dict[str, int]:
+    out = dict(given or {})
+    for d in deals:
+        if d.stage and d.stage_order is not None:
+            out.setdefault(d.stage, d.stage_order)
+    return out
+
+
+def _flag(
+    hit: RuleHit,
+    rule: ResolvedRule,
+    *,
+    as_of: dt.date,
+    policy: RiskPolicy,
+    playbooks: list[str],
+    deal: DealFeatures | None = None,
+    rep: RepFeatures | None = None,
+) -> RiskFlag:
+    confidence = max(0.0, min(1.0, rule.confidence * hit.confidence_factor))
+    common: dict[str, Any] = dict(
+        rule_id=hit.rule_id,
+        observed=hit.observed,
+        threshold=hit.threshold,
+        baseline=hit.baseline,
+        severity=rule.severity_for(hit.ratio),
+        confidence=round(confidence, 3),
+        message=hit.message,
+        policy_version=policy.version,
+        as_of=as_of,
+        crm_records=list(hit.records),
+        semantic_query_ids=hit.query_ids,
+        action_hint=hit.action_hint,
+        playbooks=list(playbooks),
+    )
+    if deal is not None:
+        return RiskFlag(
+            flag_id=RiskFlag.make_id(hit.rule_id, deal.opportunity_id, as_of),
+            subject="opportunity",
+            opportunity_id=deal.opportunity_id,
+            rep_id=deal.owner_rep_id,
+            manager_id=deal.manager_id,
+            segment=deal.segment,
+            stage=deal.stage,
+            amount=deal.amount,
+            **common,
+        )
+    assert rep is not None
+    return RiskFlag(
+        flag_id=RiskFlag.make_id(hit.rule_id, rep.rep_id, as_of),
+        subject="rep",
+        rep_id=rep.rep_id,
+        manager_id=rep.manager_id,
+        segment=rep.segment,
+        amount=rep.open_amount,
+        **common,
+    )
+
+
+def _merge_supporting(primary: RiskFlag, others: list[RiskFlag]) -> RiskFlag:
+    if not others:
+        return primary
+    records: list[CrmRecordRef] = list(primary.crm_records)
+    seen = {(r.object, r.record_id) for r in records}
+    qids = list(primary.semantic_query_ids)
+    for f in others:
+        for r in f.crm_records:
+            if (r.object, r.record_id) not in seen:
+                seen.add((r.object, r.record_id))
+                records.append(r)
+        for q in f.semantic_query_ids:
+            if q not in qids:
+                qids.append(q)
+    supporting = [
+        SupportingSignal(rule_id=f.rule_id, severity=f.severity, observed=f.observed, threshold=f.threshold, message=f.message)
+        for f in others
+    ]
+    return primary.model_copy(
+        update={"crm_records": records, "semantic_query_ids": qids, "supporting": list(primary.supporting) + supporting}
+    )
+
+
+def _rank_key(f: RiskFlag, order: Mapping[str, int]) -> tuple:
+    return (-f.severity_rank, -f.confidence, order.get(f.rule_id, 999), f.flag_id)
+
+
+def evaluate(
+    deals: Sequence[DealFeatures],
+    reps: Sequence[RepFeatures],
+    baselines: BaselineSet,
+    policy: RiskPolicy,
+    as_of: dt.date,
+    snoozes: Iterable[Snooze] = (),
+    *,
+    stage_orders: Mapping[str, int] | None = None,
+) -> RiskRun:
+    """Apply ``policy`` to the deals and reps (features as of ``as_of``) and return the run."""
+    snoozes = list(snoozes)
+    orders = _stage_orders(deals, stage_orders)
+    rule_order = {r: i for i, r in enumerate(policy.rule_ids)}
+    deal_rule_ids = [r for r in policy.rule_ids if r not in REP_RULES]
+    na: dict[tuple[str, str], list[str]] = defaultdict(list)
+    suppressed: list[SuppressedFlag] = []
+    per_deal: list[list[RiskFlag]] = []  # primary first, for each deal with flags
+
+    def snoozed(flag: RiskFlag) -> Snooze | None:
+        return next((s for s in snoozes if s.covers(flag, as_of)), None)
+
+    for deal in deals:
+        scalars = deal.scalars()
+        playbooks = policy.active_playbooks(as_of, scalars)
+        excluded = policy.excluded_rules(deal.account_tags)
+        fired: list[RiskFlag] = []
+        for rule_id in deal_rule_ids:
+            rule = policy.resolve(rule_id, segment=deal.segment, stage=deal.stage, playbooks=playbooks)
+            if not rule.enabled:
+                continue
+            ctx = RuleContext(as_of=as_of, rule=rule, baselines=baselines, stage_orders=orders)
+            fn = evaluate_custom_rule if rule.is_custom else DEAL_RULES[rule_id]
+            outcome = fn(deal, ctx)
+            if outcome is None:
+                continue
+            if isinstance(outcome, _NA):
+                na[(rule_id, outcome.reason)].append(deal.opportunity_id)
+                continue
+            flag = _flag(outcome, rule, as_of=as_of, policy=policy, playbooks=playbooks, deal=deal)
+            if rule_id in excluded:
+                suppressed.append(SuppressedFlag(flag=flag, kind="exclusion", reason=excluded[rule_id]))
+            elif (s := snoozed(flag)) is not None:
+                suppressed.append(SuppressedFlag(flag=flag, kind="snooze", reason=s.reason or "snoozed", by=s.by or None, until=s.until))
+            else:
+                fired.append(flag)
+        if not fired:
+            continue
+        fired.sort(key=lambda f: _rank_key(f, rule_order))
+        n_primary = policy.fatigue.max_primary_flags_per_deal
+        primaries = fired[:n_primary]
+        rest = [f.model_copy(update={"is_primary": False}) for f in fired[n_primary:]]
+        primaries[0] = _merge_supporting(primaries[0], rest)
+        per_deal.append(primaries)
+
+    # At most M deals per rep, ranked by severity x amount.
+    by_rep: dict[str | None, list[list[RiskFlag]]] = defaultdict(list)
+    for flags in per_deal:
+        by_rep[flags[0].rep_id].append(flags)
+    kept: list[RiskFlag] = []
+    limit = policy.fatigue.max_deals_per_rep
+    for rep_id in sorted(by_rep, key=lambda r: r or ""):
+        ranked = sorted(
+            by_rep[rep_id],
+            key=lambda fl: (-max(f.priority for f in fl), -max(f.severity_rank for f in fl), fl[0].opportunity_id or ""),
+        )
+        for i, flags in enumerate(ranked):
+            if rep_id is None or i < limit:
+                kept.extend(flags)
+            else:
+                for f in flags:
+                    suppressed.append(
+                        SuppressedFlag(
+                            flag=f, kind="fatigue",
+                            reason=f"rep {rep_id} already has {limit} deals flagged in this run (ranked by severity x amount)",
+                        )
+                    )
+
+    # Rep-level rules.
+    for rep in reps:
+        for rule_id in [r for r in policy.rule_ids if r in REP_RULES]:
+            rule = policy.resolve(rule_id, segment=rep.segment, playbooks=policy.active_playbooks(as_of))
+            if not rule.enabled:
+                continue
+            ctx = RuleContext(as_of=as_of, rule=rule, baselines=baselines, stage_orders=orders)
+            outcome = REP_RULE_FUNCS[rule_id](rep, ctx)
+            if outcome is None:
+                continue
+            if isinstance(outcome, _NA):
+                na[(rule_id, outcome.reason)].append(rep.rep_id)
+                continue
+            flag = _flag(outcome, rule, as_of=as_of, policy=policy, playbooks=policy.active_playbooks(as_of), rep=rep)
+            if (s := snoozed(flag)) is not None:
+                suppressed.append(SuppressedFlag(flag=flag, kind="snooze", reason=s.reason or "snoozed", by=s.by or None, until=s.until))
+            else:
+                kept.append(flag)
+
+    kept.sort(key=lambda f: (-f.priority, f.flag_id))
+    return RiskRun(
+        as_of=as_of,
+        policy_version=policy.version,
+        policy_digest=policy.digest,
+        deals_evaluated=len(deals),
+        reps_evaluated=len(reps),
+        flags=kept,
+        suppressed=suppressed,
+        not_applicable=[
+            NotApplicableRule(rule_id=r, reason=reason, count=len(ids), subject_ids=sorted(ids))
+            for (r, reason), ids in sorted(na.items())
+        ],
+        semantic_query_ids=baselines.query_ids,
+    )
+
+
+def assess(
+    warehouse: str | Path,
+    layer: SemanticLayer,
+    policy: RiskPolicy,
+    as_of: dt.date,
+    snoozes: Iterable[Snooze] = (),
+    *,
+    baselines: BaselineSet | None = None,
+) -> tuple[RiskRun, BaselineSet]:
+    """Baselines from the semantic layer, features from the warehouse file, then :func:`evaluate`.
+
+    Takes the warehouse *path*, not a connection: DuckDB refuses a second
+    in-process connection to a file with a different configuration, so the
+    semantic-layer queries run first and the features are read afterwards on a
+    short-lived read-only connection. Returns the run and the baseline set
+    (whose ``results`` the caller stores as provenance).
+    """
+    import duckdb
+
+    if baselines is None:
+        baselines = fetch_baselines(
+            layer, as_of,
+            min_closed_deals=policy.min_closed_deals,
+            fallback_confidence=policy.baseline_settings.fallback_confidence,
+        )
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        deals = load_deal_features(con, as_of)
+        reps = load_rep_features(con, as_of, deals=deals)
+    return evaluate(deals, reps, baselines, policy, as_of, snoozes), baselines

@@ -1,0 +1,116 @@
+"""Manager review in Dagster: digests to managers, the KPIs, and sensor-driven publishing of approved items."""
+
+import json
+
+import dagster as dg
+import duckdb
+from dagster import AssetExecutionContext
+
+from orchestration.assets.risk import coaching_drafts
+from orchestration.resources import SupervisorSettings
+
+REVIEW_GROUP = "review"
+
+
+@dg.asset(
+    key=["review", "manager_digests"],
+    deps=[coaching_drafts, dg.AssetKey(["marts", "dim_reps"]), dg.AssetKey(["marts", "dim_managers"])],
+    group_name=REVIEW_GROUP,
+    owners=["team:revenue-operations"],
+    kinds={"slack", "python"},
+    description=(
+        "One digest per manager per run: every active rep reviewed, at most M items per rep ranked by severity x amount, "
+        "each with the flag, the baseline, the proposed action and links to the CRM rows and semantic query. Posted as "
+        "Block Kit to the manager's Slack DM when SLACK_BOT_TOKEN is set, else written to the outbox (Markdown and HTML)."
+    ),
+    pool="warehouse",
+)
+def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
+    from agents.ledger import open_ledger
+    from agents.review.digests import build_digests
+    from agents.review.posting import post_digest
+    from agents.review.run import MAX_ITEMS_PER_REP, load_digest_inputs, review_kpis, slack_web_client
+    from agents.risk.store import evidence_report
+
+    settings = supervisor.settings()
+    as_of = settings.effective_as_of()
+    inputs = load_digest_inputs(settings.warehouse_path, as_of)
+    digests = build_digests(
+        inputs["pairs"], inputs["reps"], inputs["managers"], as_of, MAX_ITEMS_PER_REP,
+        run_id=as_of.isoformat(), deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
+    )
+    client = slack_web_client()
+    outbox = settings.home_dir / "outbox"
+    with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        results = [post_digest(ledger, d, client, outbox) for d in digests]
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
+        kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
+    failures = [f"{r.manager_id}: {r.error}" for r in results if not r.ok]
+    for failure in failures:
+        context.log.error(f"digest not posted: {failure}")
+    return dg.MaterializeResult(
+        metadata={
+            "digests": dg.MetadataValue.int(len(digests)),
+            "posted_to_slack": dg.MetadataValue.int(sum(r.channel == "slack" and r.ok for r in results)),
+            "written_to_outbox": dg.MetadataValue.int(sum(r.channel == "outbox" for r in results)),
+            "failed": dg.MetadataValue.int(len(failures)),
+            "outbox": str(outbox / "digests" / as_of.isoformat()),
+            "kpis": dg.MetadataValue.json(kpis),
+            "reps_reviewed_share": dg.MetadataValue.float(kpis["reps_reviewed_share"] or 0.0),
+            "items": dg.MetadataValue.int(kpis["items"]),
+        }
+    )
+
+
+@dg.asset(
+    key=["review", "published_coaching"],
+    deps=[manager_digests],
+    group_name=REVIEW_GROUP,
+    owners=["team:revenue-operations"],
+    kinds={"slack", "email"},
+    description=(
+        "Publishes only items a manager approved (or edited and approved): a DM or email to the rep and a note on the "
+        "CRM opportunity, each under an idempotency key so a retry never sends twice. In shadow mode (the default) "
+        "nothing is sent; AGENT_SEND_ENABLED=false stops every send. Run by the approval sensor."
+    ),
+)
+def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
+    from agents.ledger import open_ledger
+    from agents.review.modes import ModeSettings, apply_startup_mode
+    from agents.review.publisher import publish_approved
+    from agents.review.run import make_channels
+
+    settings = supervisor.settings()
+    with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
+        report = publish_approved(ledger, make_channels(ledger, settings.home_dir), mode, outbox_dir=settings.home_dir / "outbox")
+    counts = report.counts
+    context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
+    return dg.MaterializeResult(metadata={k: v for k, v in counts.items() if v is not None})
+
+
+publish_job = dg.define_asset_job(
+    "publish_job", selection=[published_coaching], description="Publish approved coaching (run by the approval sensor)."
+)
+
+
+@dg.sensor(
+    job=publish_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Notices new manager decisions in the review ledger (cursor: the last decision id) and requests a publish run.",
+)
+def approval_sensor(context: dg.SensorEvaluationContext, supervisor: SupervisorSettings):
+    from agents.ledger import open_ledger
+
+    settings = supervisor.settings()
+    with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+        decisions, cursor = ledger.decisions_since(context.cursor)
+    if not decisions:
+        return dg.SkipReason("no new decisions")
+    context.update_cursor(cursor)
+    approved = [d for d in decisions if d.action in ("approve", "edit")]
+    if not approved:
+        return dg.SkipReason(f"{len(decisions)} new decision(s), none approved")
+    return dg.RunRequest(run_key=f"decisions-{cursor}", tags={"decisions": str(len(approved))})
