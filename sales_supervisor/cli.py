@@ -266,6 +266,161 @@ def review_dismiss(
     _decide(item_id, "dismiss", approver, home, reason=reason)
 
 
+risk_app = typer.Typer(help="The risk policy: its quality on planted cases, and snoozes. (See also: backtest.)", no_args_is_help=True)
+slack_app_cli = typer.Typer(help="The Slack app managers decide in.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
+app.add_typer(slack_app_cli, name="slack")
+
+
+def _semantic_layer(settings: Settings):
+    from agents.semantic_layer import SemanticLayer
+    from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+
+    if not settings.warehouse_path.exists():
+        err.print(f"[red]No warehouse at {settings.warehouse_path}; run `make demo` (or `sales-supervisor run`) first.[/red]")
+        raise typer.Exit(2)
+    if manifest_is_stale():
+        parse_dbt_project()
+    return SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
+
+
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: agents/risk/default_policy.yaml).")]
+
+
+@risk_app.command("quality")
+def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt = None) -> None:
+    """Per-rule precision and recall of the policy on the demo CRM's planted risk cases."""
+    from agents.risk.engine import assess
+    from agents.risk.policy import load_policy
+    from agents.risk.quality import planted_precision_recall
+
+    settings = _settings(home=home, as_of=as_of, risk_policy=policy)
+    truth = settings.demo_dir / "ground_truth.csv"
+    if not truth.exists():
+        err.print(f"[red]No ground truth at {truth}: this measures the demo CRM (run `make demo` first).[/red]")
+        raise typer.Exit(2)
+    with _semantic_layer(settings) as layer:
+        run, _ = assess(settings.warehouse_path, layer, load_policy(settings.risk_policy), settings.effective_as_of())
+    table = Table(title=f"Planted cases, policy {run.policy_version}, as of {run.as_of}")
+    for col in ("rule", "truth", "flagged", "true pos.", "precision", "recall"):
+        table.add_column(col, justify="right" if col != "rule" else "left")
+    below = False
+    for q in planted_precision_recall(run, truth):
+        p, r = q.precision, q.recall
+        below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
+        table.add_row(q.rule_id, str(q.truth), str(q.flagged), str(q.true_positives),
+                      "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
+    console.print(table)
+    if below:
+        err.print("[yellow]Some rule is below precision 0.8 or recall 0.9.[/yellow]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def backtest(
+    home: HomeOpt = None,
+    policy: PolicyOpt = None,
+    start: Annotated[Optional[str], typer.Option(help="First replay date (default: six months before the last).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last replay date (default: the day before the run's as-of date).")] = None,
+    step_days: Annotated[int, typer.Option(min=1, help="Days between replays.")] = 7,
+) -> None:
+    """Replay the policy as of past dates (only data known then) and report lift and lead time per rule."""
+    from agents.risk.policy import load_policy
+    from agents.risk.quality import backtest as run_backtest
+
+    settings = _settings(home=home, risk_policy=policy)
+    try:
+        start_d = dt.date.fromisoformat(start) if start else None
+        end_d = dt.date.fromisoformat(end) if end else settings.effective_as_of() - dt.timedelta(days=1)
+    except ValueError:
+        err.print("[red]--start and --end are dates like 2026-04-01[/red]")
+        raise typer.Exit(2) from None
+    with _semantic_layer(settings) as layer:
+        console.print("Replaying the policy weekly; this takes about half a minute per six months...")
+        report = run_backtest(settings.warehouse_path, layer, load_policy(settings.risk_policy), start_d, end_d, step_days)
+    console.print(report.table())
+    console.print(
+        "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "
+        "lift = flagged bad% / unflagged bad%; lead = median days from first flag to loss."
+    )
+
+
+@risk_app.command("snooze")
+def risk_snooze(
+    opportunity_id: str,
+    until: Annotated[str, typer.Option(help="Date the flag comes back (YYYY-MM-DD).")],
+    reason: Annotated[str, typer.Option(help="Why; recorded in the audit trail.")],
+    approver: ApproverOpt,
+    rule: Annotated[Optional[str], typer.Option(help="Only this rule (default: every rule on the deal).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Snooze a deal's flags until a date (logged; the flag returns on that date)."""
+    try:
+        until_d = dt.date.fromisoformat(until)
+    except ValueError:
+        err.print(f"[red]--until must be a date like 2026-11-30, got {until!r}[/red]")
+        raise typer.Exit(2) from None
+    with _open_ledger(home) as ledger:
+        ledger.add_snooze(opportunity_id, until_d, by=approver, reason=reason, rule_id=rule)
+    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} until {until_d}.")
+
+
+@app.command()
+def publish(home: HomeOpt = None) -> None:
+    """Publish approved items now (what the approval sensor triggers): rep DM/email and CRM note, exactly once."""
+    from sales_supervisor.pipeline import run_publish_job
+
+    settings = _settings(home=home)
+    summary = run_publish_job(settings)
+    for failure in summary.failures:
+        err.print(f"[red]{failure}[/red]")
+    for key, value in summary.metadata.items():
+        console.print(f"  {key:<20} {value}")
+    if not summary.success:
+        raise typer.Exit(1)
+
+
+@slack_app_cli.command("serve")
+def slack_serve(
+    port: Annotated[int, typer.Option(help="HTTP port (ignored in Socket Mode).")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    home: HomeOpt = None,
+) -> None:
+    """Run the Slack app (HTTP mode; Socket Mode when SLACK_APP_TOKEN is set). Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET."""
+    from agents.review.modes import LiveModeRefused, ModeSettings, apply_startup_mode
+    from agents.review.slack_app import SlackAppSettings, serve
+
+    settings = _settings(home=home)
+    try:
+        slack_settings = SlackAppSettings.from_env()
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    with _open_ledger(home) as ledger:
+        try:
+            mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
+        except LiveModeRefused as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"Slack app in {mode} mode on {host}:{port} (interactivity URL: https://<your host>/slack/events)")
+        serve(port, ledger=ledger, settings=slack_settings, host=host)
+
+
+@slack_app_cli.command("manifest")
+def slack_manifest(
+    request_url: Annotated[Optional[str], typer.Option(help="Public URL of /slack/events (HTTP mode).")] = None,
+    socket_mode: Annotated[bool, typer.Option("--socket-mode", help="Manifest for Socket Mode (no public URL).")] = False,
+) -> None:
+    """Print the Slack app manifest to paste at api.slack.com/apps (Create New App -> From a manifest)."""
+    import yaml
+
+    from agents.review.slack_app import app_manifest
+
+    url = None if socket_mode else (request_url or "https://YOUR-HOST/slack/events")
+    console.print(yaml.safe_dump(app_manifest(url), sort_keys=False), soft_wrap=True, markup=False)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -142,3 +142,36 @@ def run_highlights(warehouse: Path, run_id: str, limit: int = 5) -> dict[str, An
         except duckdb.CatalogException:
             pass
     return out
+
+
+@dataclass
+class PublishSummary:
+    success: bool
+    failures: list[str]
+    metadata: dict[str, Any]
+
+
+def run_publish_job(settings: Settings) -> PublishSummary:
+    """Run publish_job in-process (the approval sensor's job), recorded in the local Dagster instance."""
+    import dagster as dg
+
+    use_local_dagster_home(settings)
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("publish_job")
+    run_config = {
+        "resources": {"supervisor": {"config": {"home": str(settings.home_dir)}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    failures, metadata = [], {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            metadata = {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
+        elif event.event_type_value == "STEP_FAILURE":
+            err = event.event_specific_data.error
+            while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
+                err = err.cause
+            failures.append(err.message.strip() if err else "publish failed")
+    return PublishSummary(result.success, failures, metadata)
