@@ -65,3 +65,16 @@ def test_a_generic_drafter_fails_the_gate(tmp_path, capsys):
     assert report["pass_rate"] < 0.9 and report["gate_passed"] is False
     assert report["property_pass_rates"]["own_draft"] == 0.0  # every item fell back to the template
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_the_stored_eval_result_is_what_the_live_gate_reads(tmp_path):
+    """The contract between the eval runner and the live-mode gate: the same file, the same field."""
+    from agents.drafting import TemplateDrafter
+    from agents.review.modes import eval_gate
+    from evals.run import GOLDEN_PATH, run_eval
+
+    out = tmp_path / "evals" / "latest.json"
+    run_eval(TemplateDrafter(), GOLDEN_PATH, out_path=out, gate=0.9)
+    gate = eval_gate(out, 0.9)
+    assert gate.passed and gate.value == 1.0
+    assert not eval_gate(out, 1.01).passed

@@ -28,7 +28,7 @@ def _shadow_decisions(ledger, approved: int, dismissed: int) -> None:
 def _evals(home, rate) -> None:
     path = home / "evals" / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"overall_pass_rate": rate, "cases": 40}))
+    path.write_text(json.dumps({"pass_rate": rate, "cases": 40}))
 
 
 def test_from_env_defaults_and_validation():

@@ -4,7 +4,7 @@
 (default false: the kill switch is engaged until someone turns sending on).
 Live mode is refused unless both gates pass:
 
-- eval: ``overall_pass_rate`` in the eval runner's latest results
+- eval: ``pass_rate`` in the eval runner's latest results
   (``<home>/evals/latest.json`` by default) >= ``AGENT_LIVE_MIN_EVAL_PASS_RATE`` (0.9);
 - shadow agreement: approved / decided over the shadow decisions of the last
   ``AGENT_LIVE_WINDOW_BUSINESS_DAYS`` (10) business days >=
@@ -120,13 +120,13 @@ def eval_gate(path: Path, threshold: float) -> GateResult:
         return GateResult("eval", False, None, threshold, f"no eval results at {path}; run the evals first")
     try:
         data = json.loads(path.read_text())
-        value = data["overall_pass_rate"]
+        value = data["pass_rate"]  # written by evals.run (EvalReport.pass_rate)
         value = None if value is None else float(value)
     except (ValueError, KeyError, TypeError) as exc:
-        return GateResult("eval", False, None, threshold, f"{path} has no readable overall_pass_rate ({type(exc).__name__})")
+        return GateResult("eval", False, None, threshold, f"{path} has no readable pass_rate ({type(exc).__name__})")
     if value is None:
-        return GateResult("eval", False, None, threshold, f"{path}: overall_pass_rate is null")
-    return GateResult("eval", value >= threshold, value, threshold, f"overall_pass_rate from {path}")
+        return GateResult("eval", False, None, threshold, f"{path}: pass_rate is null")
+    return GateResult("eval", value >= threshold, value, threshold, f"pass_rate from {path}")
 
 
 def shadow_agreement_gate(ledger: Ledger, as_of: dt.date, thresholds: GateThresholds) -> GateResult:
