@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,29 @@ def _print_run(summary, settings: Settings, started: float) -> None:
         console.print("Top drafted coaching actions (shadow mode: nothing is sent until a manager approves):")
         for subject, rule, severity, action, drafter in highlights["drafts"]:
             console.print(escape(f"  [{severity}] {subject} {rule}: {action}  ({drafter})"), soft_wrap=True)
+    digests = summary.asset_metadata.get("review/manager_digests")
+    if digests:
+        kpis = digests.get("kpis") or {}
+        share = kpis.get("reps_reviewed_share")
+        evidence = kpis.get("evidence_rate")
+        console.print(
+            f"\nManager digests: {digests.get('digests')} ({digests.get('posted_to_slack')} to Slack, "
+            f"{digests.get('written_to_outbox')} to the outbox {digests.get('outbox')}); {kpis.get('items')} items to decide."
+        )
+        console.print(
+            "KPIs: reps reviewed "
+            + ("-" if share is None else f"{share:.0%}")
+            + f" of {kpis.get('active_reps')} active; evidence rate "
+            + ("-" if evidence is None else f"{evidence:.0%}")
+            + "; median business days flag -> approval "
+            + str(kpis.get("median_business_days_flag_to_approval") if kpis.get("median_business_days_flag_to_approval") is not None else "-")
+            + "; decisions by manager "
+            + (json.dumps(kpis.get("decisions_by_manager")) if kpis.get("decisions_by_manager") else "none yet")
+            + "; dismissal rate by rule "
+            + (json.dumps(kpis.get("dismissal_rate_by_rule")) if kpis.get("dismissal_rate_by_rule") else "none yet"),
+            soft_wrap=True,
+        )
+        console.print("Decide: `.venv/bin/sales-supervisor review list`, then `review approve ITEM --as MANAGER_ID`.")
     checks = summary.checks
     failed = summary.failed_checks
     console.print(f"Checks: {len(checks) - len(failed)} of {len(checks)} passed.")

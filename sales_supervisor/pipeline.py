@@ -24,6 +24,7 @@ class RunSummary:
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     log_path: Path | None = None
+    asset_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def failed_checks(self) -> list[dict[str, Any]]:
@@ -86,7 +87,10 @@ def run_daily_job(
     )
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
-            summary.materialized.append(event.asset_key.to_user_string())
+            key = event.asset_key.to_user_string()
+            summary.materialized.append(key)
+            metadata = event.event_specific_data.materialization.metadata
+            summary.asset_metadata[key] = {k: getattr(v, "value", v) for k, v in metadata.items()}
         elif event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             summary.checks.append(
