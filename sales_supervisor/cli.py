@@ -100,7 +100,7 @@ def _print_run(summary, settings: Settings, started: float) -> None:
     console.print(
         "\nWhere things are:\n"
         f"  warehouse (DuckDB)   {settings.warehouse_path}\n"
-        f"  demo CRM extract     {settings.demo_dir if settings.crm_source == 'demo' else settings.csv_folder}\n"
+        f"  CRM extract          {settings.demo_dir if settings.crm_source == 'demo' else settings.csv_folder}\n"
         f"  Dagster run history  {settings.home_dir / 'dagster'}   (see it with: make dev)\n"
         + (f"  step output (dbt)    {summary.log_path}\n" if summary.log_path else "")
     )

@@ -382,7 +382,7 @@ def evaluate_custom_rule(d: DealFeatures, ctx: RuleContext) -> Outcome:
     assert expr is not None
     cov = d.coverage
     for names, ok, what in (
-        (_NEEDS_ACTIVITIES, cov.has_activities, "an activity log"),
+        (_NEEDS_ACTIVITIES, cov.has_activities, "activity log"),
         (_NEEDS_ROLES, cov.has_activities and cov.has_buying_roles, "contact buying roles"),
         (_NEEDS_STAGES, cov.has_stage_history, "stage history"),
         (_NEEDS_FIELDS, cov.has_field_history, "field history"),
