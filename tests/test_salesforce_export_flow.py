@@ -41,10 +41,10 @@ def test_salesforce_export_lands_in_the_marts_and_raises_past_due_flags(tmp_path
         open_past_due = con.execute(
             "select count(*) from marts.fct_opportunities where not is_closed and close_date < date '2018-11-01'"
         ).fetchone()[0]
-    assert flags and all("past_due" in str(observed) for _, observed in flags)
         not_applicable = dict(
             con.execute("select rule_id, reason from risk.not_applicable where rule_id = 'no_recent_activity'").fetchall()
         )
+    assert flags and all("past_due" in str(observed) for _, observed in flags)
     assert open_past_due == 13
     assert not_applicable == {"no_recent_activity": "the source has no activity log"}
     failed = {(c["asset"], c["check"]) for c in summary.failed_checks}
