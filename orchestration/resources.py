@@ -52,6 +52,8 @@ class DrafterSettings(dg.ConfigurableResource):
             "model": os.getenv("SALES_SUPERVISOR_DRAFTER_MODEL"),
             "base_url": os.getenv("ANTHROPIC_BASE_URL"),
             "budget_usd": os.getenv("SALES_SUPERVISOR_DRAFTING_BUDGET_USD"),
+            "batch_threshold": os.getenv("SALES_SUPERVISOR_DRAFTING_BATCH_THRESHOLD"),
+            "batch_poll_interval_s": os.getenv("SALES_SUPERVISOR_DRAFTING_BATCH_POLL_S"),
         }
         values = {k: v for k, v in env.items() if v} | overrides
         api_key = os.getenv("ANTHROPIC_API_KEY")  # read when a run starts, never at import
