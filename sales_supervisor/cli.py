@@ -87,7 +87,9 @@ def _print_run(summary, settings: Settings, started: float) -> None:
             + "; decisions by manager "
             + (json.dumps(kpis.get("decisions_by_manager")) if kpis.get("decisions_by_manager") else "none yet")
             + "; dismissal rate by rule "
-            + (json.dumps(kpis.get("dismissal_rate_by_rule")) if kpis.get("dismissal_rate_by_rule") else "none yet"),
+            + (json.dumps(kpis.get("dismissal_rate_by_rule")) if kpis.get("dismissal_rate_by_rule") else "none yet")
+            + "; shadow agreement by rule "
+            + (json.dumps(kpis.get("shadow_agreement_by_rule")) if kpis.get("shadow_agreement_by_rule") else "none yet"),
             soft_wrap=True,
         )
         console.print("Decide: `.venv/bin/sales-supervisor review list`, then `review approve ITEM --as MANAGER_ID`.")

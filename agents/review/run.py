@@ -101,6 +101,7 @@ def review_kpis(ledger: Ledger, digests: list[Any], reps: list[dict[str, Any]], 
     active = {r["rep_id"] for r in reps if r.get("is_active")}
     listed = {section.rep_id for d in digests for section in d.reps}
     median_days = ledger.median_business_days_to_approval()
+    today = dt.date.today()  # agreement windows run on real decision dates, not the data's as-of
     return {
         "reps_reviewed_share": (len(active & listed) / len(active)) if active else None,
         "active_reps": len(active),
@@ -108,6 +109,10 @@ def review_kpis(ledger: Ledger, digests: list[Any], reps: list[dict[str, Any]], 
         "median_business_days_flag_to_approval": median_days,
         "dismissal_rate_by_rule": {k: v.dismissal_rate for k, v in ledger.dismissal_rate_by_rule().items()},
         "decisions_by_manager": {k: v.decided for k, v in ledger.decisions_by_manager().items()},
+        "shadow_agreement_by_rule": {k: v.agreement_rate for k, v in ledger.shadow_agreement(today, by="rule").items()},
+        "shadow_agreement_by_manager": {
+            k: v.agreement_rate for k, v in ledger.shadow_agreement(today, by="manager").items()
+        },
         "items": sum(len(s.entries) for d in digests for s in d.reps),
     }
 
