@@ -47,7 +47,12 @@ class ObjectReport:
 
 
 class CsvFolderSource:
-    """A CRM export folder plus its mapping. Read-only: it has no write path."""
+    """A CRM export folder plus its mapping. Read-only: it has no write path.
+
+    A snapshot source: every landing reads the whole export and replaces the raw tables.
+    """
+
+    incremental = False
 
     def __init__(self, folder: Path | str, mapping: CsvMapping | Path | str | None = None):
         self.folder = Path(folder)
@@ -59,6 +64,7 @@ class CsvFolderSource:
             mapping = load_mapping(mapping)
         self.mapping = mapping
         self.reports: dict[str, ObjectReport] = {}
+        self.cursors: dict[str, str] = {}
         self._stages: list[StageSpec] | None = None
 
     @property
@@ -84,8 +90,8 @@ class CsvFolderSource:
         return self._stages
 
     # -- reading --------------------------------------------------------------------------
-    def read(self, object_name: str, batch_size: int = 5000) -> Iterator[Batch]:
-        """Typed rows (and rejections) of one canonical object, in batches."""
+    def read(self, object_name: str, batch_size: int = 5000, cursor: str | None = None) -> Iterator[Batch]:
+        """Typed rows (and rejections) of one canonical object, in batches (``cursor`` is ignored: a snapshot)."""
         if object_name == "stages" and self.mapping.stages is not None:
             rows = [
                 {"stage": s.name, "stage_order": s.order, "is_closed": s.closed, "is_won": s.won,

@@ -34,12 +34,21 @@ REJECTED_COLUMNS = {**REJECTED_ROWS_COLUMNS, "_source_system": "VARCHAR", "_load
 
 
 class CrmSource(Protocol):
-    """What landing needs from a CRM source. Sources have no write path."""
+    """What landing needs from a CRM source. Sources have no write path.
+
+    Snapshot sources (demo, CSV: ``incremental = False``) return every row each time and
+    landing replaces the raw tables. Incremental sources (CRM APIs) get the cursor stored
+    after their last successful landing of an object, return only what changed since, set
+    ``cursors[object]`` to the new high-water mark, and landing merges by primary key; a row
+    deleted or archived in the CRM comes back with ``_is_deleted = True``.
+    """
 
     source_system: str
     reports: dict[str, ObjectReport]
+    incremental: bool
+    cursors: dict[str, str]
 
-    def read(self, object_name: str, batch_size: int = ...) -> Iterator[Batch]: ...
+    def read(self, object_name: str, batch_size: int = ..., cursor: str | None = None) -> Iterator[Batch]: ...
 
 
 def _column_hints(obj: RawObject) -> dict[str, TColumnSchema]:
@@ -53,7 +62,42 @@ def _column_hints(obj: RawObject) -> dict[str, TColumnSchema]:
     cols["_source_file"] = {"data_type": "text"}
     cols["_source_row"] = {"data_type": "bigint"}
     cols["_loaded_at"] = {"data_type": "timestamp", "timezone": False}
+    cols["_is_deleted"] = {"data_type": "bool"}
+    cols["_extra"] = {"data_type": "text"}
     return cols
+
+
+CURSORS_TABLE = "_crm_cursors"
+
+
+def load_cursors(warehouse: Path, source_system: str) -> dict[str, str]:
+    """The cursor of each object after the last successful landing from this source."""
+    if not warehouse.exists():
+        return {}
+    with duckdb.connect(str(warehouse)) as con:
+        try:
+            rows = con.execute(
+                f"select object, cursor from {RAW_DATASET}.{CURSORS_TABLE} where source_system = ?", [source_system]
+            ).fetchall()
+        except duckdb.CatalogException:
+            return {}
+    return dict(rows)
+
+
+def save_cursors(warehouse: Path, source_system: str, cursors: dict[str, str], landing_id: str) -> None:
+    """Called only after the load succeeded, so a failed landing re-fetches from the old cursor."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"create schema if not exists {RAW_DATASET}")
+        con.execute(
+            f"""create table if not exists {RAW_DATASET}.{CURSORS_TABLE} (
+                source_system VARCHAR, object VARCHAR, cursor VARCHAR, landing_id VARCHAR, updated_at TIMESTAMP,
+                primary key (source_system, object))"""
+        )
+        for name, value in cursors.items():
+            con.execute(
+                f"insert or replace into {RAW_DATASET}.{CURSORS_TABLE} values (?, ?, ?, ?, now())",
+                [source_system, name, value, landing_id],
+            )
 
 
 class RejectSpool:
@@ -98,18 +142,29 @@ def crm_dlt_source(
     objects: list[str] | None = None,
     spool: RejectSpool | None = None,
     load_id: str | None = None,
+    cursors: dict[str, str] | None = None,
 ):
-    """The dlt source for a CRM source. ``source=None`` builds the shape only (for asset definitions)."""
+    """The dlt source for a CRM source. ``source=None`` builds the shape only (for asset definitions).
+
+    ``cursors``: each object's stored cursor, passed to an incremental source's ``read``.
+    """
     names = objects or list(RAW_OBJECTS)
+    incremental = bool(getattr(source, "incremental", False))
 
     def rows_of(obj: RawObject) -> Iterator[Any]:
         if source is None:
             raise RuntimeError("crm_dlt_source was built without a CRM source; pass one to run it")
         stamp = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        for batch in source.read(obj.name):
+        batches = (
+            source.read(obj.name, cursor=(cursors or {}).get(obj.name)) if incremental else source.read(obj.name)
+        )
+        for batch in batches:
             for row in batch.rows:
                 row["_source_system"] = source.source_system
                 row["_loaded_at"] = stamp
+                extra = row.get("_extra")
+                if isinstance(extra, dict):  # unknown source fields travel as JSON text
+                    row["_extra"] = json.dumps(extra, default=str, sort_keys=True) if extra else None
             if batch.rows:
                 yield batch.rows
             if batch.rejected:
@@ -129,7 +184,9 @@ def crm_dlt_source(
                 rows_of(obj),
                 name=name,
                 table_name=name,
-                write_disposition="replace",
+                # snapshots replace; incremental extracts merge by the object's primary key
+                write_disposition="merge" if incremental else "replace",
+                primary_key=list(obj.primary_key) if incremental else None,
                 columns=_column_hints(obj),
             )
 
@@ -163,7 +220,11 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
             rep = source.reports.get(name)
             rows = rep.rows if rep else 0
             con.execute(create_table_sql(obj, RAW_DATASET))
-            if rows == 0:
+            for column, type_ in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR")):
+                con.execute(f"alter table {RAW_DATASET}.{name} add column if not exists {column} {type_}")
+            # A snapshot without rows means the object is empty now; an incremental extract
+            # without rows only means nothing changed since the cursor.
+            if rows == 0 and not getattr(source, "incremental", False):
                 con.execute(f"delete from {RAW_DATASET}.{name}")
             reports.append(
                 {

@@ -49,7 +49,12 @@ class RawObject:
     fields: tuple[Field, ...]
     description: str = ""
     # Lineage columns every landed row carries (added by landing, not by sources).
-    lineage: tuple[str, ...] = field(default=("_source_system", "_source_file", "_source_row", "_loaded_at"))
+    # Lineage columns every landed row carries (added by landing, not by sources), plus, for API
+    # sources, _is_deleted (deleted or archived in the CRM; merged, never dropped) and _extra
+    # (the source's fields outside the canonical shape, as JSON: schema drift loses nothing).
+    lineage: tuple[str, ...] = field(
+        default=("_source_system", "_source_file", "_source_row", "_loaded_at", "_is_deleted", "_extra")
+    )
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -229,6 +234,8 @@ def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
         "_source_file VARCHAR",
         "_source_row BIGINT",
         "_loaded_at TIMESTAMP",
+        "_is_deleted BOOLEAN",
+        "_extra VARCHAR",
     ]
     return f"create table if not exists {schema}.{obj.name} ({', '.join(cols)})"
 

@@ -10,7 +10,15 @@ from dagster import AssetExecutionContext
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from connectors.landing import RejectSpool, crm_dlt_pipeline, crm_dlt_source, finish_landing, write_rejections
+from connectors.landing import (
+    RejectSpool,
+    crm_dlt_pipeline,
+    crm_dlt_source,
+    finish_landing,
+    load_cursors,
+    save_cursors,
+    write_rejections,
+)
 from connectors.registry import open_crm_source
 from connectors.schema import RAW_OBJECTS
 from orchestration.resources import SupervisorSettings
@@ -62,17 +70,21 @@ def crm_landing(context: AssetExecutionContext, dlt: DagsterDltResource, supervi
     loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     spool = RejectSpool(settings.home_dir / "landing" / f"rejected-{context.run.run_id}.jsonl")
     selected = [key.path[-1] for key in context.selected_asset_keys]
+    cursors = load_cursors(settings.warehouse_path, source.source_system) if source.incremental else {}
     results = []
     try:
         for result in dlt.run(
             context=context,
-            dlt_source=crm_dlt_source(source, loaded_at, selected, spool, context.run.run_id),
+            dlt_source=crm_dlt_source(source, loaded_at, selected, spool, context.run.run_id, cursors),
             dlt_pipeline=crm_dlt_pipeline(settings.warehouse_path, settings.home_dir / "dlt"),
         ):
             results.append(result)
     finally:
         # Quarantined rows are kept even when the load itself fails.
         write_rejections(settings.warehouse_path, spool)
+    if source.incremental:
+        # only after a successful load: a failed landing re-fetches from the old cursors
+        save_cursors(settings.warehouse_path, source.source_system, source.cursors, context.run.run_id)
     reports = {r["object"]: r for r in finish_landing(settings.warehouse_path, source, context.run.run_id, loaded_at)}
     for result in results:
         report = reports[result.asset_key.path[-1]]

@@ -2,6 +2,8 @@ with
 
 source as (
     select * from {{ source('crm', 'activity_contacts') }}
+    -- rows deleted or archived in the CRM stay in raw (nothing lost) but leave the models
+    where not coalesce(_is_deleted, false)
 ),
 
 renamed as (
