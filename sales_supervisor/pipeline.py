@@ -103,12 +103,16 @@ def run_daily_job(
                 }
             )
         elif event.event_type_value == "STEP_FAILURE":
-            err = event.event_specific_data.error
-            # Dagster wraps the user's exception; its cause says what went wrong.
-            while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
-                err = err.cause
-            summary.failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+            summary.failures.append(f"{event.step_key}: {_failure_message(event)}")
     return summary
+
+
+def _failure_message(event) -> str:
+    """The user's own error of a failed step (Dagster wraps it; the cause says what went wrong)."""
+    err = event.event_specific_data.error
+    while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
+        err = err.cause
+    return err.message.strip() if err else "failed"
 
 
 def warehouse_counts(warehouse: Path) -> dict[str, int]:
@@ -174,8 +178,5 @@ def run_publish_job(settings: Settings) -> PublishSummary:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             metadata = {k: getattr(v, "value", v) for k, v in event.event_specific_data.materialization.metadata.items()}
         elif event.event_type_value == "STEP_FAILURE":
-            err = event.event_specific_data.error
-            while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
-                err = err.cause
-            failures.append(err.message.strip() if err else "publish failed")
+            failures.append(_failure_message(event))
     return PublishSummary(result.success, failures, metadata)
