@@ -1,0 +1,181 @@
+"""What a HubSpot portal means in the canonical shape: stages, managers, segments, buying roles.
+
+Every field has a HubSpot default, so ``HubSpotConfig()`` works on a standard portal; a
+team overrides what differs in a YAML file (``HUBSPOT_CONFIG`` or ``HubSpotConfig.load``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors.mapping import MappingError, StageSpec
+
+# HubSpot objects read for the canonical ``activities`` (the engagement object -> activity_type).
+DEFAULT_ACTIVITY_OBJECTS = {"meetings": "meeting", "calls": "call", "emails": "email", "tasks": "task"}
+
+# The subject-like property of each engagement object.
+ACTIVITY_SUBJECT_PROPERTY = {
+    "meetings": "hs_meeting_title",
+    "calls": "hs_call_title",
+    "emails": "hs_email_subject",
+    "tasks": "hs_task_subject",
+}
+
+# HubSpot's ``hs_buying_role`` options (internal values) -> canonical buying roles.
+DEFAULT_BUYING_ROLES = {
+    "DECISION_MAKER": "decision_maker",
+    "BUDGET_HOLDER": "decision_maker",
+    "EXECUTIVE_SPONSOR": "decision_maker",
+    "CHAMPION": "champion",
+    "INFLUENCER": "influencer",
+    "END_USER": "user",
+    "BLOCKER": "blocker",
+    "LEGAL_AND_COMPLIANCE": "other",
+    "OTHER": "other",
+}
+
+# A contact can hold several roles (``hs_buying_role`` is multi-select, ';'-separated): the first of these wins.
+DEFAULT_ROLE_PRIORITY = ["decision_maker", "champion", "influencer", "technical_evaluator", "user", "blocker", "other"]
+
+
+class TeamSpec(BaseModel):
+    """A HubSpot team (by id or name): who manages its members, and their segment."""
+
+    model_config = ConfigDict(extra="forbid")
+    manager: str | None = Field(default=None, description="Owner id or email of the team's manager.")
+    segment: str | None = None
+
+
+class OwnerSpec(BaseModel):
+    """Per-owner overrides (by owner id or email); win over the team's."""
+
+    model_config = ConfigDict(extra="forbid")
+    manager: str | None = Field(default=None, description="Owner id or email of this rep's manager.")
+    segment: str | None = None
+    slack_user_id: str | None = None
+    hired_on: str | None = Field(default=None, description="YYYY-MM-DD")
+
+
+class EmployeeBand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    below: int | None = Field(description="Upper bound (exclusive); null for the last band.")
+    segment: str
+
+
+class RetrySettings(BaseModel):
+    """Passed to dlt's requests client: 429 (honouring Retry-After) and 5xx are retried with backoff."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_attempts: int = 6
+    backoff_factor: float = 1.0
+    max_delay_s: float = 120.0
+    timeout_s: float = 60.0
+
+
+class HubSpotConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_system: str = "hubspot"
+    portal_id: str | None = Field(default=None, description="Hub id; enables deep links (source_url).")
+    deal_url_template: str = "https://app.hubspot.com/contacts/{portal_id}/deal/{id}"
+
+    # -- stages
+    pipelines: list[str] | None = Field(
+        default=None, description="Deal pipeline ids or labels to land (null: all). Deals in others are skipped."
+    )
+    stages: list[StageSpec] | None = Field(
+        default=None,
+        description="Override the stage list (names are HubSpot stage labels). Default: from the pipelines, "
+        "in display order; closed from metadata.isClosed, won when probability is 1.0.",
+    )
+
+    # -- owners -> managers and reps
+    managers: list[str] = Field(default_factory=list, description="Owner ids or emails who are managers.")
+    teams: dict[str, TeamSpec] = Field(default_factory=dict, description="Team id or name -> manager and segment.")
+    owners: dict[str, OwnerSpec] = Field(default_factory=dict, description="Owner id or email -> overrides.")
+    default_rep_segment: str | None = None
+
+    # -- accounts
+    account_segment_property: str | None = Field(
+        default=None, description="A company property holding the segment (wins over employee bands when set)."
+    )
+    account_segment_values: dict[str, str] = Field(default_factory=dict, description="Its values -> segment.")
+    employee_bands: list[EmployeeBand] = Field(
+        default_factory=lambda: [
+            EmployeeBand(below=200, segment="smb"),
+            EmployeeBand(below=1000, segment="mid_market"),
+            EmployeeBand(below=None, segment="enterprise"),
+        ]
+    )
+    account_tags_property: str | None = Field(default=None, description="A (multi-select) company property -> tags.")
+
+    # -- contacts
+    buying_role_property: str = "hs_buying_role"
+    buying_roles: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_BUYING_ROLES))
+    buying_role_priority: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLE_PRIORITY))
+
+    # -- activities
+    activity_objects: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTIVITY_OBJECTS))
+
+    # -- reading
+    extra_properties: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="HubSpot object (deals, companies, contacts, meetings, ...) -> more properties to read; "
+        "they land in _extra.",
+    )
+    page_size: int = Field(default=100, ge=1, le=100)
+    lookback_s: int = Field(
+        default=300, ge=0,
+        description="Each incremental run asks for records modified since cursor - lookback (the search index "
+        "lags writes by a few seconds); re-read records merge idempotently.",
+    )
+    per_record_limit: int = Field(
+        default=500, ge=0,
+        description="Above this many changed deals/activities, re-list the object (100 a page) instead of one "
+        "GET per changed record (needed for history and associations, which search does not return).",
+    )
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @classmethod
+    def load(cls, path: Path | str) -> HubSpotConfig:
+        path = Path(path)
+        try:
+            raw: Any = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise MappingError(f"{path}: HubSpot config file not found") from None
+        except yaml.YAMLError as exc:
+            raise MappingError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise MappingError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+            )
+            raise MappingError(f"{path}: {problems}") from None
+
+    def segment_for_employees(self, employees: int | None) -> str | None:
+        if employees is None:
+            return None
+        for band in self.employee_bands:
+            if band.below is None or employees < band.below:
+                return band.segment
+        return None
+
+    def buying_role(self, raw: str | None) -> str | None:
+        if not raw:
+            return None
+        roles = []
+        for value in str(raw).split(";"):
+            value = value.strip()
+            if value:
+                roles.append(self.buying_roles.get(value, self.buying_roles.get(value.upper(), value.lower())))
+        if not roles:
+            return None
+        rank = {r: i for i, r in enumerate(self.buying_role_priority)}
+        return min(roles, key=lambda r: rank.get(r, len(rank)))
