@@ -20,11 +20,40 @@ def ensure_demo_crm(settings: Settings, progress: Callable[[str, int], None] | N
     return folder
 
 
-def open_crm_source(settings: Settings, progress: Callable[[str, int], None] | None = None) -> CsvFolderSource:
+# API connectors: module, class. Each reads its credentials from the environment (never logged).
+API_SOURCES = {
+    "hubspot": ("connectors.hubspot", "HubSpotSource"),
+    "salesforce": ("connectors.salesforce", "SalesforceSource"),
+    "pipedrive": ("connectors.pipedrive", "PipedriveSource"),
+}
+NOTE_WRITERS = {
+    "hubspot": ("connectors.hubspot.notes", "HubSpotNoteWriter"),
+    "salesforce": ("connectors.salesforce.notes", "SalesforceNoteWriter"),
+    "pipedrive": ("connectors.pipedrive.notes", "PipedriveNoteWriter"),
+}
+
+
+def _load(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def open_crm_source(settings: Settings, progress: Callable[[str, int], None] | None = None):
+    if settings.crm_source in API_SOURCES:
+        return _load(*API_SOURCES[settings.crm_source]).from_env()
     if settings.crm_source == "demo":
         return CsvFolderSource(ensure_demo_crm(settings, progress), identity_mapping("demo"))
     if settings.crm_source == "csv":
         if settings.csv_folder is None:
             raise MappingError("SALES_SUPERVISOR_CRM_SOURCE=csv needs SALES_SUPERVISOR_CSV_FOLDER (the export folder)")
         return CsvFolderSource(settings.csv_folder, settings.csv_mapping)
-    raise MappingError(f"unknown CRM source {settings.crm_source!r} (expected demo or csv)")
+    raise MappingError(f"unknown CRM source {settings.crm_source!r} (expected demo, csv, {', '.join(API_SOURCES)})")
+
+
+def crm_note_writer(crm_source: str, ledger):
+    """The CRM's note writer for approved items (the publisher's only CRM write), or None for
+    the demo and CSV sources, whose stand-in is the local notes table."""
+    if crm_source not in NOTE_WRITERS:
+        return None
+    return _load(*NOTE_WRITERS[crm_source]).from_env(ledger)

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(default=Path("var"), description="Folder for all local state.")
-    crm_source: Literal["demo", "csv"] = Field(default="demo", description="Where CRM extracts come from.")
+    crm_source: Literal["demo", "csv", "hubspot", "salesforce", "pipedrive"] = Field(
+        default="demo", description="Where CRM extracts come from."
+    )
     csv_folder: Path | None = Field(default=None, description="Folder of CSV exports (crm_source=csv).")
     csv_mapping: Path | None = Field(default=None, description="Column-mapping YAML for the CSV folder.")
     demo_seed: int = 7

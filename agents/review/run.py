@@ -75,11 +75,13 @@ def slack_web_client(env: dict[str, str] | None = None):
     return WebClient(token=env["SLACK_BOT_TOKEN"], **({"base_url": base_url} if base_url else {}))
 
 
-def make_channels(ledger: Ledger, home: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+def make_channels(
+    ledger: Ledger, home: Path, env: dict[str, str] | None = None, crm_note_channel: Any | None = None
+) -> dict[str, Any]:
     """Outbound channels from configuration: the rep's Slack DM (SLACK_BOT_TOKEN), email (SMTP_HOST),
-    and the CRM note (the local notes table for the demo and CSV sources)."""
+    and the CRM note: the CRM's own note writer when given, else the local notes table (demo, CSV)."""
     env = dict(os.environ) if env is None else env
-    channels: dict[str, Any] = {"crm_note": LocalCrmNotesChannel.at_home(ledger, home)}
+    channels: dict[str, Any] = {"crm_note": crm_note_channel or LocalCrmNotesChannel.at_home(ledger, home)}
     client = slack_web_client(env)
     if client is not None:
         channels["rep_slack"] = SlackDmChannel(ledger, client)

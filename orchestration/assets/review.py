@@ -80,11 +80,13 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
     from agents.review.modes import ModeSettings, apply_startup_mode
     from agents.review.publisher import publish_approved
     from agents.review.run import make_channels
+    from connectors.registry import crm_note_writer
 
     settings = supervisor.settings()
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
         mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
-        report = publish_approved(ledger, make_channels(ledger, settings.home_dir), mode, outbox_dir=settings.home_dir / "outbox")
+        channels = make_channels(ledger, settings.home_dir, crm_note_channel=crm_note_writer(settings.crm_source, ledger))
+        report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
     counts = report.counts
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
     return dg.MaterializeResult(metadata={k: v for k, v in counts.items() if v is not None})
