@@ -20,6 +20,8 @@ final as (
     from activity_contacts
     left join contacts
         on activity_contacts.contact_id = contacts.contact_id
+    -- follows its activity (see fct_activities)
+    where activity_contacts.activity_id in (select activity_id from {{ ref('fct_activities') }})
 )
 
 select * from final

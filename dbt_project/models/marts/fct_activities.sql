@@ -55,6 +55,8 @@ final as (
         and activities.occurred_at >= stints.entered_at
         -- not "exited_at is null or ...": an OR here turns the join into a nested loop
         and activities.occurred_at < coalesce(stints.exited_at, cast('9999-12-31 00:00:00' as {{ dbt.type_timestamp() }}))
+    -- an activity on a deal that is not in the marts (quarantined) stays in staging only
+    where activities.opportunity_id is null or opportunities.opportunity_id is not null
 )
 
 select * from final

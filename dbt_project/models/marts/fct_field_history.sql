@@ -14,6 +14,8 @@ final as (
         changed_at,
         _source_system as source_system
     from field_history
+    -- only for deals in the marts (see fct_stage_history)
+    where opportunity_id in (select opportunity_id from {{ ref('fct_opportunities') }})
 )
 
 select * from final
