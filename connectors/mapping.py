@@ -8,7 +8,7 @@ connectors/mappings/.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -102,20 +102,30 @@ def identity_mapping(source_system: str = "csv") -> CsvMapping:
     )
 
 
-def load_mapping(path: Path | str) -> CsvMapping:
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_model(path: Path | str, model: type[M], what: str = "mapping file") -> M:
+    """Read a YAML file into a pydantic model; every error names the file and the field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise MappingError(f"{path}: mapping file not found") from None
+        raise MappingError(f"{path}: {what} not found") from None
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
     if not isinstance(raw, dict):
         raise MappingError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        return CsvMapping.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
         )
         raise MappingError(f"{path}: {problems}") from None
+
+
+def load_mapping(path: Path | str) -> CsvMapping:
+    return load_yaml_model(path, CsvMapping)

@@ -298,3 +298,17 @@ def test_from_env(sf):
     assert len(read_all(flow, "accounts")[0]) == 2
     token_call = next(r for r in sf.requests if r.path == "/services/oauth2/token")
     assert token_call.method == "POST" and token_call.body["grant_type"] == "client_credentials"
+
+
+def test_salesforce_config_from_a_yaml_file_with_errors_naming_file_and_field(sf, tmp_path):
+    from connectors.mapping import MappingError
+
+    good = tmp_path / "sf.yaml"
+    good.write_text("account_segment_bands:\n  - {segment: smb, max_employees: 50}\n  - {segment: enterprise}\n")
+    env = {"SALESFORCE_INSTANCE_URL": sf.instance_url, "SALESFORCE_ACCESS_TOKEN": TOKEN, "SALESFORCE_CONFIG": str(good)}
+    source = SalesforceSource.from_env(env=env)
+    assert source.config.account_segment_bands != SalesforceConfig().account_segment_bands
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_attempts: lots\n")
+    with pytest.raises(MappingError, match=r"bad.yaml: max_attempts"):
+        SalesforceSource.from_env(env={**env, "SALESFORCE_CONFIG": str(bad)})

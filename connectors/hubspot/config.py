@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.mapping import MappingError, StageSpec
+from connectors.mapping import MappingError, StageSpec, load_yaml_model
 
 # HubSpot objects read for the canonical ``activities`` (the engagement object -> activity_type).
 DEFAULT_ACTIVITY_OBJECTS = {"meetings": "meeting", "calls": "call", "emails": "email", "tasks": "task"}
@@ -142,22 +141,7 @@ class HubSpotConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path | str) -> HubSpotConfig:
-        path = Path(path)
-        try:
-            raw: Any = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise MappingError(f"{path}: HubSpot config file not found") from None
-        except yaml.YAMLError as exc:
-            raise MappingError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise MappingError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
-            )
-            raise MappingError(f"{path}: {problems}") from None
+        return load_yaml_model(path, cls, "HubSpot config file")
 
     def segment_for_employees(self, employees: int | None) -> str | None:
         if employees is None:

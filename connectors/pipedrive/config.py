@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.mapping import MappingError
+from connectors.mapping import MappingError, load_yaml_model
 
 
 class PipedriveConfig(BaseModel):
@@ -111,16 +110,7 @@ class PipedriveConfig(BaseModel):
 
     @classmethod
     def load(cls, path: Path | str) -> PipedriveConfig:
-        path = Path(path)
-        try:
-            raw: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise MappingError(f"{path}: cannot read the Pipedrive config: {exc}") from exc
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-            raise MappingError(f"{path}: {problems}") from None
+        return load_yaml_model(path, cls, "Pipedrive config file")
 
     def segment_for(self, size: int | None) -> str | None:
         if size is None:

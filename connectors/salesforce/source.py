@@ -164,8 +164,13 @@ class SalesforceSource:
     @classmethod
     def from_env(cls, config: SalesforceConfig | None = None, env: dict[str, str] | None = None) -> SalesforceSource:
         """``SALESFORCE_INSTANCE_URL`` + ``SALESFORCE_ACCESS_TOKEN``, or + ``SALESFORCE_CLIENT_ID`` /
-        ``SALESFORCE_CLIENT_SECRET`` (client-credentials flow); ``SALESFORCE_API_VERSION`` optional."""
+        ``SALESFORCE_CLIENT_SECRET`` (client-credentials flow); ``SALESFORCE_API_VERSION`` and
+        ``SALESFORCE_CONFIG`` (a YAML file of :class:`SalesforceConfig`) optional."""
         env = os.environ if env is None else env
+        if config is None and (env.get("SALESFORCE_CONFIG") or "").strip():
+            from connectors.mapping import load_yaml_model
+
+            config = load_yaml_model(env["SALESFORCE_CONFIG"].strip(), SalesforceConfig, "Salesforce config file")
         instance = (env.get(ENV_INSTANCE_URL) or "").strip()
         if not instance:
             raise ValueError(f"{ENV_INSTANCE_URL} is not set (e.g. https://yourdomain.my.salesforce.com)")
