@@ -7,7 +7,7 @@ team overrides what differs in a YAML file (``HUBSPOT_CONFIG`` or ``HubSpotConfi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+
 
 from pydantic import BaseModel, ConfigDict, Field
 

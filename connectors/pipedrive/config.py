@@ -8,7 +8,7 @@ Load it from YAML with :meth:`PipedriveConfig.load`, or build it in code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
