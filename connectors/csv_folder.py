@@ -85,9 +85,30 @@ class CsvFolderSource:
                             StageSpec(name=r["stage"], order=r["stage_order"], closed=bool(r["is_closed"]), won=bool(r["is_won"]))
                         )
                 if not specs:
+                    om = self.mapping.objects.get("stages")
+                    if om is None or not (self.folder / om.file).exists():
+                        raise MappingError(
+                            f"{self.folder}: no stages. Files with canonical names need a stages.csv "
+                            "(stage, stage_order, is_closed, is_won); any other export needs a mapping file "
+                            "(--mapping) that lists its stages"
+                        )
                     raise MappingError(f"{self.folder}: no usable stages (the stages file is empty or every row was rejected)")
                 self._stages = specs
         return self._stages
+
+    def check(self) -> None:
+        """Fail fast, before any landing: the stages resolve and every mapped file that exists has
+        the mapped columns. Raises MappingError naming the file and the column."""
+        self.stages()
+        for name, om in self.mapping.objects.items():
+            path = self.folder / om.file
+            if not path.exists():
+                if name in REQUIRED_OBJECTS:
+                    raise MappingError(f"{self.folder}: required object {name!r} not found ({path})")
+                continue
+            with path.open(newline="", encoding=self.mapping.formats.encoding) as fh:
+                header = next(csv.reader(fh, delimiter=self.mapping.formats.delimiter), [])
+            self._column_plan(RAW_OBJECTS[name], om, header, path)
 
     # -- reading --------------------------------------------------------------------------
     def read(self, object_name: str, batch_size: int = 5000, cursor: str | None = None) -> Iterator[Batch]:

@@ -57,3 +57,12 @@ def crm_note_writer(crm_source: str, ledger):
     if crm_source not in NOTE_WRITERS:
         return None
     return _load(*NOTE_WRITERS[crm_source]).from_env(ledger)
+
+
+def preflight(settings: Settings) -> None:
+    """Check the configured source before a run starts: a bad folder, mapping or missing
+    credentials is one clear message, not a failed run. Raises MappingError or ValueError."""
+    if settings.crm_source in API_SOURCES:
+        _load(*API_SOURCES[settings.crm_source]).from_env()
+    elif settings.crm_source == "csv":
+        open_crm_source(settings).check()

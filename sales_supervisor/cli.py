@@ -50,7 +50,7 @@ def _print_run(summary, settings: Settings, started: float) -> None:
     status = "[green]succeeded[/green]" if summary.success else "[red]FAILED[/red]"
     console.print(f"\nRun {summary.run_id[:8]} {status} in {time.monotonic() - started:.0f} s (as of {summary.as_of}).")
     for failure in summary.failures:
-        console.print(f"  [red]step failed[/red] {failure}")
+        console.print(f"  [red]step failed[/red] {escape(failure)}", soft_wrap=True)
     counts = warehouse_counts(summary.warehouse)
     table = Table(title="What it produced", show_lines=False)
     table.add_column("table")
@@ -92,7 +92,17 @@ def _print_run(summary, settings: Settings, started: float) -> None:
             + (json.dumps(kpis.get("shadow_agreement_by_rule")) if kpis.get("shadow_agreement_by_rule") else "none yet"),
             soft_wrap=True,
         )
-        console.print("Decide: `.venv/bin/sales-supervisor review list`, then `review approve ITEM --as MANAGER_ID`.")
+        if digests.get("unrouted_items"):
+            console.print(
+                f"[yellow]{digests['unrouted_items']} flagged deal(s) reached no manager:[/yellow] the source has no "
+                "reps/managers for their owners (map the CRM's users file). They are in risk.coaching_drafts.",
+                soft_wrap=True,
+            )
+        home_flag = f" --home {settings.home_dir}" if settings.home_dir != Settings().home_dir else ""
+        console.print(
+            f"Decide: `.venv/bin/sales-supervisor review list{home_flag}`, then `review approve ITEM --as MANAGER_ID{home_flag}`.",
+            soft_wrap=True,
+        )
     checks = summary.checks
     failed = summary.failed_checks
     console.print(f"Checks: {len(checks) - len(failed)} of {len(checks)} passed.")
@@ -122,12 +132,21 @@ def run(
     settings = _settings(home=home, as_of=as_of, crm_source=source, csv_folder=csv_folder, csv_mapping=mapping, demo_scale=scale)
     from sales_supervisor.pipeline import run_daily_job
 
+    from connectors.mapping import MappingError
+    from connectors.registry import preflight
+
+    try:
+        preflight(settings)
+    except (MappingError, ValueError) as exc:
+        err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     started = time.monotonic()
     console.print(
         f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
-    summary = run_daily_job(settings, log_level="INFO" if verbose else "WARNING", quiet_steps=not verbose)
+    # Without --verbose, a failed step is reported once by the summary, not by Dagster's stack traces.
+    summary = run_daily_job(settings, log_level="INFO" if verbose else "CRITICAL", quiet_steps=not verbose)
     _print_run(summary, settings, started)
     if not summary.success:
         raise typer.Exit(1)
@@ -196,7 +215,16 @@ def _open_ledger(home: Path | None):
 
     settings = _settings(home=home)
     settings.home_dir.mkdir(parents=True, exist_ok=True)
-    return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates())
+    try:
+        delegates = settings.delegates()
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]Cannot read the delegates file:[/red] {exc}")
+        raise typer.Exit(2) from None
+    try:
+        return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=delegates)
+    except ModuleNotFoundError as exc:
+        err.print(f"[red]The review ledger URL needs a database driver that is not installed:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 @audit_app.command("verify")
@@ -225,28 +253,53 @@ def audit_verify(
 def review_list(
     home: HomeOpt = None,
     manager: Annotated[Optional[str], typer.Option(help="Only this manager's items (manager id).")] = None,
+    all_digests: Annotated[bool, typer.Option("--all", help="Include undecided items of older digests too.")] = False,
 ) -> None:
-    """List items waiting for a decision."""
+    """List items waiting for a decision (each manager's latest digest), highest priority first."""
     with _open_ledger(home) as ledger:
-        items = ledger.pending_items(manager)
+        items = ledger.pending_items(manager, latest_only=not all_digests)
     if not items:
         console.print("No pending items.")
         return
-    console.print(f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU`:\n")
+    items = sorted(items, key=lambda it: (it.manager_id, it.rep_id or "", -(it.priority or 0)))
+    console.print(
+        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU` "
+        "(a unique prefix of the item id is enough):\n",
+        soft_wrap=True,
+    )
     for it in items:
         draft = it.draft or {}
+        evidence = it.evidence or {}
+        deal = evidence.get("deal_name") or it.opportunity_id or "-"
         console.print(
-            f"[bold]{it.item_id}[/bold]  [{it.severity}] {it.rule_id}  deal {it.opportunity_id or '-'}  "
-            f"rep {it.rep_id or '-'}  manager {it.manager_id}",
+            escape(f"{it.item_id}  [{it.severity}] {it.rule_id}  {deal} ({it.opportunity_id or 'rep ' + str(it.rep_id)})"
+                   f"  rep {it.rep_id or '-'}  manager {it.manager_id}"),
             soft_wrap=True,
         )
-        console.print(f"    {draft.get('action', '(no draft)')}", soft_wrap=True)
+        console.print(escape(f"    {draft.get('action', '(no draft)')}"), soft_wrap=True)
+
+
+def _resolve_item_id(ledger, item_id: str) -> str:
+    """A full item id, or a unique prefix of one."""
+    if ledger.get_item(item_id) is not None or len(item_id) >= 32:
+        return item_id
+    matches = [it.item_id for it in ledger.pending_items(latest_only=False) if it.item_id.startswith(item_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        err.print(f"[red]{item_id!r} matches {len(matches)} items; give more characters.[/red]")
+        raise typer.Exit(2)
+    return item_id
 
 
 def _decide(item_id: str, action: str, approver: str, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
     from agents.ledger import AlreadyDecided, NotAuthorised, UnknownItem
 
+    if action == "edit" and not (edited_text or "").strip():
+        err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
+        raise typer.Exit(2)
     with _open_ledger(home) as ledger:
+        item_id = _resolve_item_id(ledger, item_id)
         try:
             decision = ledger.record_decision(item_id, action, approver, "cli", edited_text=edited_text, reason=reason)
         except NotAuthorised as exc:
@@ -381,15 +434,40 @@ def risk_snooze(
     rule: Annotated[Optional[str], typer.Option(help="Only this rule (default: every rule on the deal).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Snooze a deal's flags until a date (logged; the flag returns on that date)."""
+    """Snooze a flagged deal until a date: only its manager or a delegate may; logged, and the flag returns then."""
+    from agents.risk.policy import load_policy
+
     try:
         until_d = dt.date.fromisoformat(until)
     except ValueError:
         err.print(f"[red]--until must be a date like 2026-11-30, got {until!r}[/red]")
         raise typer.Exit(2) from None
+    if not reason.strip():
+        err.print("[red]--reason is empty: a snooze needs a reason (it is audited).[/red]")
+        raise typer.Exit(2)
+    settings = _settings(home=home)
+    if rule is not None:
+        known = load_policy(settings.risk_policy).rule_ids
+        if rule not in known:
+            err.print(f"[red]Unknown rule {rule!r}; the policy's rules are: {', '.join(sorted(known))}[/red]")
+            raise typer.Exit(2)
     with _open_ledger(home) as ledger:
+        item = ledger.latest_item_for(opportunity_id)
+        if item is None:
+            err.print(f"[red]{opportunity_id} has never been flagged in a digest; only flagged deals can be snoozed.[/red]")
+            raise typer.Exit(2)
+        if not ledger.is_authorised(approver, item.manager_id):
+            ledger.record_event(approver, "snooze.refused", "opportunity", opportunity_id,
+                                {"reason": "not the deal's manager or a delegate", "manager_id": item.manager_id})
+            err.print(f"[red]Refused:[/red] only {item.manager_id} (the deal's manager) or a delegate may snooze it.")
+            raise typer.Exit(3)
+        digest = ledger.get_digest(item.digest_id)
+        flagged_on = digest.as_of if digest else None
+        if flagged_on is not None and until_d <= flagged_on:
+            err.print(f"[red]--until {until_d} is not after the flag's date ({flagged_on}); it would snooze nothing.[/red]")
+            raise typer.Exit(2)
         ledger.add_snooze(opportunity_id, until_d, by=approver, reason=reason, rule_id=rule)
-    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} until {until_d}.")
+    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} until {until_d} (audited).")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,15 @@ def run_daily_job(
     return summary
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _failure_message(event) -> str:
     """The user's own error of a failed step (Dagster wraps it; the cause says what went wrong)."""
     err = event.event_specific_data.error
     while err is not None and err.cause is not None and "Error occurred while executing" in err.message:
         err = err.cause
-    return err.message.strip() if err else "failed"
+    return _ANSI.sub("", err.message.strip()) if err else "failed"
 
 
 def warehouse_counts(warehouse: Path) -> dict[str, int]:
@@ -169,7 +173,8 @@ def run_publish_job(settings: Settings) -> PublishSummary:
     job = defs.resolve_job_def("publish_job")
     run_config = {
         "resources": {"supervisor": {"config": {"home": str(settings.home_dir)}}},
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # failures are reported by the caller, once and without Dagster's stack traces
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
     }
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)

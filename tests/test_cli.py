@@ -80,3 +80,39 @@ def test_audit_verify_passes_then_fails_after_a_row_is_edited_by_hand(ledger_hom
     tampered = runner.invoke(app, ["audit", "verify", "--home", str(home)])
     assert tampered.exit_code == 1
     assert "TAMPERED" in tampered.output and "seq 2: row altered" in tampered.output
+
+
+def test_snooze_is_only_for_the_deals_manager_and_checks_its_input(ledger_home):
+    home, item_id = ledger_home
+    args = ["risk", "snooze", "opp-000001", "--until", "2026-10-20", "--reason", "on holiday", "--home", str(home)]
+    assert runner.invoke(app, [*args, "--as", "mgr-0002"]).exit_code == 3  # not the deal's manager
+    assert runner.invoke(app, ["risk", "snooze", "opp-999999", "--until", "2026-10-20", "--reason", "x",
+                               "--as", "mgr-0001", "--home", str(home)]).exit_code == 2  # never flagged
+    past = runner.invoke(app, ["risk", "snooze", "opp-000001", "--until", "2026-09-01", "--reason", "x",
+                               "--as", "mgr-0001", "--home", str(home)])
+    assert past.exit_code == 2 and "not after the flag's date" in past.output
+    unknown_rule = runner.invoke(app, [*args, "--as", "mgr-0001", "--rule", "nope"])
+    assert unknown_rule.exit_code == 2 and "Unknown rule 'nope'" in unknown_rule.output
+    ok = runner.invoke(app, [*args, "--as", "mgr-0001", "--rule", "stalled_in_stage"])
+    assert ok.exit_code == 0, ok.output
+    with open_ledger(home=home) as ledger:
+        snoozes = ledger.active_snoozes(dt.date(2026, 10, 1))
+        actions = [row.action for row in ledger.audit_rows()]
+    assert [(s.opportunity_id, s.rule_id, s.by) for s in snoozes] == [("opp-000001", "stalled_in_stage", "mgr-0001")]
+    assert "snooze.refused" in actions
+
+
+def test_an_item_id_prefix_works_and_a_new_digest_supersedes_old_undecided_items(ledger_home):
+    home, item_id = ledger_home
+    with open_ledger(home=home) as ledger:
+        newer = ledger.create_digest("run-2", "mgr-0001", dt.date(2026, 10, 2))
+        fresh = ledger.add_item(newer.digest_id, flag_id="flag_2", rule_id="amount_swing", severity="medium",
+                                draft={"action": "Confirm the new amount with Dana Lee by 2026-10-06."},
+                                evidence={"deal_name": "Acme renewal"}, opportunity_id="opp-000002", rep_id="rep-0001")
+    listed = runner.invoke(app, ["review", "list", "--home", str(home)])
+    assert fresh.item_id in listed.output and item_id not in listed.output and "Acme renewal" in listed.output
+    assert item_id in runner.invoke(app, ["review", "list", "--all", "--home", str(home)]).output
+    approved = runner.invoke(app, ["review", "approve", fresh.item_id[:10], "--as", "mgr-0001", "--home", str(home)])
+    assert approved.exit_code == 0 and fresh.item_id in approved.output
+    empty_edit = runner.invoke(app, ["review", "edit", item_id, "--as", "mgr-0001", "--text", " ", "--home", str(home)])
+    assert empty_edit.exit_code == 2 and "--text is empty" in empty_edit.output

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, create_engine, event, exists, not_, or_, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from agents.ledger.audit import (
     GENESIS_HASH,
@@ -584,8 +584,15 @@ class Ledger:
         with self._read() as s:
             return list(s.scalars(select(Item).where(Item.digest_id == digest_id).order_by(Item.priority, Item.item_id)))
 
-    def pending_items(self, manager_id: str | None = None, *, digest_id: str | None = None) -> list[Item]:
-        """Items with no decision yet, oldest digest first, then by priority."""
+    def pending_items(
+        self, manager_id: str | None = None, *, digest_id: str | None = None, latest_only: bool = False
+    ) -> list[Item]:
+        """Items with no decision yet, oldest digest first, then by priority.
+
+        ``latest_only``: only items of each manager's most recent digest. An older digest's
+        undecided item was superseded by the run after it (the deal is flagged again there if
+        it still is), so a reviewer's queue does not fill with stale copies.
+        """
         undecided = not_(exists().where(Decision.item_id == Item.item_id))
         query = (
             select(Item)
@@ -597,8 +604,20 @@ class Ledger:
             query = query.where(Item.manager_id == manager_id)
         if digest_id is not None:
             query = query.where(Item.digest_id == digest_id)
+        if latest_only:
+            newer = aliased(Digest)
+            query = query.where(
+                not_(exists().where(newer.manager_id == Digest.manager_id, newer.created_at > Digest.created_at))
+            )
         with self._read() as s:
             return list(s.scalars(query))
+
+    def latest_item_for(self, opportunity_id: str) -> Item | None:
+        """The most recent item raised for a deal (its manager decides on snoozes too)."""
+        with self._read() as s:
+            return s.scalars(
+                select(Item).where(Item.opportunity_id == opportunity_id).order_by(Item.created_at.desc())
+            ).first()
 
     # -- decisions
 

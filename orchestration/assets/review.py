@@ -27,7 +27,7 @@ REVIEW_GROUP = "review"
 )
 def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
     from agents.ledger import open_ledger
-    from agents.review.digests import build_digests
+    from agents.review.digests import build_digests, route_items
     from agents.review.posting import post_digest
     from agents.review.run import MAX_ITEMS_PER_REP, load_digest_inputs, review_kpis, slack_web_client
     from agents.risk.store import evidence_report
@@ -37,7 +37,10 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     inputs = load_digest_inputs(settings.warehouse_path, as_of)
     digests = build_digests(
         inputs["pairs"], inputs["reps"], inputs["managers"], as_of, MAX_ITEMS_PER_REP,
-        run_id=as_of.isoformat(), deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
+        # Keyed by the risk run: a retried step reuses its digest (never posted twice), while a new run
+        # of the pipeline makes a new digest that supersedes the old one's undecided items.
+        run_id=inputs["risk_run_id"] or as_of.isoformat(),
+        deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
     )
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
@@ -46,6 +49,12 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
+    _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
+    if unrouted:
+        context.log.warning(
+            f"{len(unrouted)} flagged deal(s) have no known manager (no reps/managers in the source, or the rep "
+            "has none), so no digest carries them: map the CRM's users into reps and managers"
+        )
     failures = [f"{r.manager_id}: {r.error}" for r in results if not r.ok]
     for failure in failures:
         context.log.error(f"digest not posted: {failure}")
@@ -59,7 +68,35 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
             "kpis": dg.MetadataValue.json(kpis),
             "reps_reviewed_share": dg.MetadataValue.float(kpis["reps_reviewed_share"] or 0.0),
             "items": dg.MetadataValue.int(kpis["items"]),
+            "unrouted_items": dg.MetadataValue.int(len(unrouted)),
+            "unrouted_deals": dg.MetadataValue.json(sorted(f.opportunity_id or f"rep {f.rep_id}" for f, _ in unrouted)[:50]),
         }
+    )
+
+
+@dg.asset_check(
+    asset=manager_digests,
+    name="every_flag_reaches_a_manager",
+    description="Every drafted item has a manager to decide it (a flag without one would never be reviewed).",
+    blocking=False,
+)
+def every_flag_reaches_a_manager(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
+    from agents.review.digests import route_items
+    from agents.review.run import load_digest_inputs
+
+    settings = supervisor.settings()
+    inputs = load_digest_inputs(settings.warehouse_path, settings.effective_as_of())
+    _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
+    return dg.AssetCheckResult(
+        passed=not unrouted,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{len(unrouted)} of {len(inputs['pairs'])} drafted items have no manager (rep or manager missing from "
+            "the source's users): they are in risk.coaching_drafts but in no digest"
+            if unrouted
+            else f"all {len(inputs['pairs'])} drafted items are in a manager's digest"
+        ),
+        metadata={"unrouted_items": dg.MetadataValue.int(len(unrouted))},
     )
 
 
