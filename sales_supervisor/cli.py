@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -184,13 +185,22 @@ def generate_demo_crm_cmd(
 
     manifest = generate_demo_crm(out, seed=seed, scale=scale, progress=progress)
     console.print(f"Wrote the demo CRM (seed {seed}, scale {scale}) to {out} in {time.monotonic() - started:.1f} s:")
-    for name, n in manifest.get("row_counts", {}).items():
-        console.print(f"  {name:<24} {n:>12,}")
+    for name, n in manifest.get("files", {}).items():
+        console.print(f"  {name:<24} {n:>12,} rows")
+    console.print(f"  planted risk cases: {manifest.get('planted_counts')}  (ground truth in {out / 'ground_truth.csv'})", soft_wrap=True)
+
+
+class DrafterChoice(str, Enum):
+    auto = "auto"
+    template = "template"
+    claude = "claude"
 
 
 @app.command("eval")
 def eval_cmd(
-    drafter: Annotated[str, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set, else template), template or claude.")] = "auto",
+    drafter: Annotated[
+        DrafterChoice, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set, else template), template or claude.")
+    ] = "auto",
     gate: Annotated[float, typer.Option(help="Minimum overall pass rate; below it the command exits 1.")] = 0.9,
     out: Annotated[Optional[Path], typer.Option(help="Where to store the result (default <home>/evals/latest.json, read by the live-mode gate).")] = None,
     home: HomeOpt = None,
@@ -200,7 +210,7 @@ def eval_cmd(
 
     settings = _settings(home=home)
     target = out or settings.home_dir / "evals" / "latest.json"
-    code = eval_main(["--drafter", drafter, "--gate", str(gate), "--out", str(target)])
+    code = eval_main(["--drafter", str(drafter.value if hasattr(drafter, "value") else drafter), "--gate", str(gate), "--out", str(target)])
     raise typer.Exit(code or 0)
 
 
@@ -487,7 +497,7 @@ def publish(home: HomeOpt = None) -> None:
 
 @slack_app_cli.command("serve")
 def slack_serve(
-    port: Annotated[int, typer.Option(help="HTTP port (ignored in Socket Mode).")] = 3000,
+    port: Annotated[int, typer.Option(help="HTTP port (ignored in Socket Mode); 3000 is the Dagster UI's.")] = 3030,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     home: HomeOpt = None,
 ) -> None:
@@ -521,6 +531,9 @@ def slack_manifest(
 
     from agents.review.slack_app import app_manifest
 
+    if request_url and not request_url.startswith("https://"):
+        err.print(f"[red]--request-url must be the public https:// URL of /slack/events, got {request_url!r}[/red]")
+        raise typer.Exit(2)
     url = None if socket_mode else (request_url or "https://YOUR-HOST/slack/events")
     console.print(yaml.safe_dump(app_manifest(url), sort_keys=False), soft_wrap=True, markup=False)
 
