@@ -12,22 +12,20 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from connectors.mapping import CsvMapping, MappingError, ObjectMapping, StageSpec, identity_mapping, load_mapping
-from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, STAGE, STR, TIMESTAMP, Field, RawObject
+from connectors.schema import AMOUNT, RAW_OBJECTS, Field, RawObject
+from connectors.values import ValueProblem, parse_value
 
 # Objects a run cannot do without; the others may be absent from an export
 # (their rules then report "not applicable" downstream).
 REQUIRED_OBJECTS = ("opportunities",)
 
 
-class ValueProblem(ValueError):
-    pass
 
 
 @dataclass
@@ -208,54 +206,18 @@ class CsvFolderSource:
         return typed, problems
 
     def _parse(self, f: Field, raw: str | None, stage_lookup: dict[str, str] | None) -> Any:
-        value = raw.strip() if isinstance(raw, str) else raw
-        if value is None or value == "":
-            if f.required:
-                raise ValueProblem("missing required value")
-            return None
         fmt = self.mapping.formats
-        if f.type in (ID, STR):
-            return value
-        if f.type == INT:
-            try:
-                number = float(value)
-            except ValueError:
-                raise ValueProblem(f"not a whole number: {value!r}") from None
-            if not math.isfinite(number) or number != int(number):
-                raise ValueProblem(f"not a whole number: {value!r}")
-            return int(number)
-        if f.type == AMOUNT:
-            try:
-                number = float(value.replace(",", "") if fmt.delimiter != "," else value)
-            except ValueError:
-                raise ValueProblem(f"not a number: {value!r}") from None
-            if not math.isfinite(number):
-                raise ValueProblem(f"not a finite number: {value!r}")
-            if number < 0:
-                raise ValueProblem(f"negative amount: {value}")
-            return number
-        if f.type == BOOL:
-            low = value.lower()
-            if low in fmt.true_values:
-                return True
-            if low in fmt.false_values:
-                return False
-            raise ValueProblem(f"not a boolean: {value!r}")
-        if f.type == DATE:
-            return _parse_datetime(value, fmt.date, "date").date()
-        if f.type == TIMESTAMP:
-            return _parse_datetime(value, fmt.timestamp, "timestamp")
-        if f.type == STAGE:
-            if stage_lookup is None:
-                return value
-            if value in stage_lookup.values():
-                return value
-            canonical = stage_lookup.get(value.lower())
-            if canonical is None:
-                known = ", ".join(sorted(stage_lookup.values()))
-                raise ValueProblem(f"unknown stage {value!r} (known: {known})")
-            return canonical
-        raise AssertionError(f"unhandled field type {f.type}")
+        if f.type == AMOUNT and isinstance(raw, str) and fmt.delimiter != ",":
+            raw = raw.replace(",", "")  # thousands separators, where the comma is not the delimiter
+        return parse_value(
+            f,
+            raw,
+            parse_date=lambda v: _parse_datetime(v, fmt.date, "date").date(),
+            parse_timestamp=lambda v: _parse_datetime(v, fmt.timestamp, "timestamp"),
+            stages=stage_lookup,
+            true_values=fmt.true_values,
+            false_values=fmt.false_values,
+        )
 
 
 def _parse_datetime(value: str, formats: list[str], kind: str) -> dt.datetime:

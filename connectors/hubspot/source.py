@@ -29,17 +29,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
+from connectors.values import ValueProblem, parse_value, stage_lookup
 from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient
 from connectors.hubspot.config import ACTIVITY_SUBJECT_PROPERTY, HubSpotConfig
 from connectors.mapping import StageSpec
-from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, STAGE, STR, TIMESTAMP, Field
+from connectors.schema import RAW_OBJECTS, Field
 
 SEARCH_CAP = 10_000  # HubSpot's search returns at most 10,000 results per query
 HISTORY_PAGE_LIMIT = 50  # listing limit when propertiesWithHistory is requested
@@ -54,12 +54,7 @@ CONTACT_PROPERTIES = ["firstname", "lastname", "email", "jobtitle", "associatedc
 ACTIVITY_PROPERTIES = ["hs_timestamp", "hubspot_owner_id", "hs_lastmodifieddate"]
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
 
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f"}
 
-
-class ValueProblem(ValueError):
-    pass
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -91,50 +86,10 @@ def _epoch_ms(ts: dt.datetime) -> int:
 
 
 def parse_field(f: Field, value: Any, stage_names: set[str] | None = None) -> Any:
-    if isinstance(value, str):
-        value = value.strip()
-    if value is None or value == "":
-        if f.required:
-            raise ValueProblem("missing required value")
-        return None
-    if f.type in (ID, STR):
-        return str(value)
-    if f.type == INT:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueProblem(f"not a whole number: {value!r}") from None
-        if not math.isfinite(number) or number != int(number):
-            raise ValueProblem(f"not a whole number: {value!r}")
-        return int(number)
-    if f.type == AMOUNT:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueProblem(f"not a number: {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueProblem(f"not a finite number: {value!r}")
-        if number < 0:
-            raise ValueProblem(f"negative amount: {value}")
-        return number
-    if f.type == BOOL:
-        if isinstance(value, bool):
-            return value
-        low = str(value).lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ValueProblem(f"not a boolean: {value!r}")
-    if f.type == DATE:
-        return parse_timestamp(value).date()
-    if f.type == TIMESTAMP:
-        return parse_timestamp(value)
-    if f.type == STAGE:
-        if stage_names is not None and value not in stage_names:
-            raise ValueProblem(f"unknown stage {value!r} (known: {', '.join(sorted(stage_names))})")
-        return str(value)
-    raise AssertionError(f"unhandled field type {f.type}")
+    return parse_value(
+        f, value, parse_date=lambda v: parse_timestamp(v).date(), parse_timestamp=parse_timestamp,
+        stages=stage_lookup(stage_names),
+    )
 
 
 # --------------------------------------------------------------------------- fetched records

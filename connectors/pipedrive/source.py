@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.csv_folder import Batch, ObjectReport, ValueProblem
+from connectors.csv_folder import Batch, ObjectReport
+from connectors.values import ValueProblem, parse_value, stage_lookup
 from connectors.pipedrive.client import (
     PipedriveError,
     PipedriveReader,
@@ -37,7 +37,7 @@ from connectors.pipedrive.client import (
     offset_paginator,
 )
 from connectors.pipedrive.config import PipedriveConfig
-from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, STAGE, STR, TIMESTAMP, Field, RawObject
+from connectors.schema import RAW_OBJECTS, STAGE, Field, RawObject
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 
@@ -121,56 +121,9 @@ def cursor_of(ts: dt.datetime) -> str:
 def _parse(f: Field, value: Any, stage_names: set[str] | None) -> Any:
     if isinstance(value, _Problem):
         raise ValueProblem(value.why)
-    if isinstance(value, str):
-        value = value.strip()
-    if value is None or value == "":
-        if f.required:
-            raise ValueProblem("missing required value")
-        return None
-    if f.type == ID:
-        if isinstance(value, bool) or isinstance(value, (dict, list)):
-            raise ValueProblem(f"not an id: {value!r}")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return str(value)
-    if f.type == STR:
-        return value if isinstance(value, str) else json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
-    if f.type == INT:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueProblem(f"not a whole number: {value!r}") from None
-        if not math.isfinite(number) or number != int(number):
-            raise ValueProblem(f"not a whole number: {value!r}")
-        return int(number)
-    if f.type == AMOUNT:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueProblem(f"not a number: {value!r}") from None
-        if not math.isfinite(number):
-            raise ValueProblem(f"not a finite number: {value!r}")
-        if number < 0:
-            raise ValueProblem(f"negative amount: {value}")
-        return number
-    if f.type == BOOL:
-        if isinstance(value, bool):
-            return value
-        low = str(value).lower()
-        if low in ("1", "true", "yes"):
-            return True
-        if low in ("0", "false", "no"):
-            return False
-        raise ValueProblem(f"not a boolean: {value!r}")
-    if f.type == DATE:
-        return parse_date(value)
-    if f.type == TIMESTAMP:
-        return parse_timestamp(value)
-    if f.type == STAGE:
-        if stage_names is not None and value not in stage_names:
-            raise ValueProblem(f"unknown stage {value!r} (known: {', '.join(sorted(stage_names))})")
-        return value
-    raise AssertionError(f"unhandled field type {f.type}")
+    return parse_value(
+        f, value, parse_date=parse_date, parse_timestamp=parse_timestamp, stages=stage_lookup(stage_names)
+    )
 
 
 def _ref_id(value: Any) -> Any:

@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.csv_folder import Batch, ObjectReport, ValueProblem
+from connectors.csv_folder import Batch, ObjectReport
+from connectors.values import ValueProblem, parse_value
 from connectors.salesforce.client import DEFAULT_API_VERSION, SalesforceClient, client_credentials_token
 from connectors.salesforce.config import SalesforceConfig
-from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, STAGE, STR, TIMESTAMP, Field
+from connectors.schema import RAW_OBJECTS, Field
 
 ENV_INSTANCE_URL = "SALESFORCE_INSTANCE_URL"
 ENV_ACCESS_TOKEN = "SALESFORCE_ACCESS_TOKEN"
@@ -102,6 +102,15 @@ def soql_quote(value: str) -> str:
 
 def soql_datetime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_sf_date(value: Any) -> dt.date:
+    if not isinstance(value, str):
+        raise ValueProblem(f"unparseable date: {value!r}")
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        raise ValueProblem(f"unparseable date: {value!r} (expected YYYY-MM-DD)") from None
 
 
 def parse_sf_datetime(value: Any) -> dt.datetime:
@@ -323,54 +332,10 @@ class SalesforceSource:
 
     @staticmethod
     def _parse(f: Field, raw: Any, stage_lookup: dict[str, str] | None) -> Any:
-        value = raw.strip() if isinstance(raw, str) else raw
-        if value is None or value == "":
-            if f.required:
-                raise ValueProblem("missing required value")
-            return None
-        if f.type in (ID, STR):
-            return str(value)
-        if f.type == BOOL:
-            if isinstance(value, bool):
-                return value
-            low = str(value).lower()
-            if low in ("true", "1"):
-                return True
-            if low in ("false", "0"):
-                return False
-            raise ValueProblem(f"not a boolean: {value!r}")
-        if f.type in (INT, AMOUNT):
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                raise ValueProblem(f"not a number: {value!r}") from None
-            if not math.isfinite(number):
-                raise ValueProblem(f"not a finite number: {value!r}")
-            if f.type == INT:
-                if number != int(number):
-                    raise ValueProblem(f"not a whole number: {value!r}")
-                return int(number)
-            if number < 0:
-                raise ValueProblem(f"negative amount: {value}")
-            return number
-        if f.type == DATE:
-            if not isinstance(value, str):
-                raise ValueProblem(f"unparseable date: {value!r}")
-            try:
-                return dt.date.fromisoformat(value[:10])
-            except ValueError:
-                raise ValueProblem(f"unparseable date: {value!r} (expected YYYY-MM-DD)") from None
-        if f.type == TIMESTAMP:
-            return parse_sf_datetime(value)
-        if f.type == STAGE:
-            if stage_lookup is None:
-                return str(value)
-            canonical = stage_lookup.get(str(value).lower())
-            if canonical is None:
-                known = ", ".join(sorted(set(stage_lookup.values())))
-                raise ValueProblem(f"unknown stage {value!r} (known: {known})")
-            return canonical
-        raise AssertionError(f"unhandled field type {f.type}")
+        return parse_value(
+            f, raw, parse_date=_parse_sf_date, parse_timestamp=parse_sf_datetime, stages=stage_lookup,
+            true_values=("true", "1"), false_values=("false", "0"),
+        )
 
     def _flush(self, col: _Collector) -> Iterator[Batch]:
         if col.full():
