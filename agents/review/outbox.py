@@ -134,8 +134,12 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_digest(digest: Digest, outbox_dir: Path | str) -> tuple[Path, Path]:
-    """Write ``digests/<run>/<manager_id>.md`` and ``.html``; returns both paths."""
-    folder = Path(outbox_dir) / "digests" / safe_name(digest.run_id)
+    """Write ``digests/<as-of date>/<manager_id>.md`` and ``.html``; returns both paths.
+
+    People look for a day's digest by its date; a later run for the same date replaces the files
+    (the review ledger keeps every digest and its run).
+    """
+    folder = Path(outbox_dir) / "digests" / digest.as_of.isoformat()
     md, htm = folder / f"{safe_name(digest.manager_id)}.md", folder / f"{safe_name(digest.manager_id)}.html"
     _write_atomic(md, digest_markdown(digest))
     _write_atomic(htm, digest_html(digest))
