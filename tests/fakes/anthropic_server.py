@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.local_http import serve_locally, shut_down
+
 TOOL_NAME = "submit_coaching_draft"
 _ids = itertools.count(1)
 
@@ -120,18 +122,11 @@ class FakeAnthropicServer:
             def do_GET(self) -> None:
                 server._handle(self, "GET")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-anthropic", daemon=True
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_locally(Handler, "fake-anthropic")
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        shut_down(self._httpd)
+        self._httpd = None
 
     @property
     def base_url(self) -> str:

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.local_http import serve_locally, shut_down
+
 MODIFIED = {"contacts": "lastmodifieddate"}
 
 
@@ -116,17 +118,12 @@ class FakeHubSpotServer:
 
             do_GET = do_POST = _handle
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-hubspot", daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve_locally(Handler, "fake-hubspot")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        shut_down(self._httpd)
+        self._httpd = None
 
     def __enter__(self) -> FakeHubSpotServer:
         return self.start()

@@ -27,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.local_http import serve_locally, shut_down
+
 TOKEN = "pd-test-token-5f2c9a41e7b3d8c6"
 COMPANY = "acme-test"
 EMP_FIELD = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"  # an organization custom field: employees
@@ -128,16 +130,12 @@ class FakePipedrive:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._httpd, _ = serve_locally(Handler, "fake-pipedrive")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        shut_down(self._httpd)
+        self._httpd = None
 
     def __enter__(self) -> FakePipedrive:
         return self.start()

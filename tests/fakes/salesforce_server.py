@@ -26,9 +26,11 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.local_http import bind_locally, serve_in_background, shut_down
 
 API = "v61.0"
 TOKEN = "00DFAKE!sf-test-token-never-logged"
@@ -253,8 +255,7 @@ class FakeSalesforce:
         self.locator_sobjects: dict[str, str] = {}  # query locator -> the sObject queried
         self._locator_ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._server = bind_locally(self._handler())
 
     @property
     def instance_url(self) -> str:
@@ -262,12 +263,11 @@ class FakeSalesforce:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> FakeSalesforce:
-        self._thread.start()
+        serve_in_background(self._server, "fake-salesforce")
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        shut_down(self._server)
 
     # -- scripting and inspection ----------------------------------------------------------
     def fail(

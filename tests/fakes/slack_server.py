@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.fakes.local_http import serve_locally, shut_down
+
 BOT_USER_ID = "UBOT00001"
 TEAM_ID = "T0FAKE001"
 
@@ -129,19 +131,12 @@ class FakeSlackServer:
 
             do_GET = do_POST
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve_locally(Handler, "fake-slack")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        shut_down(self._httpd)
+        self._httpd = None
 
     def __enter__(self) -> FakeSlackServer:
         return self.start()
