@@ -19,7 +19,7 @@ import duckdb
 from dlt.common.schema.typing import TColumnSchema
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.schema import create_table_sql
+from connectors.schema import create_rejected_rows_sql, create_table_sql
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
 
 DLT_SOURCE_NAME = "crm"
@@ -30,7 +30,6 @@ _DLT_TYPES = {
     ID: "text", STR: "text", STAGE: "text", INT: "bigint", AMOUNT: "double",
     BOOL: "bool", DATE: "date", TIMESTAMP: "timestamp",
 }
-REJECTED_COLUMNS = {**REJECTED_ROWS_COLUMNS, "_source_system": "VARCHAR", "_loaded_at": "TIMESTAMP", "landing_id": "VARCHAR"}
 
 
 class CrmSource(Protocol):
@@ -125,13 +124,12 @@ def write_rejections(warehouse: Path, spool: RejectSpool) -> int:
     spool.close()
     with duckdb.connect(str(warehouse)) as con:
         con.execute(f"create schema if not exists {RAW_DATASET}")
-        cols = ", ".join(f"{k} {v}" for k, v in REJECTED_COLUMNS.items())
-        con.execute(f"create table if not exists {RAW_DATASET}.{REJECTED_TABLE} ({cols})")
+        con.execute(create_rejected_rows_sql(RAW_DATASET))
         if spool.count:
-            names = ", ".join(REJECTED_COLUMNS)
+            names = ", ".join(REJECTED_ROWS_COLUMNS)
             con.execute(
                 f"insert into {RAW_DATASET}.{REJECTED_TABLE} ({names}) select {names} from read_json(?, columns=?, format='newline_delimited')",
-                [str(spool.path), REJECTED_COLUMNS],
+                [str(spool.path), REJECTED_ROWS_COLUMNS],
             )
     return spool.count
 

@@ -224,7 +224,15 @@ REJECTED_ROWS_COLUMNS = {
     "field": "VARCHAR",
     "reason": "VARCHAR",
     "raw_record": "VARCHAR",  # the row as read, JSON, so nothing is lost
+    "_source_system": "VARCHAR",
+    "_loaded_at": "TIMESTAMP",
+    "landing_id": "VARCHAR",  # the landing (Dagster run) that quarantined the row
 }
+
+
+def create_rejected_rows_sql(schema: str = "raw") -> str:
+    cols = ", ".join(f"{k} {v}" for k, v in REJECTED_ROWS_COLUMNS.items())
+    return f"create table if not exists {schema}.rejected_rows ({cols})"
 
 
 def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
@@ -245,7 +253,4 @@ def create_empty_raw_tables(con, schema: str = "raw") -> None:
     con.execute(f"create schema if not exists {schema}")
     for obj in RAW_OBJECTS.values():
         con.execute(create_table_sql(obj, schema))
-    cols = ", ".join(f"{k} {v}" for k, v in REJECTED_ROWS_COLUMNS.items())
-    con.execute(
-        f"create table if not exists {schema}.rejected_rows ({cols}, _source_system VARCHAR, _loaded_at TIMESTAMP)"
-    )
+    con.execute(create_rejected_rows_sql(schema))

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     demo_seed: int = 7
     demo_scale: int = Field(default=1, ge=1)
     as_of: dt.date | None = Field(default=None, description="Run as-of date; default: the demo anchor for the demo CRM, else today.")
+    max_items_per_rep: int = Field(default=5, ge=1, description="Items per rep in a manager's digest.")
     risk_policy: Path | None = Field(
         default=None, description="Risk policy YAML; default: agents/risk/default_policy.yaml."
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ from agents.drafting.runner import DraftedItem
 from agents.ledger import Ledger
 from agents.review.channels import LocalCrmNotesChannel, SlackDmChannel, SmtpEmailChannel
 from agents.risk.models import RiskFlag
-
-MAX_ITEMS_PER_REP = int(os.getenv("SALES_SUPERVISOR_MAX_ITEMS_PER_REP", "5"))
 
 
 def _dicts(cur) -> list[dict[str, Any]]:
@@ -118,6 +115,3 @@ def review_kpis(ledger: Ledger, digests: list[Any], reps: list[dict[str, Any]], 
         "items": sum(len(s.entries) for d in digests for s in d.reps),
     }
 
-
-def median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None

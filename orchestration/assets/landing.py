@@ -99,16 +99,3 @@ def crm_landing(context: AssetExecutionContext, dlt: DagsterDltResource, supervi
                 "present_in_source": report["present"],
             },
         )
-    # Objects with no rows produce no dlt result; they still landed (as empty tables).
-    for key in context.selected_asset_keys:
-        if key not in {r.asset_key for r in results}:
-            report = reports[key.path[-1]]
-            yield dg.MaterializeResult(
-                asset_key=key,
-                metadata={
-                    "source_system": report["source_system"],
-                    "rows_landed": dg.MetadataValue.int(0),
-                    "rows_rejected": dg.MetadataValue.int(report["rejected"]),
-                    "present_in_source": report["present"],
-                },
-            )

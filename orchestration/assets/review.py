@@ -29,14 +29,14 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.ledger import open_ledger
     from agents.review.digests import build_digests, route_items
     from agents.review.posting import post_digest
-    from agents.review.run import MAX_ITEMS_PER_REP, load_digest_inputs, review_kpis, slack_web_client
+    from agents.review.run import load_digest_inputs, review_kpis, slack_web_client
     from agents.risk.store import evidence_report
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
     inputs = load_digest_inputs(settings.warehouse_path, as_of)
     digests = build_digests(
-        inputs["pairs"], inputs["reps"], inputs["managers"], as_of, MAX_ITEMS_PER_REP,
+        inputs["pairs"], inputs["reps"], inputs["managers"], as_of, settings.max_items_per_rep,
         # Keyed by the risk run: a retried step reuses its digest (never posted twice), while a new run
         # of the pipeline makes a new digest that supersedes the old one's undecided items.
         run_id=inputs["risk_run_id"] or as_of.isoformat(),
