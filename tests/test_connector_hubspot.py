@@ -1,6 +1,11 @@
-"""The HubSpot connector against a local fake of the CRM v3 API: canonical rows, paging, retries,
-schema drift, archived records, rejections, incremental reads, landing twice, the note writer,
-and no credential in any log or error."""
+"""The HubSpot connector against a local fake of the CRM v3 API.
+
+Extraction (Python): native rows of raw_hubspot (connectors/hubspot/tables.py), paging, retries,
+schema drift, archived records, rejections, incremental reads, read-only HTTP.
+Mapping (dbt): the fake portal landed with ``land_source`` and mapped by the
+``stg_hubspot__*`` models into the canonical shape, including after an incremental run and
+after a change of mapping configuration. Plus the note writer and no credential in any log.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import logging
 import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
@@ -19,21 +25,18 @@ from connectors.csv_folder import Batch
 from connectors.hubspot import HubSpotConfig, HubSpotError, HubSpotSource
 from connectors.hubspot.client import ReadOnlyViolation
 from connectors.hubspot.notes import HubSpotNoteWriter
-from connectors.landing import (
-    RejectSpool,
-    crm_dlt_pipeline,
-    crm_dlt_source,
-    finish_landing,
-    load_cursors,
-    save_cursors,
-    write_rejections,
-)
-from connectors.schema import RAW_OBJECTS
+from connectors.hubspot.tables import DATASET, TABLES
+from connectors.landing import land_source, load_cursors
+from connectors.schema import DUCKDB_TYPES, RAW_OBJECTS
 from tests.fakes.hubspot_server import T0, FakeHubSpotServer, iso, seed_portal
+from tests.support import dbt_build
 
 TOKEN = "pat-na1-00000000-SECRET-TOKEN-0000"
 GATES = {"eval": True, "shadow_agreement": True}
 DEALS = "/crm/v3/objects/deals"
+LINEAGE = {"_source_system": "VARCHAR", "_source_file": "VARCHAR", "_source_row": "BIGINT",
+           "_loaded_at": "TIMESTAMP", "_is_deleted": "BOOLEAN"}
+CANONICAL = [name for name in RAW_OBJECTS if name != "quotas"]  # HubSpot's CRM API has no quota object
 
 
 def _config(**over) -> HubSpotConfig:
@@ -60,20 +63,32 @@ def _read(source: HubSpotSource, name: str, cursor: str | None = None) -> Batch:
     return out
 
 
-def _by(rows, key):
-    return {r[key]: r for r in rows}
+def _by(rows, *key):
+    return {(r[key[0]] if len(key) == 1 else tuple(r[k] for k in key)): r for r in rows}
 
 
-# --------------------------------------------------------------------------- one full read
+# --------------------------------------------------------------------------- extraction
 
 
-def test_full_read_follows_pages_survives_429_and_500_and_maps_every_object(hubspot):
+def test_tables_declare_every_canonical_object_but_quotas():
+    fed = {t.feeds for t in TABLES.values()}
+    assert fed == set(RAW_OBJECTS) - {"quotas"}
+    assert DATASET == "raw_hubspot"
+    assert {n for n, t in TABLES.items() if t.snapshot} == {"pipeline_stages", "owners", "owner_teams"} | {
+        n for n in TABLES if n.startswith("map_")}
+    for t in TABLES.values():
+        assert set(t.primary_key) <= set(t.field_names) and all(t.field(k).required for k in t.primary_key)
+
+
+def test_full_read_follows_pages_survives_429_and_500_and_lands_native_rows(hubspot):
+    hubspot.add("deals", "410", {"dealname": "Odd stage", "dealstage": "nosuchstage", "pipeline": "default", "amount": "1"},
+                created=T0, updated=T0, associations={"companies": ["201"]})  # listed on page 3
     hubspot.fail_next("GET", DEALS, 429, retry_after="1", after="3")  # page 2: rate limited once
     hubspot.fail_next("GET", DEALS, 500, after="6")  # page 3: a server error, then success
     source = HubSpotSource(TOKEN, hubspot.base_url, _config())
 
     started = time.monotonic()
-    opps = _read(source, "opportunities")
+    deals = _read(source, "deals")
     assert time.monotonic() - started >= 0.9  # Retry-After: 1 honoured
 
     deal_calls = hubspot.calls_to("GET", DEALS)
@@ -84,62 +99,63 @@ def test_full_read_follows_pages_survives_429_and_500_and_maps_every_object(hubs
     assert first.query["associations"] == "companies" and first.query["archived"] == "false"
     assert int(first.query["limit"]) <= 50  # HubSpot's cap with propertiesWithHistory
 
-    rows = _by(opps.rows, "opportunity_id")
+    rows = _by(deals.rows, "deal_id")
     assert set(rows) == {"401", "402", "403", "405", "406", "407"}
     won = rows["403"]
-    assert won["stage"] == "Closed Won" and won["is_closed"] is True and won["is_won"] is True
-    assert won["amount"] == 250000.0 and isinstance(won["created_at"], dt.datetime) and won["created_at"].tzinfo is None
-    assert won["close_date"] == dt.date(2026, 10, 1) and won["closed_at"] == dt.datetime(2026, 10, 1, 9, 0)
-    assert won["account_id"] == "203" and won["owner_rep_id"] == "103"
-    assert won["source_url"] == "https://app.hubspot.com/contacts/4242/deal/403"
+    assert won["dealstage"] == "closedwon" and won["hs_is_closed"] is True and won["hs_is_closed_won"] is True
+    assert won["amount"] == 250000.0 and isinstance(won["createdate"], dt.datetime) and won["createdate"].tzinfo is None
+    assert won["closedate"] == dt.datetime(2026, 10, 1, 9, 0) and won["primary_company_id"] == "203"
+    assert won["hubspot_owner_id"] == "103" and won["dealname"] == "Umbrella platform"
     assert won["_is_deleted"] is False and won["_source_file"] == DEALS
     # a property HubSpot started returning mid-stream (page 2) is kept, not lost
     assert rows["405"]["_extra"]["hs_object_source_label"] == "CRM_UI"
     assert "hs_object_source_label" not in rows["401"]["_extra"]
-    # the bad record is quarantined with its reason and the record as read
-    [bad] = opps.rejected
-    assert bad["object"] == "opportunities" and bad["field"] == "amount" and "negative amount" in bad["reason"]
-    assert bad["source_file"] == DEALS and '"id": "404"' in bad["raw_record"] and bad["row_number"] == 4
-    assert source.reports["opportunities"].rows == 6 and source.reports["opportunities"].rejected == 1
-    assert source.cursors["opportunities"] == iso(T0 + dt.timedelta(hours=6))
+    # unusable records are quarantined with their reason and the record as read
+    bad = _by(deals.rejected, "field")
+    assert set(bad) == {"amount", "dealstage"}
+    assert bad["amount"]["object"] == "deals" and "negative amount" in bad["amount"]["reason"]
+    assert bad["amount"]["source_file"] == DEALS and '"id": "404"' in bad["amount"]["raw_record"]
+    assert bad["amount"]["row_number"] == 4
+    assert "unknown stage 'nosuchstage'" in bad["dealstage"]["reason"] and '"id": "410"' in bad["dealstage"]["raw_record"]
+    assert source.reports["deals"].rows == 6 and source.reports["deals"].rejected == 2
+    assert source.cursors["deals"] == iso(T0 + dt.timedelta(hours=6))
 
-    stages = _read(source, "stages").rows
-    assert [s["stage"] for s in stages][:2] == ["Appointment Scheduled", "Qualified To Buy"]
-    assert [(s["stage_order"], s["is_closed"], s["is_won"]) for s in stages][-2:] == [(5, True, True), (6, True, False)]
+    history = _read(source, "deal_property_history").rows
+    assert len(hubspot.calls_to("GET", DEALS)) == 5  # deals and their history share one read
+    h403 = sorted((h["property"], h["value"], h["timestamp"]) for h in history if h["deal_id"] == "403")
+    assert [(p, v) for p, v, _ in h403 if p == "dealstage"] == [("dealstage", "appointmentscheduled"), ("dealstage", "closedwon")]
+    assert {h["source_type"] for h in history} == {"CRM_UI"} and len({h["version_id"] for h in history}) == len(history)
 
-    history = _read(source, "stage_history").rows
-    assert {(h["opportunity_id"], h["stage"]) for h in history} >= {("403", "Appointment Scheduled"), ("403", "Closed Won")}
-    fields = _read(source, "field_history").rows
-    pushes = [f for f in fields if f["opportunity_id"] == "402"]
-    assert [(f["field_name"], f["old_value"], f["new_value"]) for f in pushes] == [("close_date", "2026-09-21", "2026-10-01")]
-    assert len(hubspot.calls_to("GET", DEALS)) == 5  # the three deal objects share one read
+    stages = _read(source, "pipeline_stages").rows
+    assert [(s["stage_id"], s["label"], s["is_closed"], s["probability"]) for s in stages][-2:] == [
+        ("closedwon", "Closed Won", True, "1.0"), ("closedlost", "Closed Lost", True, "0.0")]
+    owners = _by(_read(source, "owners").rows, "owner_id")
+    assert owners["105"]["archived"] is True and owners["105"]["_is_deleted"] is False  # deactivated, still owns deals
+    assert owners["102"]["first_name"] == "Rita" and owners["102"]["email"] == "rita@acme.test"
+    teams = _by(_read(source, "owner_teams").rows, "owner_id", "team_id")
+    assert teams[("103", "12")]["team_name"] == "West" and teams[("103", "12")]["is_primary"] is True
 
-    managers = _by(_read(source, "managers").rows, "manager_id")
-    assert set(managers) == {"101", "104"}
-    reps = _by(_read(source, "reps").rows, "rep_id")
-    assert reps["102"]["manager_id"] == "101" and reps["102"]["segment"] == "smb"
-    assert reps["103"]["manager_id"] == "104" and reps["103"]["segment"] == "enterprise"
-    assert reps["105"]["is_active"] is False and reps["105"]["_is_deleted"] is False  # deactivated, still owns deals
-
-    accounts = _by(_read(source, "accounts").rows, "account_id")
-    assert {k: (a["segment"], a["employees"]) for k, a in accounts.items()} == {
-        "201": ("smb", 50), "202": ("mid_market", 450), "203": ("enterprise", 12000)}
+    companies = _by(_read(source, "companies").rows, "company_id")
+    assert {k: c["numberofemployees"] for k, c in companies.items()} == {"201": 50, "202": 450, "203": 12000}
     contacts = _by(_read(source, "contacts").rows, "contact_id")
-    assert {k: c["buying_role"] for k, c in contacts.items()} == {
-        "301": "decision_maker", "302": "champion", "303": "user", "304": None}
-    assert contacts["301"]["account_id"] == "201" and contacts["301"]["contact_name"] == "Ann Buyer"
+    assert contacts["302"]["hs_buying_role"] == "CHAMPION;INFLUENCER" and contacts["301"]["associatedcompanyid"] == "201"
 
-    acts = _by(_read(source, "activities").rows, "activity_id")
-    assert {k: (a["activity_type"], a["opportunity_id"], a["rep_id"]) for k, a in acts.items()} == {
-        "501": ("meeting", "401", "102"), "502": ("call", "402", "102"),
-        "503": ("email", "403", "103"), "504": ("task", "405", "103")}
-    links = {(r["activity_id"], r["contact_id"]) for r in _read(source, "activity_contacts").rows}
-    assert links == {("501", "301"), ("501", "302"), ("502", "303"), ("504", "303")}
-    assert _read(source, "quotas").rows == [] and source.reports["quotas"].present is False  # no quota object in CRM v3
+    engagements = _by(_read(source, "engagements").rows, "engagement_id")
+    assert {k: (e["object_type"], e["primary_deal_id"], e["hubspot_owner_id"]) for k, e in engagements.items()} == {
+        "501": ("meetings", "401", "102"), "502": ("calls", "402", "102"),
+        "503": ("emails", "403", "103"), "504": ("tasks", "405", "103")}
+    assert engagements["501"]["hs_meeting_title"] == "Discovery call" and engagements["501"]["_source_file"] == "/crm/v3/objects/meetings"
+    links = {(r["engagement_id"], r["to_type"], r["to_id"]) for r in _read(source, "engagement_associations").rows}
+    assert {(e, c) for e, t, c in links if t == "contacts"} == {("501", "301"), ("501", "302"), ("502", "303"), ("504", "303")}
+    assert ("503", "deals", "403") in links and ("503", "companies", "203") in links
+
+    roles = _read(source, "map_buying_roles").rows
+    assert {r["source_value"]: r["buying_role"] for r in roles}["BUDGET_HOLDER"] == "decision_maker"
+    assert all(r["_source_file"] == "config:buying_roles" for r in roles)
+    assert _read(source, "map_stages").rows == [] and source.reports["map_stages"].rows == 0  # no override: empty
+    with pytest.raises(KeyError):
+        _read(source, "opportunities")  # canonical objects are dbt's business now
     assert not [c for c in hubspot.calls if c.method != "GET"]  # a full read is all GETs
-
-
-# --------------------------------------------------------------------------- incremental
 
 
 def _change_portal(hubspot: FakeHubSpotServer) -> None:
@@ -150,19 +166,22 @@ def _change_portal(hubspot: FakeHubSpotServer) -> None:
                                  "amount": "15000", "hubspot_owner_id": "102"},
                 created=later, updated=later + dt.timedelta(days=2),
                 history={"dealstage": [("qualifiedtobuy", later)]}, associations={"companies": ["201"]})
+    hubspot.associate("meetings", "501", "contacts", ["301"], later)  # Bob no longer attends
+    hubspot.archive("tasks", "504", later + dt.timedelta(days=1))
 
 
 def test_second_run_asks_only_for_changes_since_the_cursor(hubspot):
     first = HubSpotSource(TOKEN, hubspot.base_url, _config())
-    for name in ("opportunities", "accounts"):
+    for name in ("deals", "companies"):
         _read(first, name)
     cursors = dict(first.cursors)
     _change_portal(hubspot)
     before = len(hubspot.calls)
 
     second = HubSpotSource(TOKEN, hubspot.base_url, _config(lookback_s=0))  # default 300 s re-reads the boundary
-    opps = _read(second, "opportunities", cursors["opportunities"])
-    accounts = _read(second, "accounts", cursors["accounts"])
+    deals = _read(second, "deals", cursors["deals"])
+    companies = _read(second, "companies", cursors["companies"])
+    history = _read(second, "deal_property_history", cursors["deals"])
     calls = hubspot.calls[before:]
 
     [search] = [c for c in calls if c.path == f"{DEALS}/search"]
@@ -175,57 +194,186 @@ def test_second_run_asks_only_for_changes_since_the_cursor(hubspot):
     assert sorted(c.path for c in calls if c.method == "GET" and c.path.startswith(f"{DEALS}/")) == [f"{DEALS}/402", f"{DEALS}/408"]
     assert [c.query["archived"] for c in calls if c.path == DEALS] == ["true"]
 
-    rows = _by(opps.rows, "opportunity_id")
+    rows = _by(deals.rows, "deal_id")
     assert set(rows) == {"401", "402", "408"}
-    assert rows["402"]["amount"] == 52000.0 and rows["402"]["stage"] == "Closed Won" and rows["402"]["is_won"] is True
+    assert rows["402"]["amount"] == 52000.0 and rows["402"]["dealstage"] == "closedwon" and rows["402"]["hs_is_closed_won"] is True
     assert rows["402"]["_source_file"] == f"{DEALS}/402"
     assert rows["401"]["_is_deleted"] is True and rows["408"]["_is_deleted"] is False
-    assert second.cursors["opportunities"] == iso(T0 + dt.timedelta(days=12))  # the newest change seen
-    assert accounts.rows == [] and second.cursors["accounts"] == cursors["accounts"]  # nothing changed
+    assert {h["deal_id"] for h in history.rows if h["_is_deleted"]} == {"401"}  # an archived deal's history, flagged
+    assert second.cursors["deals"] == iso(T0 + dt.timedelta(days=12))  # the newest change seen
+    assert companies.rows == [] and second.cursors["companies"] == cursors["companies"]  # nothing changed
 
 
-# --------------------------------------------------------------------------- landing, twice
+# --------------------------------------------------------------------------- landing and the dbt mapping
+
+CONFIG_B = dict(  # another team's mapping of the same portal
+    portal_id=None,
+    employee_bands=[{"below": 100, "segment": "small"}, {"below": None, "segment": "big"}],
+    buying_role_priority=["influencer", "champion", "decision_maker", "user"],
+    owners={"RITA@acme.test": {"manager": "wes@acme.test", "segment": "mid_market", "slack_user_id": "U02", "hired_on": "2025-01-06"}},
+    activity_objects={"meetings": "meeting", "calls": "phone_call", "emails": "email"},
+    field_history={"amount": "deal_value"},
+)
 
 
-def _land(source: HubSpotSource, warehouse: Path, tmp: Path, run: str) -> list[dict]:
-    spool = RejectSpool(tmp / f"rejected-{run}.jsonl")
-    pipeline = crm_dlt_pipeline(warehouse, tmp / "dlt")
-    cursors = load_cursors(warehouse, source.source_system)
-    pipeline.run(crm_dlt_source(source, None, None, spool, run, cursors))
-    write_rejections(warehouse, spool)
-    save_cursors(warehouse, source.source_system, source.cursors, run)
-    return finish_landing(warehouse, source, run, dt.datetime(2026, 10, 1))
-
-
-def test_landing_twice_merges_changes_by_key(hubspot, tmp_path):
-    warehouse = tmp_path / "warehouse.duckdb"
-    _land(HubSpotSource(TOKEN, hubspot.base_url, _config()), warehouse, tmp_path, "run-1")
-    first_cursors = load_cursors(warehouse, "hubspot")
-    assert first_cursors["opportunities"] == iso(T0 + dt.timedelta(hours=6))
-
-    _change_portal(hubspot)
-    before = len(hubspot.calls)
-    second = HubSpotSource(TOKEN, hubspot.base_url, _config())
-    _land(second, warehouse, tmp_path, "run-2")
-    assert not [c for c in hubspot.calls[before:] if c.path == DEALS and c.query.get("archived") == "false"]
-
+def _canonical(warehouse: Path) -> dict[str, dict]:
+    """Every stg_hubspot__ model's rows (keyed by primary key) and column types."""
+    out: dict[str, dict] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        opps = {r[0]: r[1:] for r in con.execute(
-            "select opportunity_id, amount, stage, _is_deleted, _extra, _source_system from raw.opportunities").fetchall()}
-        counts = {name: con.execute(f"select count(*) from raw.{name}").fetchone()[0] for name in RAW_OBJECTS}
-        rejected = con.execute("select object, field, reason, _source_system from raw.rejected_rows").fetchall()
-        history_402 = con.execute(
-            "select stage from raw.stage_history where opportunity_id = '402' order by entered_at").fetchall()
-    assert set(opps) == {"401", "402", "403", "405", "406", "407", "408"}  # merged: nothing duplicated or lost
-    assert opps["402"][:3] == (52000.0, "Closed Won", False)
-    assert opps["401"][2] is True  # archived in HubSpot: kept, flagged
-    assert '"hs_object_source_label": "CRM_UI"' in opps["405"][3] and opps["405"][4] == "hubspot"
-    assert counts["stages"] == 6 and counts["reps"] == 5 and counts["managers"] == 2 and counts["accounts"] == 3
-    assert counts["activities"] == 4 and counts["activity_contacts"] == 4 and counts["quotas"] == 0
-    assert [s for (s,) in history_402] == ["Appointment Scheduled", "Contract Sent", "Closed Won"]
-    assert ("opportunities", "amount", "amount: negative amount: -5", "hubspot") in rejected
-    assert load_cursors(warehouse, "hubspot")["opportunities"] == iso(T0 + dt.timedelta(days=12))
-    assert load_cursors(warehouse, "hubspot")["accounts"] == first_cursors["accounts"]
+        for name in CANONICAL:
+            cur = con.execute(f"select * from staging.stg_hubspot__{name}")
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+            types = dict(con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'staging' and table_name = ? order by ordinal_position", [f"stg_hubspot__{name}"]).fetchall())
+            out[name] = {"columns": cols, "types": types, "rows": _by(rows, *RAW_OBJECTS[name].primary_key)}
+    return out
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory):
+    """The fake portal landed three times (full, incremental after changes, incremental with
+    another mapping config), the HubSpot staging models built after the second and third."""
+    tmp = tmp_path_factory.mktemp("hubspot_landing")
+    warehouse = tmp / "warehouse.duckdb"
+    with seed_portal(FakeHubSpotServer(max_page=3)) as server:
+        # a deal whose stage history comes only from hs_date_entered_<stage id>
+        server.add("deals", "409", {"dealname": "Legacy", "dealstage": "qualifiedtobuy", "pipeline": "default", "amount": "700",
+                                    "hs_date_entered_appointmentscheduled": iso(T0 - dt.timedelta(days=9)),
+                                    "hs_date_entered_qualifiedtobuy": iso(T0 - dt.timedelta(days=4))},
+                   created=T0 - dt.timedelta(days=9), updated=T0)
+        extra = {"deals": ["hs_date_entered_appointmentscheduled", "hs_date_entered_qualifiedtobuy"]}
+        config_a = _config(extra_properties=extra, owners={"103": {"slack_user_id": "U03"}})
+        first = land_source(HubSpotSource(TOKEN, server.base_url, config_a), warehouse, tmp / "work", "run-1")
+        cursors_1 = load_cursors(warehouse, "hubspot")
+        _change_portal(server)
+        before = len(server.calls)
+        land_source(HubSpotSource(TOKEN, server.base_url, config_a), warehouse, tmp / "work", "run-2")
+        calls_2 = server.calls[before:]
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            native = {name: con.execute(f"select count(*) from {DATASET}.{name}").fetchone()[0] for name in TABLES}
+            rejected = con.execute("select object, field, reason, source_file, landing_id from raw.rejected_rows").fetchall()
+        cursors_2 = load_cursors(warehouse, "hubspot")
+        dbt_output = dbt_build(warehouse, "stg_hubspot__*")
+        mapped_a = _canonical(warehouse)
+
+        before = len(server.calls)
+        land_source(HubSpotSource(TOKEN, server.base_url, _config(extra_properties=extra, **CONFIG_B)), warehouse,
+                    tmp / "work", "run-3")
+        calls_3 = server.calls[before:]
+        dbt_build(warehouse, "stg_hubspot__*")
+        mapped_b = _canonical(warehouse)
+    return SimpleNamespace(first=first, cursors_1=cursors_1, cursors_2=cursors_2, calls_2=calls_2, calls_3=calls_3,
+                           native=native, rejected=rejected, dbt_output=dbt_output, a=mapped_a, b=mapped_b)
+
+
+def test_landing_merges_native_tables_and_keeps_cursors_and_rejections(landed):
+    assert {r["object"]: r["rows"] for r in landed.first}["opportunities"] == 7 + 6  # deals (not 404) + map_settings
+    assert landed.native["deals"] == 8  # merged: 401-409 but the rejected 404, nothing duplicated
+    assert landed.native["pipeline_stages"] == 6 and landed.native["owners"] == 5 and landed.native["map_stages"] == 0
+    assert landed.cursors_1["deals"] == iso(T0 + dt.timedelta(hours=6))
+    assert landed.cursors_2["deals"] == iso(T0 + dt.timedelta(days=12))
+    assert landed.cursors_2["companies"] == landed.cursors_1["companies"]  # nothing changed there
+    assert not [c for c in landed.calls_2 if c.path == DEALS and c.query.get("archived") == "false"]  # no re-listing
+    assert [c.path for c in landed.calls_2 if c.method == "GET" and c.path.startswith("/crm/v3/objects/meetings/")] == [
+        "/crm/v3/objects/meetings/501"]  # the changed meeting, re-read for its associations
+    [bad] = [r for r in landed.rejected if r[4] == "run-1"]
+    assert bad[:3] == ("opportunities", "amount", "amount: negative amount: -5") and "raw_hubspot.deals" in bad[3]
+
+
+def test_staging_models_have_exactly_the_canonical_columns(landed):
+    assert "stg_hubspot__opportunities" in landed.dbt_output
+    for name in CANONICAL:
+        obj = RAW_OBJECTS[name]
+        expected = {f.name: DUCKDB_TYPES[f.type] for f in obj.fields} | LINEAGE
+        assert landed.a[name]["types"] == expected, name
+        assert landed.a[name]["columns"] == list(expected), name
+
+
+def test_stages_managers_and_reps(landed):
+    stages = landed.a["stages"]["rows"]
+    assert [s for s, _ in sorted(((k, v["stage_order"]) for k, v in stages.items()), key=lambda x: x[1])][:2] == [
+        "Appointment Scheduled", "Qualified To Buy"]
+    assert [(v["stage_order"], v["is_closed"], v["is_won"]) for v in (stages["Closed Won"], stages["Closed Lost"])] == [
+        (5, True, True), (6, True, False)]
+    assert stages["Closed Won"]["_source_system"] == "hubspot"
+    assert set(landed.a["managers"]["rows"]) == {"101", "104"}
+    reps = landed.a["reps"]["rows"]
+    assert (reps["102"]["manager_id"], reps["102"]["segment"]) == ("101", "smb")
+    assert (reps["103"]["manager_id"], reps["103"]["segment"]) == ("104", "enterprise")  # West's manager named by email
+    assert reps["101"]["manager_id"] is None  # nobody manages themself
+    assert reps["105"]["is_active"] is False and reps["105"]["_is_deleted"] is False  # deactivated, still owns deals
+    assert reps["102"]["rep_name"] == "Rita Rep" and reps["103"]["slack_user_id"] == "U03"
+
+
+def test_accounts_contacts_and_opportunities(landed):
+    accounts = landed.a["accounts"]["rows"]
+    assert {k: (a["segment"], a["employees"]) for k, a in accounts.items()} == {
+        "201": ("smb", 50), "202": ("mid_market", 450), "203": ("enterprise", 12000)}
+    contacts = landed.a["contacts"]["rows"]
+    assert {k: c["buying_role"] for k, c in contacts.items()} == {
+        "301": "decision_maker", "302": "champion", "303": "user", "304": None}
+    assert contacts["301"]["account_id"] == "201" and contacts["301"]["contact_name"] == "Ann Buyer"
+
+    opps = landed.a["opportunities"]["rows"]
+    assert set(opps) == {"401", "402", "403", "405", "406", "407", "408", "409"}
+    won = opps["403"]
+    assert won["stage"] == "Closed Won" and won["is_closed"] is True and won["is_won"] is True
+    assert won["close_date"] == dt.date(2026, 10, 1) and won["closed_at"] == dt.datetime(2026, 10, 1, 9, 0)
+    assert won["account_id"] == "203" and won["owner_rep_id"] == "103" and won["amount"] == 250000.0
+    assert won["source_url"] == "https://app.hubspot.com/contacts/4242/deal/403"
+    assert (opps["402"]["amount"], opps["402"]["stage"], opps["402"]["_is_deleted"]) == (52000.0, "Closed Won", False)
+    assert opps["401"]["_is_deleted"] is True  # archived in HubSpot: kept, flagged
+    assert opps["407"]["closed_at"] is None and opps["407"]["next_step"] == "Send proposal"
+    assert opps["405"]["_source_file"] == DEALS and opps["402"]["_source_file"] == f"{DEALS}/402"
+
+
+def test_stage_and_field_history(landed):
+    history = sorted(landed.a["stage_history"]["rows"].values(), key=lambda h: (h["opportunity_id"], h["entered_at"]))
+    by_deal: dict[str, list[str]] = {}
+    for h in history:
+        by_deal.setdefault(h["opportunity_id"], []).append(h["stage"])
+    assert by_deal["402"] == ["Appointment Scheduled", "Contract Sent", "Closed Won"]
+    assert by_deal["403"] == ["Appointment Scheduled", "Closed Won"]
+    assert by_deal["409"] == ["Appointment Scheduled", "Qualified To Buy"]  # from hs_date_entered_<stage id>
+    assert {h["_is_deleted"] for h in history if h["opportunity_id"] == "401"} == {True}
+    assert "404" not in by_deal  # the quarantined deal takes its history with it
+    fields = landed.a["field_history"]["rows"].values()
+    pushes = sorted((f["opportunity_id"], f["field_name"], f["old_value"], f["new_value"]) for f in fields)
+    assert ("402", "close_date", "2026-09-21", "2026-10-01") in pushes
+    assert ("402", "amount", "48000", "52000") in pushes
+    assert not [p for p in pushes if p[0] == "408"]  # one version: no change
+
+
+def test_activities_and_their_contacts(landed):
+    acts = landed.a["activities"]["rows"]
+    assert {k: (a["activity_type"], a["opportunity_id"], a["account_id"], a["rep_id"]) for k, a in acts.items()} == {
+        "501": ("meeting", "401", "201", "102"), "502": ("call", "402", "202", "102"),
+        "503": ("email", "403", "203", "103"), "504": ("task", "405", "202", "103")}
+    assert acts["501"]["subject"] == "Discovery call" and acts["503"]["subject"] == "Proposal"
+    assert acts["504"]["_is_deleted"] is True  # archived task
+    links = {k: v["_is_deleted"] for k, v in landed.a["activity_contacts"]["rows"].items()}
+    # Bob was removed from the meeting: his stale association row is not an attendee any more
+    assert links == {("501", "301"): False, ("502", "303"): False, ("504", "303"): True}
+
+
+def test_a_changed_mapping_config_changes_the_output_without_re_extracting(landed):
+    # the third landing was incremental: the mapping tables were replaced, no record was re-listed
+    assert not [c for c in landed.calls_3 if c.path == DEALS and c.query.get("archived") == "false"]
+    assert not [c for c in landed.calls_3 if c.path == "/crm/v3/objects/tasks"]  # tasks are no activity any more
+    b = landed.b
+    assert b["stages"] == landed.a["stages"] | {"rows": b["stages"]["rows"]} and len(b["stages"]["rows"]) == 6
+    assert {k: a["segment"] for k, a in b["accounts"]["rows"].items()} == {"201": "small", "202": "big", "203": "big"}
+    assert b["contacts"]["rows"]["302"]["buying_role"] == "influencer"
+    rita = b["reps"]["rows"]["102"]
+    assert (rita["manager_id"], rita["segment"], rita["slack_user_id"], rita["hired_on"]) == (
+        "104", "mid_market", "U02", dt.date(2025, 1, 6))  # the owner entry (by email, any case) wins over the team
+    assert b["managers"]["rows"]["104"]["manager_name"] == "Wes Lead"
+    assert {k: a["activity_type"] for k, a in b["activities"]["rows"].items()} == {
+        "501": "meeting", "502": "phone_call", "503": "email"}
+    assert {f["field_name"] for f in b["field_history"]["rows"].values()} == {"deal_value"}
+    assert {o["source_url"] for o in b["opportunities"]["rows"].values()} == {None}
 
 
 # --------------------------------------------------------------------------- the note writer
@@ -294,18 +442,19 @@ def test_extract_client_is_read_only(hubspot):
     with pytest.raises(ReadOnlyViolation):
         source.client.rest.request("/crm/v3/objects/deals/401", method="PATCH", json={})
     assert len(hubspot.calls) == before  # refused before leaving the process
-    text = (Path(__file__).parents[1] / "connectors" / "hubspot" / "source.py").read_text()
-    assert "notes" not in [line.split()[1].rsplit(".", 1)[-1] for line in text.splitlines() if line.startswith(("import ", "from "))]
+    for module in ("source.py", "tables.py"):
+        text = (Path(__file__).parents[1] / "connectors" / "hubspot" / module).read_text()
+        assert "notes" not in [line.split()[1].rsplit(".", 1)[-1] for line in text.splitlines() if line.startswith(("import ", "from "))]
 
 
 def test_credentials_never_appear_in_logs_or_errors(hubspot, caplog):
     caplog.set_level(logging.DEBUG)
     source = HubSpotSource(TOKEN, hubspot.base_url, _config())
-    _read(source, "accounts")  # a successful read, logged at DEBUG
+    _read(source, "companies")  # a successful read, logged at DEBUG
 
     hubspot.fail_next("GET", "/crm/v3/pipelines/deals", 403)
     with pytest.raises(HubSpotError) as forbidden:
-        _read(source, "stages")
+        _read(source, "pipeline_stages")
     assert "HTTP 403" in str(forbidden.value) and "scope" in str(forbidden.value)
 
     for _ in range(4):
@@ -319,7 +468,7 @@ def test_credentials_never_appear_in_logs_or_errors(hubspot, caplog):
         closed_port = s.getsockname()[1]
     offline = HubSpotSource(TOKEN, f"http://127.0.0.1:{closed_port}", _config(retry={"max_attempts": 1}))
     with pytest.raises(HubSpotError) as refused:
-        _read(offline, "accounts")
+        _read(offline, "companies")
 
     for exc in (forbidden.value, unavailable.value, refused.value):
         assert TOKEN not in str(exc) and TOKEN not in repr(exc)
@@ -334,7 +483,11 @@ def test_from_env_reads_the_token_base_url_and_config(hubspot, tmp_path):
     config.write_text("managers: [maria@acme.test]\nemployee_bands: [{below: 100, segment: small}, {below: null, segment: big}]\n")
     source = HubSpotSource.from_env({"HUBSPOT_TOKEN": TOKEN, "HUBSPOT_BASE_URL": hubspot.base_url,
                                      "HUBSPOT_PORTAL_ID": "77", "HUBSPOT_CONFIG": str(config)})
-    assert source.config.portal_id == "77" and set(_by(_read(source, "managers").rows, "manager_id")) == {"101"}
-    assert {a["segment"] for a in _read(source, "accounts").rows} == {"small", "big"}
+    assert source.config.portal_id == "77"
+    assert {r["setting"]: r["value"] for r in _read(source, "map_settings").rows}["portal_id"] == "77"
+    assert [r["owner"] for r in _read(source, "map_managers").rows] == ["maria@acme.test"]
+    assert [(b["band_order"], b["segment"], b["below"]) for b in _read(source, "map_segment_bands").rows] == [
+        (1, "small", 100), (2, "big", None)]
+    assert len(_read(source, "companies").rows) == 3  # the token and base URL work
     with pytest.raises(HubSpotError, match="HUBSPOT_TOKEN"):
         HubSpotSource.from_env({})

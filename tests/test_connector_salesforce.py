@@ -1,11 +1,16 @@
-"""The Salesforce connector against a local fake of the REST API: SOQL paging, retries, typing,
-rejections, schema drift, deletions, incremental cursors, landing, the note writer, and secrecy."""
+"""The Salesforce connector against a local fake of the REST API.
+
+Extraction (native rows of ``raw_salesforce``): SOQL paging, retries, typing, rejections, schema
+drift, deletions, incremental cursors, GET only. Mapping (dbt ``stg_salesforce__*``): the fake
+org landed with ``land_source`` and built once per module, then the canonical outputs asserted;
+a changed config re-landed into a copy changes them. Plus the note writer and secrecy."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 import traceback
 from pathlib import Path
@@ -15,11 +20,14 @@ import pytest
 
 from agents.ledger import SendsHalted
 from agents.review.channels import OutboundMessage, PermanentSendError
-from connectors.landing import RejectSpool, crm_dlt_pipeline, crm_dlt_source, finish_landing, load_cursors, save_cursors, write_rejections
+from connectors.landing import land_source, load_cursors
 from connectors.salesforce import SalesforceApiError, SalesforceAuthError, SalesforceConfig, SalesforceSource
 from connectors.salesforce.notes import SalesforceNoteWriter
+from connectors.salesforce.source import SOBJECT_FIELDS, snake_case
+from connectors.salesforce.tables import DATASET, TABLES
 from connectors.schema import RAW_OBJECTS
 from tests.fakes.salesforce_server import CLIENT_ID, CLIENT_SECRET, TOKEN, FakeSalesforce, sf_id
+from tests.support import dbt_build
 
 
 def fast_config(**overrides) -> SalesforceConfig:
@@ -41,11 +49,31 @@ def read_all(source: SalesforceSource, name: str, cursor: str | None = None) -> 
 
 
 OPP = [sf_id("Opportunity", n) for n in range(1, 10)]
-MANAGER, RITA = sf_id("User", 1), sf_id("User", 2)
+MANAGER, RITA, RAVI = sf_id("User", 1), sf_id("User", 2), sf_id("User", 3)
+ACME, GLOBEX = sf_id("Account", 1), sf_id("Account", 2)
 CONTACT = [sf_id("Contact", n) for n in range(1, 4)]
+TASK = [sf_id("Task", n) for n in range(1, 4)]
+EVENT1 = sf_id("Event", 1)
 
 
-def test_opportunities_typed_paged_retried_with_extra_fields_and_rejections(sf):
+# -- the native tables ---------------------------------------------------------------------------
+def test_native_tables_follow_the_api_names_and_feed_every_canonical_object():
+    assert DATASET == "raw_salesforce"
+    fed = {t.feeds for t in TABLES.values()}
+    assert fed == set(RAW_OBJECTS) - {"quotas"}
+    assert TABLES["opportunity_contact_role"].feeds == "contacts" and TABLES["manager"].feeds == "managers"
+    assert {n for n, t in TABLES.items() if t.snapshot} == {"opportunity_stage", "manager", *(n for n in TABLES if n.startswith("map_"))}
+    configured = {"api_name", "segment_value", "slack_user_id", "tags_value"}  # not plain API fields
+    for table, (_, fields) in SOBJECT_FIELDS.items():
+        from_api = {snake_case(f) for f in ("Id", *fields)}
+        declared = set(TABLES[table].field_names)
+        assert from_api <= declared, table
+        assert declared - from_api - configured <= {"system_modstamp"}, table
+    assert snake_case("CompletedDateTime") == "completed_date_time" and snake_case("SystemModstamp") == "system_modstamp"
+
+
+# -- extraction --------------------------------------------------------------------------------------
+def test_opportunity_rows_typed_paged_retried_with_extra_fields_and_rejections(sf):
     # locator 1 is the stage list (read first, to validate stages), 2 the opportunities
     sf.fail("/query/01gFAKE00000002-3", 429, [{"message": "busy", "errorCode": "REQUEST_LIMIT_EXCEEDED"}], {"Retry-After": "1"})
     sf.fail("/sobjects/Opportunity/describe", 503)  # no Retry-After: exponential backoff
@@ -53,63 +81,90 @@ def test_opportunities_typed_paged_retried_with_extra_fields_and_rejections(sf):
     source = SalesforceSource(sf.instance_url, TOKEN, config=fast_config())
 
     started = time.monotonic()
-    rows, rejected = read_all(source, "opportunities")
+    rows, rejected = read_all(source, "opportunity")
     assert time.monotonic() - started >= 0.9  # the 429's Retry-After was honoured
 
     # 8 records in pages of 3: the first query plus two queryMore calls (one retried after the 429)
     opp_requests = [r for r in sf.requests if r.sobject == "Opportunity" or "/query/01gFAKE00000002" in r.path]
     assert [r.path.rsplit("/", 1)[-1] for r in opp_requests] == ["query", "01gFAKE00000002-3", "01gFAKE00000002-3", "01gFAKE00000002-6"]
+    assert len([r for r in sf.requests if r.path.endswith("/sobjects/Opportunity/describe")]) == 2  # the 503, then success
     assert {r.method for r in sf.requests} == {"GET"}  # the source never writes
 
-    by_id = {r["opportunity_id"]: r for r in rows}
+    by_id = {r["id"]: r for r in rows}
     assert set(by_id) == {OPP[0], OPP[1], OPP[2], OPP[3], OPP[4], OPP[7]}
     first = by_id[OPP[0]]
-    assert first["amount"] == 12000.0 and first["stage"] == "Qualification" and first["next_step"] == "Send proposal"
-    assert first["created_at"] == dt.datetime(2025, 10, 13, 9, 0) and first["close_date"] == dt.date(2026, 3, 11)
-    assert first["is_closed"] is False and by_id[OPP[3]]["is_won"] is True
-    assert first["source_url"] == f"{sf.instance_url}/{OPP[0]}"
-    assert first["_extra"]["Priority__c"] == "High"  # a custom field outside the canonical shape
-    assert first["_is_deleted"] is False and first["_source_file"] == "Opportunity"
-    assert by_id[OPP[7]]["stage"] == "Prospecting"  # the org's spelling of a stage
+    assert first["amount"] == 12000.0 and first["stage_name"] == "Qualification" and first["next_step"] == "Send proposal"
+    assert first["created_date"] == dt.datetime(2025, 10, 13, 9, 0) and first["close_date"] == dt.date(2026, 3, 11)
+    assert first["is_closed"] is False and by_id[OPP[3]]["is_won"] is True and first["owner_id"] == RITA
+    assert first["_extra"]["Priority__c"] == "High"  # a custom field outside the declared columns
+    assert "StageName" not in first["_extra"] and "IsDeleted" not in first["_extra"]
+    assert first["_is_deleted"] is False and first["_source_file"] == "Opportunity" and first["_source_row"] == 1
+    assert set(TABLES["opportunity"].field_names) | {"_is_deleted", "_extra", "_source_file", "_source_row"} == set(first)
+    assert by_id[OPP[7]]["stage_name"] == "Prospecting"  # the org's spelling of a stage
 
     reasons = {json.loads(r["raw_record"])["Id"]: r for r in rejected}
     assert set(reasons) == {OPP[5], OPP[6]}
     assert reasons[OPP[5]]["field"] == "amount" and "negative amount" in reasons[OPP[5]]["reason"]
-    assert reasons[OPP[6]]["field"] == "stage" and "unknown stage 'Discovery'" in reasons[OPP[6]]["reason"]
-    assert reasons[OPP[6]]["source_file"] == "Opportunity" and reasons[OPP[6]]["row_number"] >= 1
-    assert source.reports["opportunities"].rows == 6 and source.reports["opportunities"].rejected == 2
+    assert reasons[OPP[6]]["field"] == "stage_name" and "unknown stage 'Discovery'" in reasons[OPP[6]]["reason"]
+    assert reasons[OPP[6]]["object"] == "opportunity" and reasons[OPP[6]]["source_file"] == "Opportunity"
+    assert reasons[OPP[6]]["row_number"] >= 1
+    assert source.reports["opportunity"].rows == 6 and source.reports["opportunity"].rejected == 2
 
-    accounts, _ = read_all(source, "accounts")  # the 500 was retried
+    accounts, _ = read_all(source, "account")  # the 500 was retried
     assert len([r for r in sf.requests if r.sobject == "Account"]) == 2
-    assert {a["account_name"]: a["segment"] for a in accounts} == {"Acme": "smb", "Globex": "enterprise"}
+    assert {a["name"]: a["number_of_employees"] for a in accounts} == {"Acme": 50, "Globex": 5000}
+    assert accounts[0]["_extra"]["Tier__c"] == "Gold"
 
 
-def test_every_object_maps_into_the_canonical_shape(sf):
-    source = SalesforceSource(sf.instance_url, TOKEN, config=fast_config(rep_segment_field="Department", rep_segment_map={"SMB": "smb"}))
-    got = {name: read_all(source, name) for name in RAW_OBJECTS}
-    for name, (rows, _) in got.items():
+def test_every_table_reads_native_rows_and_the_config_as_map_tables(sf):
+    config = fast_config(rep_segment_field="Department", rep_segment_map={"SMB": "smb"}, default_buying_role="other")
+    source = SalesforceSource(sf.instance_url, TOKEN, config=config)
+    got = {name: read_all(source, name) for name in TABLES}
+    for name, (rows, rejected) in got.items():
         for row in rows:
-            assert set(RAW_OBJECTS[name].field_names) <= set(row), name
-    assert source.reports["quotas"].present is False
+            assert set(TABLES[name].field_names) <= set(row), name
+            assert isinstance(row["_is_deleted"], bool) and isinstance(row["_extra"], dict), name
+        assert source.reports[name].rows == len(rows), name
+    with pytest.raises(KeyError):
+        source.read("quotas")  # no such native table, raised at once
+    with pytest.raises(KeyError):
+        source.read("opportunities")  # canonical names are not native tables
 
-    stages = {r["stage"]: r for r in got["stages"][0]}
+    stages = {r["master_label"]: r for r in got["opportunity_stage"][0]}
     assert stages["Closed Won"]["is_won"] and stages["Closed Lost"]["is_closed"] and not stages["Closed Lost"]["is_won"]
-    assert stages["Legacy Stage"]["_extra"]["IsActive"] is False
-    assert [r["manager_id"] for r in got["managers"][0]] == [MANAGER]
-    reps = {r["rep_id"]: r for r in got["reps"][0]}
-    assert sf_id("User", 4) not in reps  # the integration user is not a rep (rep_filter)
-    assert reps[RITA]["manager_id"] == MANAGER and reps[RITA]["segment"] == "smb" and reps[sf_id("User", 3)]["is_active"] is False
-    roles = {r["contact_id"]: r["buying_role"] for r in got["contacts"][0]}
-    assert roles == {CONTACT[0]: "decision_maker", CONTACT[1]: "champion", CONTACT[2]: "user"}
-    assert [(r["stage"], r["opportunity_id"]) for r in got["stage_history"][0]][2:4] == [("Prospecting", OPP[2]), ("Prospecting", OPP[2])]
-    assert {(r["field_name"], r["old_value"], r["new_value"]) for r in got["field_history"][0]} == {
-        ("close_date", "2026-02-01", "2026-03-11"), ("amount", "25000", "30000")}
-    acts = {r["activity_id"]: r for r in got["activities"][0]}
-    assert {a["activity_type"] for a in acts.values()} == {"call", "email", "meeting"}
-    assert sf_id("Task", 2) not in acts  # on an account, not an opportunity
-    assert acts[sf_id("Event", 1)]["occurred_at"] == dt.datetime(2026, 1, 8, 10, 0)
-    pairs = {(r["activity_id"], r["contact_id"]) for r in got["activity_contacts"][0]}
-    assert pairs == {(sf_id("Task", 1), CONTACT[0]), (sf_id("Event", 1), CONTACT[1]), (sf_id("Event", 1), CONTACT[2])}
+    assert stages["Legacy Stage"]["is_active"] is False and stages["Prospecting"]["sort_order"] == 1
+    users = {r["id"]: r for r in got["user"][0]}
+    assert sf_id("User", 4) not in users  # the integration user is not a rep (rep_filter)
+    assert users[RITA]["manager_id"] == MANAGER and users[RITA]["segment_value"] == "SMB" and users[RAVI]["is_active"] is False
+    assert "Department" not in users[RITA]["_extra"] and users[RITA]["_extra"]["UserType"] == "Standard"
+    assert [r["id"] for r in got["manager"][0]] == [MANAGER]
+    roles = {(r["contact_id"], r["role"]) for r in got["opportunity_contact_role"][0]}
+    assert roles == {(CONTACT[0], "Decision Maker"), (CONTACT[1], "Influencer"), (CONTACT[1], "Executive Sponsor")}
+    assert {r["field"] for r in got["opportunity_field_history"][0]} == {"CloseDate", "Amount"}  # StageName not fetched
+    assert {r["id"] for r in got["task"][0]} == {TASK[0], TASK[2]}  # Task 2 is on an account, not an opportunity
+    assert {(r["task_id"], r["relation_id"]) for r in got["task_relation"][0]} == {(TASK[0], CONTACT[0])}
+    assert {r["relation_id"] for r in got["event_relation"][0]} == {CONTACT[2], RITA}  # the user is filtered in dbt
+
+    maps = {name: rows for name, (rows, _) in got.items() if name.startswith("map_")}
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]  # noqa: E731
+    assert strip(maps["map_rep_segments"]) == [{"source_value": "SMB", "segment": "smb"}]
+    assert strip(maps["map_segment_bands"]) == [
+        {"band_order": 1, "segment": "smb", "max_employees": 200},
+        {"band_order": 2, "segment": "mid_market", "max_employees": 1000},
+        {"band_order": 3, "segment": "enterprise", "max_employees": None},
+    ]
+    priority = {r["buying_role"]: (r["priority"], r["is_default"]) for r in maps["map_buying_role_priority"]}
+    assert priority["decision_maker"] == (1, False) and priority["user"] == (5, False) and priority["other"] == (None, True)
+    assert {"source_value": "Economic Buyer", "buying_role": "decision_maker"} in strip(maps["map_buying_roles"])
+    assert strip(maps["map_field_history"]) == [{"field": "CloseDate", "field_name": "close_date"}, {"field": "Amount", "field_name": "amount"}]
+    assert strip(maps["map_settings"]) == [{"setting": "instance_url", "value": sf.instance_url}]
+    assert maps["map_task_types"][0]["_source_file"] == "config: task_types"
+    # the segment field wins over bands: no bands are emitted then
+    with_field = SalesforceSource(sf.instance_url, TOKEN, config=fast_config(account_segment_field="Tier__c"))
+    assert read_all(with_field, "map_segment_bands") == ([], [])
+    assert {r["name"]: r["segment_value"] for r in read_all(with_field, "account")[0]} == {"Acme": "Gold", "Globex": None}
+
+    assert set(source.cursors) == {n for n, t in TABLES.items() if not t.snapshot}  # snapshots carry no cursor
     assert {r.method for r in sf.requests} == {"GET"}
 
 
@@ -118,26 +173,30 @@ def _change_the_org(sf: FakeSalesforce) -> None:
     org.add_field("Opportunity", "Health__c")  # a field created in the org between runs
     org.update("Opportunity", OPP[1], Amount=35000.0, Health__c="green")
     org.delete("Opportunity", OPP[2])
-    org.add("Opportunity", Name="Acme new", AccountId=sf_id("Account", 1), OwnerId=RITA, StageName="Prospecting", Amount=5000.0,
+    org.add("Opportunity", Name="Acme new", AccountId=ACME, OwnerId=RITA, StageName="Prospecting", Amount=5000.0,
             CreatedDate="2026-01-11T08:00:00.000+0000", CloseDate="2026-04-01", IsClosed=False, IsWon=False, NextStep=None, Priority__c=None)
     # Cy gains a role on a deal; his Contact record itself is unchanged
     org.add("OpportunityContactRole", ContactId=CONTACT[2], OpportunityId=OPP[0], Role="Technical Buyer", IsPrimary=False)
+    # Bob's Executive Sponsor role is removed: his other role (Influencer) is what counts now
+    sponsor = next(r for r in org.records["OpportunityContactRole"].values() if r["Role"] == "Executive Sponsor")
+    org.delete("OpportunityContactRole", sponsor["Id"])
+    org.delete("Task", TASK[0])  # its WhoId and TaskRelation links go with it
 
 
 def test_second_run_fetches_only_changes_since_the_cursor(sf):
     first = SalesforceSource(sf.instance_url, TOKEN, config=fast_config())
-    for name in RAW_OBJECTS:
+    for name in TABLES:
         read_all(first, name)
     cursors = dict(first.cursors)
-    assert json.loads(cursors["opportunities"]) == {"Opportunity": "2026-01-10T09:24:00Z"}
-    assert json.loads(cursors["field_history"]) == {"OpportunityFieldHistory": "2026-01-10T09:34:00Z"}  # CreatedDate
+    assert json.loads(cursors["opportunity"])["Opportunity"] == "2026-01-10T09:24:00Z"
+    assert json.loads(cursors["opportunity_field_history"])["OpportunityFieldHistory"] == "2026-01-10T09:34:00Z"  # CreatedDate
 
     _change_the_org(sf)
     sf.reset_requests()
     second = SalesforceSource(sf.instance_url, TOKEN, config=fast_config())
-    got = {name: read_all(second, name, cursors.get(name)) for name in RAW_OBJECTS}
+    got = {name: read_all(second, name, cursors.get(name)) for name in TABLES}
 
-    opps = {r["opportunity_id"]: r for r in got["opportunities"][0]}
+    opps = {r["id"]: r for r in got["opportunity"][0]}
     assert set(opps) == {OPP[1], OPP[2], OPP[8]}
     assert opps[OPP[1]]["amount"] == 35000.0 and opps[OPP[1]]["_extra"]["Health__c"] == "green"
     assert opps[OPP[2]]["_is_deleted"] is True and opps[OPP[1]]["_is_deleted"] is False
@@ -146,52 +205,155 @@ def test_second_run_fetches_only_changes_since_the_cursor(sf):
     assert "WHERE SystemModstamp > 2026-01-10T09:24:00Z" in opp_queries[0].soql
     assert "Health__c" in opp_queries[0].soql  # selected because describe now lists it
     assert not sf.query_more("Opportunity")  # 3 changes: one page, nothing to page through
-    assert json.loads(second.cursors["opportunities"])["Opportunity"] > "2026-01-10T09:24:00Z"
+    assert json.loads(second.cursors["opportunity"])["Opportunity"] > "2026-01-10T09:24:00Z"
 
-    assert got["accounts"] == ([], []) and got["stage_history"] == ([], [])
+    assert got["account"] == ([], []) and got["opportunity_history"] == ([], []) and got["contact"] == ([], [])
     assert "SystemModstamp > 2026-01-10T09:13:00Z" in sf.soql_sent("Account")[0]
-    assert second.cursors["accounts"] == cursors["accounts"]  # nothing changed: the cursor stays
+    assert second.cursors["account"] == cursors["account"]  # nothing changed: the cursor stays
     assert "CreatedDate > 2026-01-10T09:34:00Z" in sf.soql_sent("OpportunityFieldHistory")[0]
-    # a changed role re-lands its contact with the new role, though the Contact did not change
-    assert [(r["contact_id"], r["buying_role"]) for r in got["contacts"][0]] == [(CONTACT[2], "technical_evaluator")]
+    roles = {(r["contact_id"], r["role"], r["_is_deleted"]) for r in got["opportunity_contact_role"][0]}
+    assert roles == {(CONTACT[2], "Technical Buyer", False), (CONTACT[1], "Executive Sponsor", True)}
+    assert [(r["id"], r["_is_deleted"]) for r in got["task"][0]] == [(TASK[0], True)]
+    assert len(got["opportunity_stage"][0]) == 7 and len(got["map_buying_roles"][0]) == 9  # snapshots: whole again
 
-
-def _land(source, warehouse: Path, tmp: Path, run: str) -> None:
-    spool = RejectSpool(tmp / f"rej-{run}.jsonl")
-    pipeline = crm_dlt_pipeline(warehouse, tmp / "dlt")
-    cursors = load_cursors(warehouse, source.source_system)
-    pipeline.run(crm_dlt_source(source, None, None, spool, run, cursors=cursors))
-    write_rejections(warehouse, spool)
-    save_cursors(warehouse, source.source_system, source.cursors, run)
-    finish_landing(warehouse, source, run, dt.datetime(2026, 1, 12))
-
-
-def test_lands_into_duckdb_twice_merging_changes(sf, tmp_path):
-    warehouse = tmp_path / "warehouse.duckdb"
-    _land(SalesforceSource(sf.instance_url, TOKEN, config=fast_config()), warehouse, tmp_path, "run-1")
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select count(*) from raw.opportunities").fetchone()[0] == 6
-        assert con.execute("select count(*) from raw.rejected_rows where object = 'opportunities'").fetchone()[0] == 2
-        assert con.execute("select count(*) from raw.activity_contacts").fetchone()[0] == 3
-        assert con.execute("select _source_system from raw.stages limit 1").fetchone()[0] == "salesforce"
-    first_cursors = load_cursors(warehouse, "salesforce")
-    assert set(first_cursors) == set(RAW_OBJECTS) - {"quotas"}
-
-    _change_the_org(sf)
+    # a config that changes what a table selects (a new segment field) re-reads that table whole
+    third = SalesforceSource(sf.instance_url, TOKEN, config=fast_config(account_segment_field="Tier__c"))
     sf.reset_requests()
-    _land(SalesforceSource(sf.instance_url, TOKEN, config=fast_config()), warehouse, tmp_path, "run-2")
-    assert "SystemModstamp > 2026-01-10T09:24:00Z" in sf.soql_sent("Opportunity")[0]
+    accounts, _ = read_all(third, "account", second.cursors["account"])
+    assert {a["id"]: a["segment_value"] for a in accounts} == {ACME: "Gold", GLOBEX: None}
+    assert "SystemModstamp >" not in sf.soql_sent("Account")[0]
+
+
+# -- the mapping, end to end: land with land_source, dbt build the staging models -------------------
+STAGING = "staging.stg_salesforce__"
+
+
+def _query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        opps = {r[0]: r[1:] for r in con.execute("select opportunity_id, amount, _is_deleted, _extra from raw.opportunities").fetchall()}
-        assert len(opps) == 7  # 6 + 1 new, merged by key: nothing duplicated
-        assert opps[OPP[1]][0] == 35000.0 and json.loads(opps[OPP[1]][2])["Health__c"] == "green"
-        assert opps[OPP[2]][1] is True
-        assert con.execute("select count(*) from raw.accounts").fetchone()[0] == 2  # unchanged, kept
-        role = con.execute("select buying_role from raw.contacts where contact_id = ?", [CONTACT[2]]).fetchone()[0]
-        assert role == "technical_evaluator"
-    assert load_cursors(warehouse, "salesforce")["opportunities"] != first_cursors["opportunities"]
+        return con.execute(sql, params or []).fetchall()
 
 
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory):
+    """The fake org landed twice (an incremental second run after changes), then
+    ``dbt build --select stg_salesforce__*`` once. Yields (server, warehouse, dbt output)."""
+    tmp = tmp_path_factory.mktemp("salesforce")
+    warehouse = tmp / "warehouse.duckdb"
+    # account_segment_map is unused while bands apply (no account_segment_field), but landing it now
+    # creates the table through dlt; see the report: a map table first landed empty cannot be loaded later
+    config = fast_config(rep_segment_field="Department", rep_segment_map={"SMB": "smb"}, account_segment_map={"Gold": "gold"})
+    with FakeSalesforce(page_size=3) as server:
+        land_source(SalesforceSource(server.instance_url, TOKEN, config=config), warehouse, tmp / "work", "run-1",
+                    dt.datetime(2026, 1, 11))
+        _change_the_org(server)
+        server.reset_requests()
+        land_source(SalesforceSource(server.instance_url, TOKEN, config=config), warehouse, tmp / "work", "run-2",
+                    dt.datetime(2026, 1, 12))
+        output = dbt_build(warehouse, "stg_salesforce__*")
+        yield server, warehouse, output
+
+
+def test_landing_merges_native_tables_and_quarantines(landed):
+    server, warehouse, output = landed
+    assert "stg_salesforce__contacts_buying_role_priority_across_roles" in output  # the dbt unit tests ran
+    assert "ERROR=0" in output
+    # the second landing was incremental: only the changes were queried
+    assert "SystemModstamp > 2026-01-10T09:24:00Z" in server.soql_sent("Opportunity")[0]
+    assert {r.method for r in server.requests} == {"GET"}
+    assert _query(warehouse, f"select count(*), count(distinct id) from {DATASET}.opportunity")[0] == (7, 7)  # merged by key
+    extra = _query(warehouse, f"select _extra from {DATASET}.opportunity where id = ?", [OPP[1]])[0][0]
+    assert json.loads(extra)["Health__c"] == "green"
+    rejected = _query(warehouse, "select object, field, source_file from raw.rejected_rows order by field")
+    assert [(o, f) for o, f, _ in rejected] == [("opportunities", "amount"), ("opportunities", "stage_name")]
+    assert all("opportunity" in s for _, _, s in rejected)
+    assert _query(warehouse, f"select count(*) from {DATASET}.map_buying_roles")[0][0] == 9  # replaced, not appended
+    assert set(load_cursors(warehouse, "salesforce")) == {n for n, t in TABLES.items() if not t.snapshot}
+
+
+def test_stages_reps_managers_and_accounts(landed):
+    _, warehouse, _ = landed
+    stages = _query(warehouse, f"select stage, stage_order, is_closed, is_won from {STAGING}stages order by stage_order")
+    assert [s[0] for s in stages][:2] == ["Prospecting", "Qualification"] and len(stages) == 7
+    assert ("Closed Won", 5, True, True) in stages and ("Closed Lost", 6, True, False) in stages
+    assert _query(warehouse, f"select manager_id, manager_name from {STAGING}managers") == [(MANAGER, "Maria Manager")]
+    reps = {r[0]: r[1:] for r in _query(warehouse, f"select rep_id, manager_id, segment, is_active from {STAGING}reps")}
+    assert reps[RITA] == (MANAGER, "smb", True)  # mapped through rep_segment_map
+    assert reps[RAVI] == (MANAGER, "Enterprise", False)  # a value the map lacks is kept
+    assert sf_id("User", 4) not in reps
+    accounts = dict(_query(warehouse, f"select account_name, segment from {STAGING}accounts"))
+    assert accounts == {"Acme": "smb", "Globex": "enterprise"}  # NumberOfEmployees bands
+
+
+def test_contacts_get_their_highest_priority_live_buying_role(landed):
+    _, warehouse, _ = landed
+    roles = dict(_query(warehouse, f"select contact_id, buying_role from {STAGING}contacts"))
+    # Ann: Decision Maker; Bob: Executive Sponsor (deleted, ignored) + Influencer; Cy: a new Technical Buyer role
+    assert roles == {CONTACT[0]: "decision_maker", CONTACT[1]: "influencer", CONTACT[2]: "technical_evaluator"}
+
+
+def test_opportunities_and_history(landed):
+    server, warehouse, _ = landed
+    opps = {r[0]: r[1:] for r in _query(
+        warehouse, f"select opportunity_id, stage, amount, is_closed, is_won, source_url, owner_rep_id, _is_deleted from {STAGING}opportunities")}
+    assert len(opps) == 7
+    assert opps[OPP[0]] == ("Qualification", 12000.0, False, False, f"{server.instance_url}/{OPP[0]}", RITA, False)
+    assert opps[OPP[1]][1] == 35000.0 and opps[OPP[3]][2:4] == (True, True)
+    assert opps[OPP[2]][-1] is True  # deleted in Salesforce: flagged, not dropped
+    assert opps[OPP[7]][0] == "Prospecting"
+    history = _query(warehouse, f"select opportunity_id, stage from {STAGING}stage_history order by entered_at, stage_history_id")
+    assert history.count((OPP[2], "Prospecting")) == 2 and (OPP[0], "Qualification") in history and len(history) == 5
+    changes = set(_query(warehouse, f"select opportunity_id, field_name, old_value, new_value from {STAGING}field_history"))
+    assert changes == {(OPP[0], "close_date", "2026-02-01", "2026-03-11"), (OPP[1], "amount", "25000", "30000")}
+
+
+def test_activities_and_their_contacts(landed):
+    _, warehouse, _ = landed
+    acts = {r[0]: r[1:] for r in _query(
+        warehouse, f"select activity_id, activity_type, opportunity_id, rep_id, occurred_at, _is_deleted from {STAGING}activities")}
+    assert set(acts) == {TASK[0], TASK[2], EVENT1}  # Task 2 is on an account
+    assert acts[TASK[0]] == ("call", OPP[0], RITA, dt.datetime(2026, 1, 5, 15, 0), True)  # deleted in the second run
+    assert acts[TASK[2]][0] == "email" and acts[TASK[2]][3] == dt.datetime(2026, 1, 7)  # ActivityDate when not completed
+    assert acts[EVENT1][0] == "meeting" and acts[EVENT1][3] == dt.datetime(2026, 1, 8, 10, 0)
+    pairs = {(a, c): d for a, c, d in _query(warehouse, f"select activity_id, contact_id, _is_deleted from {STAGING}activity_contacts")}
+    # the WhoId link of Task 1 duplicates its TaskRelation (one pair); Rita (a user) is no contact
+    assert pairs == {(TASK[0], CONTACT[0]): True, (EVENT1, CONTACT[1]): False, (EVENT1, CONTACT[2]): False}
+
+
+def test_staging_models_output_exactly_the_canonical_columns(landed):
+    _, warehouse, _ = landed
+    lineage = ["_source_system", "_source_file", "_source_row", "_loaded_at", "_is_deleted"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for name, obj in RAW_OBJECTS.items():
+            if name == "quotas":
+                continue
+            cur = con.execute(f"select * from {STAGING}{name} limit 1")
+            assert [d[0] for d in cur.description] == [*obj.field_names, *lineage], name
+            system, loaded = con.execute(f"select min(_source_system), min(_loaded_at) from {STAGING}{name}").fetchone()
+            assert system == "salesforce" and loaded is not None, name
+
+
+def test_a_changed_config_changes_the_mapping(landed, tmp_path):
+    server, warehouse, _ = landed
+    copy = tmp_path / "copy" / warehouse.name  # same file name: the views name the database by it
+    copy.parent.mkdir()
+    shutil.copy(warehouse, copy)
+    config = fast_config(
+        account_segment_field="Tier__c", account_segment_map={"Gold": "strategic"},
+        buying_roles={**SalesforceConfig().buying_roles, "Influencer": "champion"},
+        task_subtypes={"Call": "phone"}, event_types={"Meeting": "workshop"}, rep_filter=None,
+    )
+    land_source(SalesforceSource(server.instance_url, TOKEN, config=config), copy, tmp_path / "work", "run-3", dt.datetime(2026, 1, 13))
+    # the staging models are views: the new map_* tables (and re-read accounts) change them without a dbt run
+    assert dict(_query(copy, f"select account_name, segment from {STAGING}accounts")) == {"Acme": "strategic", "Globex": None}
+    assert dict(_query(copy, f"select contact_id, buying_role from {STAGING}contacts"))[CONTACT[1]] == "champion"
+    types = dict(_query(copy, f"select activity_id, activity_type from {STAGING}activities"))
+    assert types[TASK[0]] == "phone" and types[EVENT1] == "workshop" and types[TASK[2]] == "email"  # Type Email still maps
+    assert sf_id("User", 4) in dict(_query(copy, f"select rep_id, rep_name from {STAGING}reps"))  # no rep_filter: every user
+    # the original warehouse is untouched
+    assert dict(_query(warehouse, f"select account_name, segment from {STAGING}accounts"))["Acme"] == "smb"
+
+
+# -- the note writer and secrecy -----------------------------------------------------------------------
 class _Ledger:
     def __init__(self, allowed: bool = True):
         self.allowed = allowed
@@ -263,14 +425,14 @@ def debug_logs(caplog):
 def test_the_token_never_appears_in_logs_or_errors(sf, debug_logs):
     caplog = debug_logs
     source = SalesforceSource(sf.instance_url, TOKEN, config=fast_config())
-    read_all(source, "accounts")
+    read_all(source, "account")
     assert any("Making GET request" in r.getMessage() for r in caplog.records)  # dlt's request logging was captured
     assert "Bearer" not in caplog.text and TOKEN not in caplog.text
     assert TOKEN not in repr(source) and TOKEN not in repr(source.client)
 
     sf.token = "rotated"  # the token we hold is now invalid
     with pytest.raises(SalesforceAuthError) as info:
-        read_all(SalesforceSource(sf.instance_url, TOKEN, config=fast_config()), "opportunities")
+        read_all(SalesforceSource(sf.instance_url, TOKEN, config=fast_config()), "opportunity")
     exc = info.value
     assert exc.status == 401 and exc.error_code == "INVALID_SESSION_ID"
     text = "".join(traceback.format_exception(exc)) + repr(exc) + caplog.text
@@ -289,13 +451,13 @@ def test_from_env(sf):
     with pytest.raises(ValueError, match="SALESFORCE_ACCESS_TOKEN"):
         SalesforceSource.from_env(env={"SALESFORCE_INSTANCE_URL": sf.instance_url})
     direct = SalesforceSource.from_env(env={"SALESFORCE_INSTANCE_URL": sf.instance_url, "SALESFORCE_ACCESS_TOKEN": TOKEN})
-    assert read_all(direct, "accounts")[0]
+    assert read_all(direct, "account")[0]
     sf.token = "issued-by-client-credentials"
     flow = SalesforceSource.from_env(
         config=fast_config(),
         env={"SALESFORCE_INSTANCE_URL": sf.instance_url, "SALESFORCE_CLIENT_ID": CLIENT_ID, "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET},
     )
-    assert len(read_all(flow, "accounts")[0]) == 2
+    assert len(read_all(flow, "account")[0]) == 2
     token_call = next(r for r in sf.requests if r.path == "/services/oauth2/token")
     assert token_call.method == "POST" and token_call.body["grant_type"] == "client_credentials"
 

@@ -2,6 +2,10 @@
 
 Every field has a HubSpot default, so ``HubSpotConfig()`` works on a standard portal; a
 team overrides what differs in a YAML file (``HUBSPOT_CONFIG`` or ``HubSpotConfig.load``).
+
+The mapping settings are not applied in Python: the source lands them as ``map_*`` tables
+(connectors/hubspot/tables.py) and the dbt models ``stg_hubspot__<object>`` join them. The
+reading settings (what to fetch, paging, retries, lookback) shape the extraction only.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ DEFAULT_BUYING_ROLES = {
     "LEGAL_AND_COMPLIANCE": "other",
     "OTHER": "other",
 }
+
+# Deal properties whose changes become the canonical field history -> their canonical field_name.
+DEFAULT_FIELD_HISTORY = {"closedate": "close_date", "amount": "amount"}
 
 # A contact can hold several roles (``hs_buying_role`` is multi-select, ';'-separated): the first of these wins.
 DEFAULT_ROLE_PRIORITY = ["decision_maker", "champion", "influencer", "technical_evaluator", "user", "blocker", "other"]
@@ -118,7 +125,17 @@ class HubSpotConfig(BaseModel):
     buying_role_priority: list[str] = Field(default_factory=lambda: list(DEFAULT_ROLE_PRIORITY))
 
     # -- activities
-    activity_objects: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTIVITY_OBJECTS))
+    activity_objects: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_ACTIVITY_OBJECTS),
+        description="HubSpot engagement object to read -> canonical activity_type.",
+    )
+
+    # -- field history
+    field_history: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_FIELD_HISTORY),
+        description="Deal property (read with its history) -> canonical field_name of field_history. "
+        "A field_name close_date compares values as dates.",
+    )
 
     # -- reading
     extra_properties: dict[str, list[str]] = Field(
@@ -142,24 +159,3 @@ class HubSpotConfig(BaseModel):
     @classmethod
     def load(cls, path: Path | str) -> HubSpotConfig:
         return load_yaml_model(path, cls, "HubSpot config file")
-
-    def segment_for_employees(self, employees: int | None) -> str | None:
-        if employees is None:
-            return None
-        for band in self.employee_bands:
-            if band.below is None or employees < band.below:
-                return band.segment
-        return None
-
-    def buying_role(self, raw: str | None) -> str | None:
-        if not raw:
-            return None
-        roles = []
-        for value in str(raw).split(";"):
-            value = value.strip()
-            if value:
-                roles.append(self.buying_roles.get(value, self.buying_roles.get(value.upper(), value.lower())))
-        if not roles:
-            return None
-        rank = {r: i for i, r in enumerate(self.buying_role_priority)}
-        return min(roles, key=lambda r: rank.get(r, len(rank)))

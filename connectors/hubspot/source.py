@@ -1,25 +1,29 @@
-"""HubSpot CRM (v3 API) as an incremental, read-only CRM source in the canonical landed shape.
+"""HubSpot CRM (v3 API) as an incremental, read-only source of HubSpot-native tables.
 
-Objects (see connectors/schema.py):
+The source only EXTRACTS: it reads the CRM v3 API, flattens each record into rows of the
+native tables of connectors/hubspot/tables.py (``raw_hubspot.<table>``: HubSpot's own names,
+values typed, unusable rows quarantined) and lands the team's mapping configuration
+(connectors/hubspot/config.py) as ``map_*`` tables. What the rows MEAN in the canonical shape
+(stage order and closed/won, managers, segments, buying roles, activity types, stage and field
+history, deep links) is decided by the dbt models ``stg_hubspot__<object>``.
 
-- stages: the deal pipelines' stages in display order (closed: ``metadata.isClosed``; won:
-  closed with probability 1.0), or the config's list;
-- managers, reps: owners (``/crm/v3/owners``, active and archived); managers are the owners the
-  config names (directly, as a team's manager or as an owner's manager); segment from the
-  owner's or team's entry;
-- accounts: companies (segment from a property or from employee bands);
-- contacts: contacts (buying role from ``hs_buying_role`` through the config's value map);
-- opportunities, stage_history, field_history: deals, with ``propertiesWithHistory`` for
-  dealstage, closedate and amount (stage history falls back to ``hs_date_entered_<stage id>``);
-- activities, activity_contacts: meetings, calls, emails and tasks with their deal, company and
-  contact associations.
+Tables:
 
-Incremental: an object's cursor is the largest ``hs_lastmodifieddate`` (``lastmodifieddate``
+- pipeline_stages: every deal pipeline's stages (one GET, re-read whole each run);
+- owners, owner_teams: ``/crm/v3/owners``, active and archived (re-read whole each run);
+- deals, deal_property_history: deals with ``propertiesWithHistory`` for dealstage and the
+  field-history properties (one row per version), and ``hs_date_entered_<stage id>`` when read;
+  deals outside the configured pipelines are skipped;
+- companies, contacts;
+- engagements, engagement_associations: meetings, calls, emails and tasks (the configured
+  objects) with their deal, company and contact associations;
+- map_*: the configuration, rewritten whole on every landing.
+
+Incremental: a table's cursor is the largest ``hs_lastmodifieddate`` (``lastmodifieddate``
 for contacts; ``archivedAt`` for archived records) it returned. With a cursor, the next read asks
 the search API for records modified since (``cursor - lookback_s``), re-reads those that need
 history or associations one GET each (or re-lists when there are many), and lists archived
-records archived since, which come back with ``_is_deleted = True``. Owners and pipelines are
-small and re-read whole each time (landing merges them).
+records archived since, which come back with ``_is_deleted = True``.
 
 Read-only: the HTTP session refuses anything but GET and POST .../search (invariant 1). Rows
 that cannot be used go to ``Batch.rejected`` with the reason and the record as read (invariant 8).
@@ -30,16 +34,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.values import ValueProblem, parse_value, stage_lookup
 from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient
 from connectors.hubspot.config import ACTIVITY_SUBJECT_PROPERTY, HubSpotConfig
-from connectors.mapping import StageSpec
-from connectors.schema import RAW_OBJECTS, Field
+from connectors.hubspot.tables import DATASET, TABLES
+from connectors.schema import STAGE, Field, RawObject
+from connectors.values import ValueProblem, parse_value
 
 SEARCH_CAP = 10_000  # HubSpot's search returns at most 10,000 results per query
 HISTORY_PAGE_LIMIT = 50  # listing limit when propertiesWithHistory is requested
@@ -48,13 +52,14 @@ DEAL_PROPERTIES = [
     "dealname", "dealstage", "pipeline", "amount", "createdate", "closedate", "hs_is_closed",
     "hs_is_closed_won", "hubspot_owner_id", "hs_next_step", "hs_lastmodifieddate",
 ]
-DEAL_HISTORY = ["dealstage", "closedate", "amount"]
-COMPANY_PROPERTIES = ["name", "domain", "industry", "numberofemployees", "hs_lastmodifieddate"]
-CONTACT_PROPERTIES = ["firstname", "lastname", "email", "jobtitle", "associatedcompanyid", "lastmodifieddate"]
+COMPANY_PROPERTIES = ["name", "domain", "industry", "numberofemployees", "createdate", "hs_lastmodifieddate"]
+CONTACT_PROPERTIES = [
+    "firstname", "lastname", "email", "jobtitle", "associatedcompanyid", "createdate", "lastmodifieddate",
+]
 ACTIVITY_PROPERTIES = ["hs_timestamp", "hubspot_owner_id", "hs_lastmodifieddate"]
+ASSOCIATED = ("deals", "companies", "contacts")  # an engagement's associations that are landed
+DATE_ENTERED = "hs_date_entered_"
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
-
-
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -85,10 +90,9 @@ def _epoch_ms(ts: dt.datetime) -> int:
     return int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
-def parse_field(f: Field, value: Any, stage_names: set[str] | None = None) -> Any:
+def parse_field(f: Field, value: Any, stages: Mapping[str, str] | None = None) -> Any:
     return parse_value(
-        f, value, parse_date=lambda v: parse_timestamp(v).date(), parse_timestamp=parse_timestamp,
-        stages=stage_lookup(stage_names),
+        f, value, parse_date=lambda v: parse_timestamp(v).date(), parse_timestamp=parse_timestamp, stages=stages,
     )
 
 
@@ -107,21 +111,23 @@ class Fetched:
     def props(self) -> dict[str, Any]:
         return self.record.get("properties") or {}
 
-    def associated(self, to: str) -> list[str]:
-        assoc = ((self.record.get("associations") or {}).get(to) or {}).get("results") or []
-        ids: list[str] = []
-        for a in assoc:
-            if str(a.get("id")) not in ids:
-                ids.append(str(a.get("id")))
-        return ids
+    def associations(self, to: str) -> list[dict[str, Any]]:
+        """The record's ``to`` associations, once per id (the first entry of each), in HubSpot's order."""
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for a in ((self.record.get("associations") or {}).get(to) or {}).get("results") or []:
+            if a.get("id") in (None, "") or str(a.get("id")) in seen:
+                continue
+            seen.add(str(a.get("id")))
+            out.append(a)
+        return out
 
     def primary_associated(self, to: str, primary_type: str) -> str | None:
-        assoc = ((self.record.get("associations") or {}).get(to) or {}).get("results") or []
+        assoc = self.associations(to)
         for a in assoc:
             if a.get("type") == primary_type:
                 return str(a.get("id"))
-        ids = self.associated(to)
-        return ids[0] if ids else None
+        return str(assoc[0]["id"]) if assoc else None
 
 
 @dataclass
@@ -133,13 +139,13 @@ class _Fetch:
 
 
 class _Emitter:
-    """Types, validates and batches rows of one canonical object; rejects what cannot be used."""
+    """Types, validates and batches rows of one native table; rejects what cannot be used."""
 
-    def __init__(self, object_name: str, report: ObjectReport, batch_size: int, stage_names: set[str] | None = None):
-        self.obj = RAW_OBJECTS[object_name]
+    def __init__(self, table: RawObject, report: ObjectReport, batch_size: int, stages: Mapping[str, str] | None = None):
+        self.table = table
         self.report = report
         self.batch_size = batch_size
-        self.stage_names = stage_names
+        self.stages = stages
         self.batch = Batch()
         self.row_number = 0
 
@@ -147,16 +153,16 @@ class _Emitter:
         self.row_number += 1
         typed: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
-        for f in self.obj.fields:
+        for f in self.table.fields:
             try:
-                typed[f.name] = parse_field(f, values.get(f.name), self.stage_names)
+                typed[f.name] = parse_field(f, values.get(f.name), self.stages if f.type == STAGE else None)
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
         if problems:
             self.report.rejected += 1
             self.batch.rejected.append(
                 {
-                    "object": self.obj.name,
+                    "object": self.table.name,
                     "source_file": source.endpoint,
                     "row_number": self.row_number,
                     "field": ", ".join(p[0] for p in problems),
@@ -182,15 +188,32 @@ class _Emitter:
             return out
         return None
 
+    def emit(self, items: Iterable[tuple[Mapping[str, Any], Fetched, Mapping[str, Any] | None]]) -> Iterator[Batch]:
+        for values, source, extra in items:
+            if (out := self.add(values, source, extra)):
+                yield out
+        if (out := self.flush()):
+            yield out
+
 
 def _extra(props: Mapping[str, Any], used: Iterable[str]) -> dict[str, Any]:
     used = set(used) | {"hs_object_id"}
     return {k: v for k, v in props.items() if k not in used and v not in (None, "")}
 
 
-def _full_name(first: Any, last: Any) -> str | None:
-    name = " ".join(str(p).strip() for p in (first, last) if p and str(p).strip())
-    return name or None
+def _record_times(f: Fetched) -> dict[str, Any]:
+    return {
+        "created_at": f.record.get("createdAt"),
+        "updated_at": f.record.get("updatedAt"),
+        "archived_at": f.record.get("archivedAt"),
+    }
+
+
+def _version_key(when: Any) -> str:
+    try:
+        return str(_epoch_ms(parse_timestamp(when))) if when not in (None, "") else "none"
+    except ValueProblem:
+        return str(when)
 
 
 # --------------------------------------------------------------------------- the source
@@ -200,6 +223,8 @@ class HubSpotSource:
     """A HubSpot portal, read through the CRM v3 API with a private-app or OAuth token."""
 
     incremental = True
+    dataset = DATASET
+    tables = TABLES
 
     def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, config: HubSpotConfig | None = None):
         self.config = config or HubSpotConfig()
@@ -207,8 +232,6 @@ class HubSpotSource:
         self.reports: dict[str, ObjectReport] = {}
         self.cursors: dict[str, str] = {}
         self._pipelines: list[dict[str, Any]] | None = None
-        self._stage_specs: list[StageSpec] | None = None
-        self._stage_label: dict[str, str] = {}
         self._owners: list[Fetched] | None = None
         self._cache: dict[tuple[str, str | None], _Fetch] = {}
 
@@ -233,72 +256,72 @@ class HubSpotSource:
         return self.config.source_system
 
     # -- reading -------------------------------------------------------------------------
-    def read(self, object_name: str, batch_size: int = 1000, cursor: str | None = None) -> Iterator[Batch]:
-        """Typed rows (and rejections) of one canonical object changed since ``cursor`` (all when None)."""
-        if object_name not in RAW_OBJECTS:
-            raise KeyError(f"unknown canonical object {object_name!r}")
-        reader = getattr(self, f"_read_{object_name}", None)
-        if reader is None:  # quotas: HubSpot's CRM API has no quota object
-            self.reports[object_name] = ObjectReport(object_name, None, present=False)
+    def read(self, table_name: str, batch_size: int = 1000, cursor: str | None = None) -> Iterator[Batch]:
+        """Typed rows (and rejections) of one native table; for the incremental tables, only the
+        records changed since ``cursor`` (all when None). Snapshot tables ignore the cursor."""
+        if table_name not in TABLES:
+            raise KeyError(f"unknown HubSpot table {table_name!r} (known: {', '.join(TABLES)})")
+        table = TABLES[table_name]
+        if table_name.startswith("map_"):
+            yield from self._read_map(table, batch_size)
             return
-        yield from reader(batch_size, cursor)
+        yield from getattr(self, f"_read_{table_name}")(table, batch_size, None if table.snapshot else cursor)
 
-    def stages(self) -> list[StageSpec]:
-        """The canonical stages (config override, else the pipelines' stages in display order)."""
-        if self._stage_specs is None:
-            pipelines = self._load_pipelines()
-            specs: list[StageSpec] = []
-            seen: set[str] = set()
-            for p in pipelines:
-                for s in sorted(p.get("stages") or [], key=lambda s: (s.get("displayOrder") or 0)):
-                    label = str(s.get("label") or s.get("id"))
-                    if s.get("archived") or label in seen:
-                        continue
-                    seen.add(label)
-                    meta = s.get("metadata") or {}
-                    closed = str(meta.get("isClosed", "false")).lower() == "true"
-                    try:
-                        won = closed and float(meta.get("probability") or 0) >= 1.0
-                    except ValueError:
-                        won = False
-                    specs.append(StageSpec(name=label, order=len(specs) + 1, closed=closed, won=won))
-            self._stage_specs = list(self.config.stages) if self.config.stages is not None else specs
-        return self._stage_specs
+    def _emitter(self, table: RawObject, source_file: str, batch_size: int, stages: Mapping[str, str] | None = None) -> _Emitter:
+        report = self.reports[table.name] = ObjectReport(table.name, source_file)
+        return _Emitter(table, report, batch_size, stages)
 
+    # -- pipelines and stages
     def _load_pipelines(self) -> list[dict[str, Any]]:
+        """Every deal pipeline (all of them: history in another pipeline still resolves)."""
         if self._pipelines is None:
             pipelines: list[dict[str, Any]] = []
             for page in self.client.pages("/crm/v3/pipelines/deals", paged=False):
                 pipelines.extend(page)
-            pipelines.sort(key=lambda p: (p.get("displayOrder") or 0, str(p.get("id"))))
-            for p in pipelines:  # every pipeline's ids, so history in another pipeline still resolves
-                for s in p.get("stages") or []:
-                    self._stage_label[str(s.get("id"))] = str(s.get("label") or s.get("id"))
-            wanted = self.config.pipelines
-            if wanted is not None:
-                pipelines = [p for p in pipelines if str(p.get("id")) in wanted or p.get("label") in wanted]
             self._pipelines = pipelines
         return self._pipelines
 
-    def _pipeline_ids(self) -> set[str]:
-        return {str(p.get("id")) for p in self._load_pipelines()}
+    def _selected_pipeline_ids(self) -> set[str] | None:
+        """The configured pipelines' ids (None: all); deals in other pipelines are not landed."""
+        wanted = self.config.pipelines
+        if wanted is None:
+            return None
+        return {str(p.get("id")) for p in self._load_pipelines() if str(p.get("id")) in wanted or p.get("label") in wanted}
 
-    def _stage_names(self) -> set[str]:
-        return {s.name for s in self.stages()}
+    def _deal_stage_lookup(self) -> dict[str, str]:
+        """Stage ids a deal may be in: any pipeline's (with a stage override, only the stages it names)."""
+        names = {s.name for s in self.config.stages} if self.config.stages is not None else None
+        lookup: dict[str, str] = {}
+        for p in self._load_pipelines():
+            for s in p.get("stages") or []:
+                sid = str(s.get("id"))
+                if names is None or str(s.get("label") or sid) in names:
+                    lookup[sid.lower()] = sid
+        return lookup
 
-    # -- stages
-    def _read_stages(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        endpoint = "config" if self.config.stages is not None else "/crm/v3/pipelines/deals"
-        report = self.reports["stages"] = ObjectReport("stages", endpoint)
-        em = _Emitter("stages", report, batch_size)
-        for s in self.stages():
-            values = {"stage": s.name, "stage_order": s.order, "is_closed": s.closed, "is_won": s.won}
-            if (out := em.add(values, Fetched(endpoint, s.model_dump()))):
-                yield out
-        if (out := em.flush()):
-            yield out
+    def _read_pipeline_stages(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        endpoint = "/crm/v3/pipelines/deals"
+        pipelines = self._load_pipelines()
+        em = self._emitter(table, endpoint, batch_size)
 
-    # -- owners: managers and reps
+        def rows():
+            for p in pipelines:
+                for s in p.get("stages") or []:
+                    meta = s.get("metadata") or {}
+                    values = {
+                        "pipeline_id": p.get("id"), "pipeline_label": p.get("label"),
+                        "pipeline_display_order": p.get("displayOrder"), "pipeline_archived": p.get("archived"),
+                        "stage_id": s.get("id"), "label": s.get("label"), "display_order": s.get("displayOrder"),
+                        "archived": s.get("archived"), "is_closed": meta.get("isClosed"),
+                        "probability": meta.get("probability"),
+                    }
+                    extra = {k: v for k, v in s.items() if k not in ("id", "label", "displayOrder", "archived", "metadata")}
+                    extra.update({f"metadata_{k}": v for k, v in meta.items() if k not in ("isClosed", "probability")})
+                    yield values, Fetched(endpoint, {"pipeline": p.get("id"), "stage": s}), extra
+
+        yield from em.emit(rows())
+
+    # -- owners
     def _load_owners(self) -> list[Fetched]:
         if self._owners is None:
             owners: list[Fetched] = []
@@ -310,92 +333,242 @@ class HubSpotSource:
             self._owners = owners
         return self._owners
 
-    def _owner_index(self) -> dict[str, str]:
-        """Owner id or email (lower-cased) -> owner id."""
-        index: dict[str, str] = {}
-        for o in self._load_owners():
-            oid = str(o.record.get("id"))
-            index[oid] = oid
-            if o.record.get("email"):
-                index[str(o.record["email"]).lower()] = oid
-        return index
+    def _read_owners(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        owners = self._load_owners()
+        em = self._emitter(table, "/crm/v3/owners", batch_size)
+        used = {"id", "email", "firstName", "lastName", "userId", "archived", "createdAt", "updatedAt", "teams"}
 
-    def _resolve(self, ref: str | None) -> str | None:
-        if not ref:
-            return None
-        return self._owner_index().get(str(ref).lower(), str(ref))
+        def rows():
+            for o in owners:
+                rec = o.record
+                values = {
+                    "owner_id": rec.get("id"), "email": rec.get("email"), "first_name": rec.get("firstName"),
+                    "last_name": rec.get("lastName"), "user_id": rec.get("userId"),
+                    # a deactivated (archived) owner still owns historical deals: kept, not deleted
+                    "archived": bool(rec.get("archived") or o.endpoint.endswith("archived=true")),
+                    "created_at": rec.get("createdAt"), "updated_at": rec.get("updatedAt"),
+                }
+                yield values, o, {k: v for k, v in rec.items() if k not in used and v not in (None, "", [])}
 
-    def _lookup(self, mapping: Mapping[str, Any], owner: dict[str, Any]) -> Any:
-        for key in (str(owner.get("id")), str(owner.get("email") or "").lower()):
-            for k, v in mapping.items():
-                if key and k.lower() == key:
-                    return v
-        return None
+        yield from em.emit(rows())
 
-    def _team_spec(self, owner: dict[str, Any]):
-        teams = sorted(owner.get("teams") or [], key=lambda t: not t.get("primary"))
-        for t in teams:
-            for key in (str(t.get("id")), str(t.get("name"))):
-                if key in self.config.teams:
-                    return self.config.teams[key]
-        return None
+    def _read_owner_teams(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        owners = self._load_owners()
+        em = self._emitter(table, "/crm/v3/owners", batch_size)
 
-    def _manager_ids(self) -> set[str]:
-        ids = {self._resolve(m) for m in self.config.managers}
-        ids |= {self._resolve(t.manager) for t in self.config.teams.values() if t.manager}
-        ids |= {self._resolve(o.manager) for o in self.config.owners.values() if o.manager}
-        return {i for i in ids if i}
+        def rows():
+            for o in owners:
+                for i, t in enumerate(o.record.get("teams") or [], 1):
+                    values = {"owner_id": o.record.get("id"), "team_id": t.get("id"), "team_name": t.get("name"),
+                              "is_primary": t.get("primary"), "position": i}
+                    extra = {k: v for k, v in t.items() if k not in ("id", "name", "primary")}
+                    yield values, Fetched(o.endpoint, {"owner_id": o.record.get("id"), "team": t}), extra
 
-    def _read_managers(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        report = self.reports["managers"] = ObjectReport("managers", "/crm/v3/owners")
-        em = _Emitter("managers", report, batch_size)
-        managers = self._manager_ids()
-        for o in self._load_owners():
-            rec = o.record
-            if str(rec.get("id")) not in managers:
-                continue
-            spec = self._lookup(self.config.owners, rec)
-            values = {
-                "manager_id": rec.get("id"),
-                "manager_name": _full_name(rec.get("firstName"), rec.get("lastName")) or rec.get("email"),
-                "email": rec.get("email"),
-                "slack_user_id": spec.slack_user_id if spec else None,
-            }
-            if (out := em.add(values, Fetched(o.endpoint, rec), self._owner_extra(rec))):
-                yield out
-        if (out := em.flush()):
-            yield out
+        yield from em.emit(rows())
+
+    # -- companies and contacts
+    def _read_companies(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        cfg = self.config
+        props = COMPANY_PROPERTIES + [p for p in (cfg.account_segment_property, cfg.account_tags_property) if p]
+        fetched = self._fetch("companies", props, cursor)
+        em = self._emitter(table, fetched.endpoint, batch_size)
+
+        def rows():
+            for f in fetched.items:
+                p = f.props
+                values = {"company_id": f.record.get("id"), **{k: p.get(k) for k in COMPANY_PROPERTIES}, **_record_times(f)}
+                yield values, f, _extra(p, COMPANY_PROPERTIES)
+
+        yield from em.emit(rows())
+        self._advance(table.name, fetched, cursor)
+
+    def _read_contacts(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        cfg = self.config
+        declared = CONTACT_PROPERTIES + ["hs_buying_role"]
+        fetched = self._fetch("contacts", list(dict.fromkeys(declared + [cfg.buying_role_property])), cursor)
+        em = self._emitter(table, fetched.endpoint, batch_size)
+
+        def rows():
+            for f in fetched.items:
+                p = f.props
+                values = {"contact_id": f.record.get("id"), **{k: p.get(k) for k in declared}, **_record_times(f)}
+                yield values, f, _extra(p, declared)
+
+        yield from em.emit(rows())
+        self._advance(table.name, fetched, cursor)
+
+    # -- deals
+    def _deal_history_properties(self) -> list[str]:
+        return list(dict.fromkeys(["dealstage", *self.config.field_history]))
+
+    def _deals(self, cursor: str | None) -> _Fetch:
+        return self._fetch("deals", DEAL_PROPERTIES, cursor, history=self._deal_history_properties(), associations=["companies"])
+
+    def _in_scope(self, f: Fetched, selected: set[str] | None) -> bool:
+        return selected is None or str(f.props.get("pipeline")) in selected
+
+    def _read_deals(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        fetched = self._deals(cursor)
+        selected = self._selected_pipeline_ids()
+        em = self._emitter(table, fetched.endpoint, batch_size, self._deal_stage_lookup())
+
+        def rows():
+            for f in fetched.items:
+                if not self._in_scope(f, selected):
+                    em.report.skipped += 1
+                    continue
+                p = f.props
+                values = {
+                    "deal_id": f.record.get("id"), **{k: p.get(k) for k in DEAL_PROPERTIES},
+                    "primary_company_id": f.primary_associated("companies", "deal_to_company"), **_record_times(f),
+                }
+                extra = _extra(p, DEAL_PROPERTIES)
+                companies = [str(a["id"]) for a in f.associations("companies")]
+                if len(companies) > 1:
+                    extra["associated_company_ids"] = companies
+                yield values, f, extra
+
+        yield from em.emit(rows())
+        self._advance(table.name, fetched, cursor)
 
     @staticmethod
-    def _owner_extra(rec: dict[str, Any]) -> dict[str, Any]:
-        used = {"id", "email", "firstName", "lastName", "archived", "properties"}
-        return {k: v for k, v in rec.items() if k not in used and v not in (None, "", [])}
+    def _history(f: Fetched, prop: str) -> list[dict[str, Any]]:
+        """A property's versions, oldest first."""
+        versions = list((f.record.get("propertiesWithHistory") or {}).get(prop) or [])
 
-    def _read_reps(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        report = self.reports["reps"] = ObjectReport("reps", "/crm/v3/owners")
-        em = _Emitter("reps", report, batch_size)
-        for o in self._load_owners():
-            rec = o.record
-            spec = self._lookup(self.config.owners, rec)
-            team = self._team_spec(rec)
-            manager = self._resolve((spec.manager if spec else None) or (team.manager if team else None))
-            if manager == str(rec.get("id")):
-                manager = None
-            values = {
-                "rep_id": rec.get("id"),
-                "rep_name": _full_name(rec.get("firstName"), rec.get("lastName")) or rec.get("email"),
-                "email": rec.get("email"),
-                "slack_user_id": spec.slack_user_id if spec else None,
-                "manager_id": manager,
-                "segment": (spec.segment if spec else None) or (team.segment if team else None) or self.config.default_rep_segment,
-                "hired_on": spec.hired_on if spec else None,
-                # An archived (deactivated) owner still owns historical deals: kept, inactive, not deleted.
-                "is_active": not (rec.get("archived") or o.endpoint.endswith("archived=true")),
-            }
-            if (out := em.add(values, Fetched(o.endpoint, rec), self._owner_extra(rec))):
-                yield out
-        if (out := em.flush()):
-            yield out
+        def when(v: dict[str, Any]) -> dt.datetime:
+            try:
+                return parse_timestamp(v["timestamp"]) if v.get("timestamp") else dt.datetime.min
+            except ValueProblem:
+                return dt.datetime.min
+
+        return sorted(versions, key=when)
+
+    def _read_deal_property_history(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        fetched = self._deals(cursor)
+        selected = self._selected_pipeline_ids()
+        em = self._emitter(table, fetched.endpoint, batch_size)
+
+        def rows():
+            for f in fetched.items:
+                if not self._in_scope(f, selected):
+                    em.report.skipped += 1
+                    continue
+                deal_id = f.record.get("id")
+                for prop in self._deal_history_properties():
+                    for v in self._history(f, prop):
+                        when, value = v.get("timestamp"), v.get("value")
+                        values = {
+                            "version_id": f"{deal_id}:{prop}:{_version_key(when)}:{'' if value is None else value}",
+                            "deal_id": deal_id, "property": prop, "value": value, "timestamp": when,
+                            "source_type": v.get("sourceType"),
+                        }
+                        extra = {k: x for k, x in v.items() if k not in ("value", "timestamp", "sourceType") and x not in (None, "")}
+                        yield values, Fetched(f.endpoint, {"deal_id": deal_id, prop: v}, f.deleted), extra
+                # hs_date_entered_<stage id> (when read through extra_properties): the stage-history fallback
+                for k, when in f.props.items():
+                    if k.startswith(DATE_ENTERED) and when not in (None, ""):
+                        values = {"version_id": f"{deal_id}:{k}:{_version_key(when)}:{when}", "deal_id": deal_id,
+                                  "property": k, "value": when, "timestamp": when}
+                        yield values, Fetched(f.endpoint, {"deal_id": deal_id, k: when}, f.deleted), None
+
+        yield from em.emit(rows())
+        self._advance(table.name, fetched, cursor)
+
+    # -- engagements
+    def _engagements(self, cursor: str | None) -> list[tuple[str, _Fetch]]:
+        out = []
+        for otype in self.config.activity_objects:
+            props = ACTIVITY_PROPERTIES + ([ACTIVITY_SUBJECT_PROPERTY[otype]] if otype in ACTIVITY_SUBJECT_PROPERTY else [])
+            out.append((otype, self._fetch(otype, props, cursor, associations=list(ASSOCIATED))))
+        return out
+
+    def _advance_many(self, table_name: str, fetches: list[tuple[str, _Fetch]], cursor: str | None) -> None:
+        marks = [f.high_water for _, f in fetches if f.high_water is not None]
+        self._advance(table_name, _Fetch(high_water=max(marks) if marks else None), cursor)
+
+    def _read_engagements(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        fetches = self._engagements(cursor)
+        em = self._emitter(table, ", ".join(f.endpoint for _, f in fetches), batch_size)
+        declared = [f.name for f in table.fields]
+
+        def rows():
+            for otype, fetched in fetches:
+                for f in fetched.items:
+                    p = f.props
+                    deals = [str(a["id"]) for a in f.associations("deals")]
+                    companies = [str(a["id"]) for a in f.associations("companies")]
+                    values = {"engagement_id": f.record.get("id"), "object_type": otype,
+                              **{k: p.get(k) for k in declared if k in p}, **_record_times(f),
+                              "primary_deal_id": deals[0] if deals else None,
+                              "primary_company_id": companies[0] if companies else None}
+                    extra = _extra(p, declared)
+                    if len(deals) > 1:
+                        extra["associated_deal_ids"] = deals
+                    yield values, f, extra
+
+        yield from em.emit(rows())
+        self._advance_many(table.name, fetches, cursor)
+
+    def _read_engagement_associations(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        fetches = self._engagements(cursor)
+        em = self._emitter(table, ", ".join(f.endpoint for _, f in fetches), batch_size)
+
+        def rows():
+            for _otype, fetched in fetches:
+                for f in fetched.items:
+                    for to in ASSOCIATED:
+                        for i, a in enumerate(f.associations(to), 1):
+                            values = {"engagement_id": f.record.get("id"), "to_type": to, "to_id": a.get("id"),
+                                      "association_type": a.get("type"), "position": i}
+                            extra = {k: v for k, v in a.items() if k not in ("id", "type")}
+                            yield values, Fetched(f.endpoint, {"id": f.record.get("id"), to: a}, f.deleted), extra
+
+        yield from em.emit(rows())
+        self._advance_many(table.name, fetches, cursor)
+
+    # -- the mapping configuration: map_* tables
+    def _map_rows(self) -> dict[str, tuple[str, Callable[[], list[dict[str, Any]]]]]:
+        """map table -> (the config key it comes from, its rows)."""
+        cfg = self.config
+        settings = {
+            "portal_id": cfg.portal_id,
+            "deal_url_template": cfg.deal_url_template,
+            "default_rep_segment": cfg.default_rep_segment,
+            "account_segment_property": cfg.account_segment_property,
+            "account_tags_property": cfg.account_tags_property,
+            "buying_role_property": cfg.buying_role_property,
+        }
+        return {
+            "map_stages": ("stages", lambda: [
+                {"stage": s.name, "stage_order": s.order, "is_closed": s.closed, "is_won": s.won} for s in cfg.stages or []]),
+            "map_pipelines": ("pipelines", lambda: [{"pipeline": p} for p in cfg.pipelines or []]),
+            "map_managers": ("managers", lambda: [{"owner": m} for m in cfg.managers]),
+            "map_teams": ("teams", lambda: [
+                {"team": k, "manager": t.manager, "segment": t.segment} for k, t in cfg.teams.items()]),
+            "map_owners": ("owners", lambda: [
+                {"owner": k, "manager": o.manager, "segment": o.segment, "slack_user_id": o.slack_user_id,
+                 "hired_on": o.hired_on} for k, o in cfg.owners.items()]),
+            "map_settings": ("settings", lambda: [{"setting": k, "value": v} for k, v in settings.items()]),
+            "map_account_segments": ("account_segment_values", lambda: [
+                {"source_value": k, "segment": v} for k, v in cfg.account_segment_values.items()]),
+            "map_segment_bands": ("employee_bands", lambda: [
+                {"band_order": i, "segment": b.segment, "below": b.below} for i, b in enumerate(cfg.employee_bands, 1)]),
+            "map_buying_roles": ("buying_roles", lambda: [
+                {"source_value": k, "buying_role": v} for k, v in cfg.buying_roles.items()]),
+            "map_buying_role_priority": ("buying_role_priority", lambda: [
+                {"buying_role": r, "priority": i} for i, r in enumerate(dict.fromkeys(cfg.buying_role_priority), 1)]),
+            "map_activity_types": ("activity_objects", lambda: [
+                {"object_type": k, "activity_type": v} for k, v in cfg.activity_objects.items()]),
+            "map_field_history": ("field_history", lambda: [
+                {"property": k, "field_name": v} for k, v in cfg.field_history.items()]),
+        }
+
+    def _read_map(self, table: RawObject, batch_size: int) -> Iterator[Batch]:
+        key, rows = self._map_rows()[table.name]
+        endpoint = f"config:{key}"
+        em = self._emitter(table, endpoint, batch_size)
+        yield from em.emit((row, Fetched(endpoint, row), None) for row in rows())
 
     # -- generic incremental fetch -----------------------------------------------------------
     def _modified(self, otype: str, f: Fetched) -> dt.datetime | None:
@@ -496,262 +669,10 @@ class HubSpotSource:
         self._cache[key] = out
         return out
 
-    def _advance(self, object_name: str, fetched: _Fetch, cursor: str | None) -> None:
+    def _advance(self, table_name: str, fetched: _Fetch, cursor: str | None) -> None:
         if fetched.high_water is not None:
             new = iso_cursor(fetched.high_water)
-            self.cursors[object_name] = max(new, cursor) if cursor else new
+            self.cursors[table_name] = max(new, cursor) if cursor else new
         elif cursor:
-            self.cursors[object_name] = cursor
+            self.cursors[table_name] = cursor
 
-    # -- accounts
-    def _read_accounts(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        cfg = self.config
-        props = COMPANY_PROPERTIES + [p for p in (cfg.account_segment_property, cfg.account_tags_property) if p]
-        fetched = self._fetch("companies", props, cursor)
-        report = self.reports["accounts"] = ObjectReport("accounts", fetched.endpoint)
-        em = _Emitter("accounts", report, batch_size)
-        for f in fetched.items:
-            p = f.props
-            employees = p.get("numberofemployees")
-            try:
-                n_employees = parse_field(RAW_OBJECTS["accounts"].field("employees"), employees)
-            except ValueProblem:
-                n_employees = None  # the row is rejected below with the reason
-            segment = None
-            if cfg.account_segment_property and p.get(cfg.account_segment_property):
-                raw = str(p[cfg.account_segment_property])
-                segment = cfg.account_segment_values.get(raw, raw)
-            if segment is None:
-                segment = cfg.segment_for_employees(n_employees)
-            tags = p.get(cfg.account_tags_property) if cfg.account_tags_property else None
-            values = {
-                "account_id": f.record.get("id"),
-                "account_name": p.get("name") or p.get("domain"),
-                "segment": segment,
-                "industry": p.get("industry"),
-                "employees": employees,
-                "tags": tags,
-            }
-            used = ["name", "industry", "numberofemployees", cfg.account_segment_property or "", cfg.account_tags_property or ""]
-            if (out := em.add(values, f, _extra(p, used))):
-                yield out
-        if (out := em.flush()):
-            yield out
-        self._advance("accounts", fetched, cursor)
-
-    # -- contacts
-    def _read_contacts(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        cfg = self.config
-        fetched = self._fetch("contacts", CONTACT_PROPERTIES + [cfg.buying_role_property], cursor)
-        report = self.reports["contacts"] = ObjectReport("contacts", fetched.endpoint)
-        em = _Emitter("contacts", report, batch_size)
-        for f in fetched.items:
-            p = f.props
-            values = {
-                "contact_id": f.record.get("id"),
-                "account_id": p.get("associatedcompanyid"),
-                "contact_name": _full_name(p.get("firstname"), p.get("lastname")),
-                "title": p.get("jobtitle"),
-                "buying_role": cfg.buying_role(p.get(cfg.buying_role_property)),
-                "email": p.get("email"),
-            }
-            used = ["associatedcompanyid", "firstname", "lastname", "jobtitle", cfg.buying_role_property, "email"]
-            if (out := em.add(values, f, _extra(p, used))):
-                yield out
-        if (out := em.flush()):
-            yield out
-        self._advance("contacts", fetched, cursor)
-
-    # -- deals
-    def _deals(self, cursor: str | None) -> _Fetch:
-        return self._fetch("deals", DEAL_PROPERTIES, cursor, history=DEAL_HISTORY, associations=["companies"])
-
-    def _in_scope(self, f: Fetched) -> bool:
-        return self.config.pipelines is None or str(f.props.get("pipeline")) in self._pipeline_ids()
-
-    def _label(self, stage_id: Any) -> Any:
-        self._load_pipelines()
-        return self._stage_label.get(str(stage_id), stage_id) if stage_id not in (None, "") else stage_id
-
-    def _deal_url(self, deal_id: Any) -> str | None:
-        if not self.config.portal_id or deal_id in (None, ""):
-            return None
-        return self.config.deal_url_template.format(portal_id=self.config.portal_id, id=deal_id)
-
-    def _read_opportunities(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        fetched = self._deals(cursor)
-        report = self.reports["opportunities"] = ObjectReport("opportunities", fetched.endpoint)
-        em = _Emitter("opportunities", report, batch_size, self._stage_names())
-        for f in fetched.items:
-            if not self._in_scope(f):
-                report.skipped += 1
-                continue
-            p = f.props
-            closed = p.get("hs_is_closed")
-            values = {
-                "opportunity_id": f.record.get("id"),
-                "account_id": f.primary_associated("companies", "deal_to_company"),
-                "owner_rep_id": p.get("hubspot_owner_id"),
-                "opportunity_name": p.get("dealname"),
-                "stage": self._label(p.get("dealstage")),
-                "amount": p.get("amount"),
-                "created_at": p.get("createdate") or f.record.get("createdAt"),
-                "close_date": p.get("closedate"),
-                "is_closed": closed,
-                "is_won": p.get("hs_is_closed_won"),
-                "closed_at": p.get("closedate") if str(closed).lower() == "true" else None,
-                "next_step": p.get("hs_next_step"),
-                "source_url": self._deal_url(f.record.get("id")),
-            }
-            extra = _extra(p, ["dealname", "dealstage", "amount", "createdate", "closedate", "hs_is_closed",
-                               "hs_is_closed_won", "hubspot_owner_id", "hs_next_step"])
-            companies = f.associated("companies")
-            if len(companies) > 1:
-                extra["associated_company_ids"] = companies
-            if (out := em.add(values, f, extra)):
-                yield out
-        if (out := em.flush()):
-            yield out
-        self._advance("opportunities", fetched, cursor)
-
-    @staticmethod
-    def _history(f: Fetched, prop: str) -> list[dict[str, Any]]:
-        """A property's versions, oldest first."""
-        versions = list((f.record.get("propertiesWithHistory") or {}).get(prop) or [])
-        return sorted(versions, key=lambda v: parse_timestamp(v.get("timestamp")) if v.get("timestamp") else dt.datetime.min)
-
-    def _read_stage_history(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        fetched = self._deals(cursor)
-        report = self.reports["stage_history"] = ObjectReport("stage_history", fetched.endpoint)
-        em = _Emitter("stage_history", report, batch_size, self._stage_names())
-        for f in fetched.items:
-            if not self._in_scope(f):
-                report.skipped += 1
-                continue
-            deal_id = f.record.get("id")
-            entries: list[tuple[str, Any, dict[str, Any]]] = []
-            versions = self._history(f, "dealstage")
-            if versions:
-                entries = [(str(v.get("value")), v.get("timestamp"), v) for v in versions]
-            else:  # no history returned: the hs_date_entered_<stage id> properties
-                entries = [
-                    (k[len("hs_date_entered_"):], v, {"property": k, "value": v})
-                    for k, v in f.props.items() if k.startswith("hs_date_entered_") and v
-                ]
-            for stage_id, when, raw in entries:
-                try:
-                    key = _epoch_ms(parse_timestamp(when)) if when else "none"
-                except ValueProblem:
-                    key = str(when)
-                values = {
-                    "stage_history_id": f"{deal_id}:{stage_id}:{key}",
-                    "opportunity_id": deal_id,
-                    "stage": self._label(stage_id),
-                    "entered_at": when,
-                }
-                item = Fetched(f.endpoint, {"deal_id": deal_id, "dealstage": raw}, f.deleted)
-                if (out := em.add(values, item, {"stage_id": stage_id, **({"source_type": raw["sourceType"]} if raw.get("sourceType") else {})})):
-                    yield out
-        if (out := em.flush()):
-            yield out
-        self._advance("stage_history", fetched, cursor)
-
-    @staticmethod
-    def _normalise(field_name: str, value: Any) -> str | None:
-        if value in (None, ""):
-            return None
-        if field_name == "close_date":
-            try:
-                return parse_timestamp(value).date().isoformat()
-            except ValueProblem:
-                return str(value)
-        return str(value)
-
-    def _read_field_history(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        fetched = self._deals(cursor)
-        report = self.reports["field_history"] = ObjectReport("field_history", fetched.endpoint)
-        em = _Emitter("field_history", report, batch_size)
-        for f in fetched.items:
-            if not self._in_scope(f):
-                report.skipped += 1
-                continue
-            deal_id = f.record.get("id")
-            for prop, field_name in (("closedate", "close_date"), ("amount", "amount")):
-                previous = None
-                for i, v in enumerate(self._history(f, prop)):
-                    new = self._normalise(field_name, v.get("value"))
-                    if i > 0 and new != previous:  # the first version is the initial value, not a change
-                        when = v.get("timestamp")
-                        try:
-                            key = _epoch_ms(parse_timestamp(when)) if when else "none"
-                        except ValueProblem:
-                            key = str(when)
-                        values = {
-                            "field_history_id": f"{deal_id}:{prop}:{key}",
-                            "opportunity_id": deal_id,
-                            "field_name": field_name,
-                            "old_value": previous,
-                            "new_value": new,
-                            "changed_at": when,
-                        }
-                        item = Fetched(f.endpoint, {"deal_id": deal_id, prop: v}, f.deleted)
-                        if (out := em.add(values, item, {"source_type": v["sourceType"]} if v.get("sourceType") else {})):
-                            yield out
-                    previous = new
-        if (out := em.flush()):
-            yield out
-        self._advance("field_history", fetched, cursor)
-
-    # -- activities
-    def _activities(self, cursor: str | None) -> list[tuple[str, _Fetch]]:
-        out = []
-        for otype in self.config.activity_objects:
-            props = ACTIVITY_PROPERTIES + ([ACTIVITY_SUBJECT_PROPERTY[otype]] if otype in ACTIVITY_SUBJECT_PROPERTY else [])
-            out.append((otype, self._fetch(otype, props, cursor, associations=["deals", "companies", "contacts"])))
-        return out
-
-    def _advance_many(self, object_name: str, fetches: list[tuple[str, _Fetch]], cursor: str | None) -> None:
-        marks = [f.high_water for _, f in fetches if f.high_water is not None]
-        self._advance(object_name, _Fetch(high_water=max(marks) if marks else None), cursor)
-
-    def _read_activities(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        fetches = self._activities(cursor)
-        report = self.reports["activities"] = ObjectReport("activities", ", ".join(f.endpoint for _, f in fetches))
-        em = _Emitter("activities", report, batch_size)
-        for otype, fetched in fetches:
-            subject_prop = ACTIVITY_SUBJECT_PROPERTY.get(otype)
-            for f in fetched.items:
-                p = f.props
-                deals = f.associated("deals")
-                values = {
-                    "activity_id": f.record.get("id"),
-                    "opportunity_id": deals[0] if deals else None,
-                    "account_id": (f.associated("companies") or [None])[0],
-                    "rep_id": p.get("hubspot_owner_id"),
-                    "activity_type": self.config.activity_objects[otype],
-                    "occurred_at": p.get("hs_timestamp"),
-                    "subject": p.get(subject_prop) if subject_prop else None,
-                }
-                extra = _extra(p, ["hs_timestamp", "hubspot_owner_id", subject_prop or ""])
-                extra["hubspot_object"] = otype
-                if len(deals) > 1:
-                    extra["associated_deal_ids"] = deals
-                if (out := em.add(values, f, extra)):
-                    yield out
-        if (out := em.flush()):
-            yield out
-        self._advance_many("activities", fetches, cursor)
-
-    def _read_activity_contacts(self, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        fetches = self._activities(cursor)
-        report = self.reports["activity_contacts"] = ObjectReport("activity_contacts", ", ".join(f.endpoint for _, f in fetches))
-        em = _Emitter("activity_contacts", report, batch_size)
-        for _otype, fetched in fetches:
-            for f in fetched.items:
-                for contact_id in f.associated("contacts"):
-                    item = Fetched(f.endpoint, {"id": f.record.get("id"), "contact": contact_id}, f.deleted)
-                    if (out := em.add({"activity_id": f.record.get("id"), "contact_id": contact_id}, item)):
-                        yield out
-        if (out := em.flush()):
-            yield out
-        self._advance_many("activity_contacts", fetches, cursor)

@@ -1,5 +1,8 @@
 """How a Pipedrive company maps into the canonical shape: sensible defaults, all overridable.
 
+The HTTP and extraction settings are the connector's; the mapping settings land as the
+``map_*`` tables (connectors/pipedrive/tables.py) that dbt's ``stg_pipedrive__*`` models join.
+
 Pipedrive has no "manager" or "segment" on users, no buying role on persons and no
 won/lost stages (won and lost are deal statuses), so those come from this config.
 Load it from YAML with :meth:`PipedriveConfig.load`, or build it in code.
@@ -13,6 +16,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.mapping import MappingError, load_yaml_model
+
+
+class StageOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order: int | None = None
+    closed: bool | None = None
+    won: bool | None = None
 
 
 class PipedriveConfig(BaseModel):
@@ -44,6 +55,11 @@ class PipedriveConfig(BaseModel):
     )
     won_stage: str = "Won"
     lost_stage: str = "Lost"
+    stage_overrides: dict[str, StageOverride] = Field(
+        default_factory=dict,
+        description="canonical stage name -> its order / closed / won, overriding Pipedrive's (pipeline order, "
+        "open; the won and lost stages closed).",
+    )
 
     # -- users
     manager_user_ids: list[int] | None = Field(
@@ -79,6 +95,11 @@ class PipedriveConfig(BaseModel):
             "evaluator": "influencer", "user": "user", "end user": "user", "blocker": "blocker",
         },
         description="label (lower case) -> canonical buying role; other labels land as given, lower case.",
+    )
+    buying_role_priority: list[str] = Field(
+        default_factory=lambda: ["decision_maker", "champion", "influencer", "blocker", "user"],
+        description="When a person holds several roles, the first of these wins; roles not listed come after, "
+        "in the field's order.",
     )
     contact_title_field: str = "job_title"
 

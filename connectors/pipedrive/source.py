@@ -1,20 +1,29 @@
-"""Pipedrive as an incremental, read-only CRM source in the canonical landed shape.
+"""Pipedrive as an incremental, read-only source of native tables (``raw_pipedrive``).
 
 Endpoints (all GET): ``/api/v2/pipelines``, ``/api/v2/stages``, ``/v1/users``,
 ``/api/v2/organizations``, ``/api/v2/persons``, ``/api/v2/deals``,
 ``/api/v2/activities`` (v2: ``updated_since`` filter, ``cursor`` paging) and
-``/v1/deals/{id}/changelog`` (or ``/flow``) for stage and field history.
+``/v1/deals/{id}/changelog`` (or ``/flow``) for every field change of a deal.
 
-Incremental contract (``connectors.landing.CrmSource``): each object's cursor is
-the highest ``update_time`` seen (of the deals, for the histories; of the
-activities, for their contacts); the next run asks only for records updated since
-(Pipedrive's filter is inclusive, so the boundary record comes again and merges by
-key). Stages and users are small and carry no update filter, so they are read in
-full every time. A record Pipedrive reports deleted lands with ``_is_deleted``.
+This module only extracts: HTTP, paging, retries, incremental cursors, deletions,
+flattening records into the rows of connectors/pipedrive/tables.py, typing them and
+quarantining unusable rows. The mapping into the canonical shape (stage names and order,
+won/lost, managers, segments, buying roles, activity types, history rows, deal links) is
+dbt's: ``dbt_project/models/staging/pipedrive/``. The mapping configuration
+(:class:`PipedriveConfig`) comes out as the ``map_*`` snapshot tables for dbt to join.
 
-A record that cannot be used (missing id, unparseable date, negative value, unknown
-stage, ...) comes out in ``Batch.rejected`` with the endpoint, its position in the
-stream, the field(s), the reason and the record as read: never dropped, never a crash.
+Incremental contract: each incremental table's cursor is the highest ``update_time`` seen
+(of the deals, for their change log; of the activities, for their participants; of the
+organizations and persons, for their custom fields); the next run asks only for records
+updated since (Pipedrive's filter is inclusive, so the boundary record comes again and
+merges by key). Pipelines, stages and users are small and carry no update filter, so they
+are read whole every time (snapshot tables). A record Pipedrive reports deleted lands with
+``_is_deleted``.
+
+A row that cannot be used (missing id, unparseable date, negative value, unknown stage id,
+an activity with no date, ...) comes out in ``Batch.rejected`` with the endpoint, its
+position in the stream, the field(s), the reason and the record as read: never dropped,
+never a crash.
 """
 
 from __future__ import annotations
@@ -22,37 +31,44 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.values import ValueProblem, parse_value, stage_lookup
 from connectors.pipedrive.client import (
     PipedriveError,
     PipedriveReader,
-    log,
     company_from_base_url,
     cursor_paginator,
+    log,
     offset_paginator,
 )
 from connectors.pipedrive.config import PipedriveConfig
-from connectors.schema import RAW_OBJECTS, STAGE, Field, RawObject
+from connectors.pipedrive.tables import DATASET, TABLES
+from connectors.schema import ID, Field, RawObject
+from connectors.values import ValueProblem, parse_value
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
+CONFIG = "config"
 
 ENDPOINTS = {
+    "pipelines": "GET /api/v2/pipelines",
     "stages": "GET /api/v2/stages",
-    "managers": "GET /v1/users",
-    "reps": "GET /v1/users",
-    "accounts": "GET /api/v2/organizations",
-    "contacts": "GET /api/v2/persons",
-    "opportunities": "GET /api/v2/deals",
-    "stage_history": "GET /v1/deals/{id}/changelog",
-    "field_history": "GET /v1/deals/{id}/changelog",
+    "users": "GET /v1/users",
+    "organizations": "GET /api/v2/organizations",
+    "organization_custom_fields": "GET /api/v2/organizations",
+    "persons": "GET /api/v2/persons",
+    "person_custom_fields": "GET /api/v2/persons",
+    "deals": "GET /api/v2/deals",
+    "deal_changes": "GET /v1/deals/{id}/changelog",
     "activities": "GET /api/v2/activities",
-    "activity_contacts": "GET /api/v2/activities",
+    "activity_participants": "GET /api/v2/activities",
 }
+
+_CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")  # v1 puts custom fields at the top level under their hash key
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
 class _Problem:
@@ -67,21 +83,10 @@ class _Item:
     raw: Mapping[str, Any]
     values: dict[str, Any]
     endpoint: str
-    used: frozenset[str] | None = None  # source keys mapped to canonical fields (the rest go to _extra)
+    used: frozenset[str] = frozenset()  # raw keys landed in declared columns (or other tables): not in _extra
     deleted: bool = False
     skip: bool = False
-    extra: dict[str, Any] | None = None  # explicit _extra (derived rows)
-
-
-@dataclass
-class _StageCatalog:
-    label_by_id: dict[int, str]
-    pipeline_by_stage: dict[int, int]
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def names(self) -> set[str]:
-        return {r["stage"] for r in self.rows}
+    extra: dict[str, Any] | None = None  # explicit _extra (rows derived from part of a record)
 
 
 # --------------------------------------------------------------------------- value parsing
@@ -118,12 +123,12 @@ def cursor_of(ts: dt.datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse(f: Field, value: Any, stage_names: set[str] | None) -> Any:
+def _parse(f: Field, value: Any) -> Any:
     if isinstance(value, _Problem):
         raise ValueProblem(value.why)
-    return parse_value(
-        f, value, parse_date=parse_date, parse_timestamp=parse_timestamp, stages=stage_lookup(stage_names)
-    )
+    if f.type == ID:
+        value = _ref_id(value)
+    return parse_value(f, value, parse_date=parse_date, parse_timestamp=parse_timestamp)
 
 
 def _ref_id(value: Any) -> Any:
@@ -133,18 +138,37 @@ def _ref_id(value: Any) -> Any:
     return value
 
 
-def _custom(record: Mapping[str, Any], key: str | None) -> Any:
-    """A custom field: v2 keeps them under ``custom_fields``, v1 at the top level."""
-    if not key:
+def _custom_text(value: Any) -> str | None:
+    """A custom field value as text: option/monetary/address objects by their value, sets comma-separated."""
+    if value is None:
         return None
-    custom = record.get("custom_fields")
-    if isinstance(custom, dict) and key in custom:
-        value = custom[key]
-    else:
-        value = record.get(key)
-    if isinstance(value, dict):  # monetary / address / option objects
-        value = value.get("value", value.get("label", value))
-    return value
+    if isinstance(value, dict):
+        inner = value.get("value", value.get("label", value.get("id")))
+        return json.dumps(value, sort_keys=True, default=str) if inner is None or isinstance(inner, dict) else _custom_text(inner)
+    if isinstance(value, list):
+        parts = [_custom_text(v) for v in value]
+        return ",".join(p for p in parts if p not in (None, ""))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _custom_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """v2 keeps custom fields under ``custom_fields``; v1 at the top level under their 40-hex keys."""
+    out = {k: v for k, v in record.items() if isinstance(k, str) and _CUSTOM_KEY.match(k)}
+    if isinstance(record.get("custom_fields"), dict):
+        out.update(record["custom_fields"])
+    return out
+
+
+def _clock(value: Any) -> str | _Problem:
+    """Pipedrive's due time (``HH:MM``, UTC) as ``HH:MM:SS``."""
+    m = _TIME.match(str(value).strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+        return _Problem(f"unparseable time: {value!r}")
+    return f"{int(m.group(1)):02d}:{m.group(2)}:{m.group(3) or '00'}"
 
 
 def _truthy(value: Any) -> bool:
@@ -163,9 +187,11 @@ def _primary(values: Any) -> Any:
 
 
 class PipedriveSource:
-    """Pipedrive through its REST API: read-only (GET only), incremental, in the canonical shape."""
+    """Pipedrive through its REST API: read-only (GET only), incremental, native tables."""
 
     incremental = True
+    dataset = DATASET
+    tables = TABLES
 
     def __init__(self, api_token: str, base_url: str = DEFAULT_BASE_URL, config: PipedriveConfig | None = None):
         self.config = config or PipedriveConfig()
@@ -178,7 +204,8 @@ class PipedriveSource:
         self.reports: dict[str, ObjectReport] = {}
         self.cursors: dict[str, str] = {}
         self._company = c.company_domain or company_from_base_url(self.base_url)
-        self._catalog: _StageCatalog | None = None
+        self._pipelines: list[dict[str, Any]] | None = None
+        self._stages: list[dict[str, Any]] | None = None
         self._users: list[dict[str, Any]] | None = None
         self._listings: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         self._history: dict[str, list[dict[str, Any]]] = {}
@@ -203,17 +230,17 @@ class PipedriveSource:
     def source_system(self) -> str:
         return self.config.source_system
 
-    # -- the CrmSource protocol ------------------------------------------------------------
+    # -- reading ---------------------------------------------------------------------------
 
-    def read(self, object_name: str, batch_size: int = 1000, cursor: str | None = None) -> Iterator[Batch]:
-        obj = RAW_OBJECTS[object_name]
-        handler: Callable[[str | None], Iterable[_Item]] | None = getattr(self, f"_items_{object_name}", None)
-        if handler is None:  # quotas: Pipedrive has no quota object
-            self.reports[object_name] = ObjectReport(object_name, None, present=False)
-            return
-        report = ObjectReport(object_name, ENDPOINTS[object_name])
-        self.reports[object_name] = report
-        stage_names = self._stages().names if any(f.type == STAGE for f in obj.fields) else None
+    def read(self, table_name: str, batch_size: int = 1000, cursor: str | None = None) -> Iterator[Batch]:
+        """Typed rows (and rejections) of one native table, in batches; ``cursor``: the table's last cursor."""
+        obj = TABLES[table_name]  # KeyError for a table Pipedrive does not have
+        if table_name.startswith("map_"):
+            handler: Callable[[str | None], Iterable[_Item]] = self._config_items(table_name)
+        else:
+            handler = getattr(self, f"_items_{table_name}")
+        report = ObjectReport(table_name, ENDPOINTS.get(table_name, CONFIG))
+        self.reports[table_name] = report
         batch = Batch()
         position = 0
         for item in handler(cursor):
@@ -221,12 +248,12 @@ class PipedriveSource:
             if item.skip:
                 report.skipped += 1
                 continue
-            typed, problems = self._convert(obj, item.values, stage_names)
+            typed, problems = self._convert(obj, item.values)
             if problems:
                 report.rejected += 1
                 batch.rejected.append(
                     {
-                        "object": object_name,
+                        "object": table_name,
                         "source_file": item.endpoint,
                         "row_number": position,
                         "field": ", ".join(p[0] for p in problems),
@@ -240,7 +267,7 @@ class PipedriveSource:
                 if item.extra is not None:
                     typed["_extra"] = item.extra
                 else:
-                    used = item.used or frozenset()
+                    used = item.used | set(obj.field_names)
                     typed["_extra"] = {k: v for k, v in item.raw.items() if k not in used}
                 typed["_source_file"] = item.endpoint
                 typed["_source_row"] = position
@@ -252,18 +279,25 @@ class PipedriveSource:
             yield batch
 
     @staticmethod
-    def _convert(obj: RawObject, values: dict[str, Any], stage_names: set[str] | None):
+    def _convert(obj: RawObject, values: dict[str, Any]):
         typed: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for f in obj.fields:
             try:
-                typed[f.name] = _parse(f, values.get(f.name), stage_names)
+                typed[f.name] = _parse(f, values.get(f.name))
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
         return typed, problems
 
-    def _advance(self, object_name: str, records: Iterable[Mapping[str, Any]]) -> None:
-        """The object's cursor becomes the highest update_time seen (rejected records included: they are kept)."""
+    @staticmethod
+    def _values(obj_name: str, record: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+        """The record's values of the table's declared fields (same names), plus derived ones."""
+        values = {name: record.get(name) for name in TABLES[obj_name].field_names}
+        values.update(overrides)
+        return values
+
+    def _advance(self, table_name: str, records: Iterable[Mapping[str, Any]]) -> None:
+        """The table's cursor becomes the highest update_time seen (rejected records included: they are kept)."""
         best = None
         for r in records:
             try:
@@ -272,9 +306,9 @@ class PipedriveSource:
                 continue
             if ts is not None and (best is None or ts > best):
                 best = ts
-        current = self.cursors.get(object_name)
+        current = self.cursors.get(table_name)
         if best is not None and (current is None or cursor_of(best) > current):
-            self.cursors[object_name] = cursor_of(best)
+            self.cursors[table_name] = cursor_of(best)
 
     # -- fetching --------------------------------------------------------------------------
 
@@ -284,7 +318,7 @@ class PipedriveSource:
             yield from page
 
     def _changed(self, path: str, since: str | None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Records updated since the cursor, oldest change first (cached: several objects derive from one listing)."""
+        """Records updated since the cursor, oldest change first (cached: several tables derive from one listing)."""
         key = (path, since)
         if key not in self._listings:
             params: dict[str, Any] = {"sort_by": "update_time", "sort_direction": "asc", **(extra or {})}
@@ -294,7 +328,8 @@ class PipedriveSource:
         return self._listings[key]
 
     def _deals(self, since: str | None) -> list[dict[str, Any]]:
-        return self._changed("/api/v2/deals", since, {"status": self.config.deal_statuses} if self.config.deal_statuses else None)
+        statuses = self.config.deal_statuses
+        return self._changed("/api/v2/deals", since, {"status": statuses} if statuses else None)
 
     def _activities(self, since: str | None) -> list[dict[str, Any]]:
         return self._changed("/api/v2/activities", since)
@@ -305,76 +340,43 @@ class PipedriveSource:
             self._company = me.get("company_domain") if isinstance(me, dict) else None
         return self._company
 
-    # -- stages ----------------------------------------------------------------------------
+    def deal_url(self, deal_id: Any) -> str | None:
+        company = self.company_domain()
+        return f"https://{company}.pipedrive.com/deal/{deal_id}" if company and deal_id is not None else None
 
-    def _stages(self) -> _StageCatalog:
-        if self._catalog is None:
-            c = self.config
-            pipelines = {p["id"]: p for p in self._v2_list("/api/v2/pipelines") if isinstance(p.get("id"), int)}
-            stages = [s for s in self._v2_list("/api/v2/stages") if isinstance(s.get("id"), int)]
-            if c.pipeline_ids is not None:
-                stages = [s for s in stages if s.get("pipeline_id") in c.pipeline_ids]
+    # -- pipelines and stages --------------------------------------------------------------
 
-            def order(s: dict[str, Any]) -> tuple:
-                p = pipelines.get(s.get("pipeline_id")) or {}
-                return (p.get("order_nr") or 0, s.get("pipeline_id") or 0, s.get("order_nr") or 0, s["id"])
+    def _pipeline_records(self) -> list[dict[str, Any]]:
+        if self._pipelines is None:
+            ids = self.config.pipeline_ids
+            self._pipelines = [p for p in self._v2_list("/api/v2/pipelines") if ids is None or p.get("id") in ids]
+        return self._pipelines
 
-            stages.sort(key=order)
-            pipelines_of_name: dict[str, set] = {}
-            for s in stages:
-                pipelines_of_name.setdefault(str(s.get("name")), set()).add(s.get("pipeline_id"))
+    def _stage_records(self) -> list[dict[str, Any]]:
+        if self._stages is None:
+            ids = self.config.pipeline_ids
+            self._stages = [s for s in self._v2_list("/api/v2/stages") if ids is None or s.get("pipeline_id") in ids]
+        return self._stages
 
-            def label(s: dict[str, Any]) -> str:
-                name = str(s.get("name") or f"stage {s['id']}")
-                qualify = c.stage_label == "pipeline_stage" or (
-                    c.stage_label == "auto" and len(pipelines_of_name.get(name, ())) > 1
-                )
-                if qualify:
-                    pname = (pipelines.get(s.get("pipeline_id")) or {}).get("name") or f"pipeline {s.get('pipeline_id')}"
-                    return f"{pname} / {name}"
-                return name
-
-            catalog = _StageCatalog(label_by_id={}, pipeline_by_stage={})
-            seen: set[str] = set()
-            for s in stages:
-                name = label(s)
-                catalog.label_by_id[s["id"]] = name
-                catalog.pipeline_by_stage[s["id"]] = s.get("pipeline_id")
-                if name in seen:
-                    continue
-                seen.add(name)
-                catalog.rows.append(
-                    {"raw": s, "stage": name, "deleted": _truthy(s.get("is_deleted"))}
-                )
-            for name, won in ((c.won_stage, True), (c.lost_stage, False)):
-                if name not in seen:
-                    catalog.rows.append({"raw": {"status": "won" if won else "lost"}, "stage": name, "closed": True, "won": won})
-                    seen.add(name)
-            for i, row in enumerate(catalog.rows, start=1):
-                row["order"] = i
-            self._catalog = catalog
-        return self._catalog
-
-    def stage_of(self, stage_id: Any) -> str | _Problem:
-        catalog = self._stages()
+    def _stage_problem(self, stage_id: Any) -> _Problem | None:
+        """Why a deal's stage id cannot be used (None: it can): it must be one of the fetched stages."""
         sid = _ref_id(stage_id)
-        if sid is None:
+        if sid in (None, ""):
             return _Problem("missing required value")
-        try:
-            return catalog.label_by_id[int(sid)]
-        except (KeyError, TypeError, ValueError):
+        known = {str(s.get("id")) for s in self._stage_records()}
+        if str(sid) not in known:
             return _Problem(f"unknown stage id {sid!r}")
+        return None
+
+    def _items_pipelines(self, cursor: str | None) -> Iterator[_Item]:
+        for p in self._pipeline_records():
+            yield _Item(raw=p, values=self._values("pipelines", p), endpoint=ENDPOINTS["pipelines"],
+                        used=frozenset({"is_deleted"}), deleted=_truthy(p.get("is_deleted")))
 
     def _items_stages(self, cursor: str | None) -> Iterator[_Item]:
-        for row in self._stages().rows:
-            yield _Item(
-                raw=row["raw"],
-                values={"stage": row["stage"], "stage_order": row["order"],
-                        "is_closed": row.get("closed", False), "is_won": row.get("won", False)},
-                endpoint="GET /api/v2/stages" if "id" in row["raw"] else "config",
-                used=frozenset({"name", "order_nr"}),
-                deleted=row.get("deleted", False),
-            )
+        for s in self._stage_records():
+            yield _Item(raw=s, values=self._values("stages", s), endpoint=ENDPOINTS["stages"],
+                        used=frozenset({"is_deleted"}), deleted=_truthy(s.get("is_deleted")))
 
     # -- users -----------------------------------------------------------------------------
 
@@ -383,94 +385,63 @@ class PipedriveSource:
             self._users = [u for u in (self.http.get("/v1/users").get("data") or []) if isinstance(u, dict)]
         return self._users
 
-    def _manager_ids(self) -> set[int]:
-        if self.config.manager_user_ids is not None:
-            return set(self.config.manager_user_ids)
-        return {u["id"] for u in self._all_users() if _truthy(u.get("is_admin")) and isinstance(u.get("id"), int)}
-
-    _USER_KEYS = frozenset({"id", "name", "email", "created", "active_flag"})
-
-    def _items_managers(self, cursor: str | None) -> Iterator[_Item]:
-        managers = self._manager_ids()
+    def _items_users(self, cursor: str | None) -> Iterator[_Item]:
         for u in self._all_users():
-            if u.get("id") not in managers:
-                continue
-            yield _Item(
-                raw=u,
-                values={"manager_id": u.get("id"), "manager_name": u.get("name"), "email": u.get("email"),
-                        "slack_user_id": self.config.slack_user_ids.get(u.get("id"))},
-                endpoint=ENDPOINTS["managers"], used=self._USER_KEYS,
-            )
-
-    def _items_reps(self, cursor: str | None) -> Iterator[_Item]:
-        c = self.config
-        managers = self._manager_ids()
-        sole_manager = next(iter(managers)) if len(managers) == 1 else None
-        for u in self._all_users():
-            uid = u.get("id")
-            if uid in managers and not c.managers_are_reps:
-                continue
-            manager = c.rep_manager.get(uid, c.default_manager_id if c.default_manager_id is not None else sole_manager)
-            yield _Item(
-                raw=u,
-                values={"rep_id": uid, "rep_name": u.get("name"), "email": u.get("email"),
-                        "slack_user_id": c.slack_user_ids.get(uid),
-                        "manager_id": manager if manager != uid else None,
-                        "segment": c.rep_segment.get(uid), "hired_on": u.get("created"),
-                        "is_active": u.get("active_flag")},
-                endpoint=ENDPOINTS["reps"], used=self._USER_KEYS,
-            )
+            yield _Item(raw=u, values=self._values("users", u), endpoint=ENDPOINTS["users"])
 
     # -- organizations and persons ---------------------------------------------------------
 
-    def _items_accounts(self, cursor: str | None) -> Iterator[_Item]:
-        c = self.config
-        orgs = self._changed("/api/v2/organizations", cursor)
+    def _organizations(self, since: str | None) -> list[dict[str, Any]]:
+        return self._changed("/api/v2/organizations", since)
+
+    def _persons(self, since: str | None) -> list[dict[str, Any]]:
+        return self._changed("/api/v2/persons", since)
+
+    def _items_organizations(self, cursor: str | None) -> Iterator[_Item]:
+        orgs = self._organizations(cursor)
         for o in orgs:
-            employees = _custom(o, c.account_employees_field)
-            segment = _custom(o, c.account_segment_field)
-            if segment is None:
-                size = employees if employees not in (None, "") else o.get("people_count")
-                try:
-                    segment = c.segment_for(int(float(size))) if size not in (None, "") else None
-                except (TypeError, ValueError):
-                    segment = None
-            labels = o.get("label_ids") if isinstance(o.get("label_ids"), list) else ([o["label"]] if o.get("label") else [])
-            tags = ";".join(c.org_labels.get(int(x), str(x)) if str(x).isdigit() else str(x) for x in labels) or None
-            used = {"id", "name", "label_ids", "label"}
+            labels = o.get("label_ids") if isinstance(o.get("label_ids"), list) else (
+                [o["label"]] if o.get("label") not in (None, "") else [])
             yield _Item(
                 raw=o,
-                values={"account_id": o.get("id"), "account_name": o.get("name"), "segment": segment,
-                        "industry": _custom(o, c.account_industry_field), "employees": employees, "tags": tags},
-                endpoint=ENDPOINTS["accounts"], used=frozenset(used), deleted=_truthy(o.get("is_deleted")),
+                values=self._values("organizations", o, label_ids=",".join(str(x) for x in labels) or None),
+                endpoint=ENDPOINTS["organizations"],
+                used=frozenset({"label", "is_deleted", "custom_fields"} | set(_custom_fields(o))),
+                deleted=_truthy(o.get("is_deleted")),
             )
-        self._advance("accounts", orgs)
+        self._advance("organizations", orgs)
 
-    def _buying_role(self, person: Mapping[str, Any]) -> str | None:
-        c = self.config
-        value = _custom(person, c.buying_role_field)
-        if value in (None, ""):
-            return None
-        values = value if isinstance(value, list) else str(value).split(",") if isinstance(value, str) and "," in value else [value]
-        labels = [str(c.buying_role_options.get(str(v).strip(), v)).strip() for v in values]
-        roles = [c.buying_roles.get(label.lower(), label.lower().replace(" ", "_")) for label in labels if label]
-        return roles[0] if roles else None
+    def _custom_items(self, table: str, id_key: str, records: list[dict[str, Any]]) -> Iterator[_Item]:
+        for r in records:
+            for key, value in _custom_fields(r).items():
+                yield _Item(
+                    raw={"id": r.get("id"), "field_key": key, "value": value},
+                    values={id_key: r.get("id"), "field_key": key, "value": _custom_text(value)},
+                    endpoint=ENDPOINTS[table], extra={}, deleted=_truthy(r.get("is_deleted")),
+                )
 
-    def _items_contacts(self, cursor: str | None) -> Iterator[_Item]:
-        c = self.config
-        persons = self._changed("/api/v2/persons", cursor)
+    def _items_organization_custom_fields(self, cursor: str | None) -> Iterator[_Item]:
+        orgs = self._organizations(cursor)
+        yield from self._custom_items("organization_custom_fields", "org_id", orgs)
+        self._advance("organization_custom_fields", orgs)
+
+    def _items_persons(self, cursor: str | None) -> Iterator[_Item]:
+        persons = self._persons(cursor)
         for p in persons:
-            emails = p.get("emails", p.get("email"))
-            title = p.get(c.contact_title_field) if c.contact_title_field in p else _custom(p, c.contact_title_field)
+            email = p.get("primary_email") or _primary(p.get("emails", p.get("email")))
             yield _Item(
                 raw=p,
-                values={"contact_id": p.get("id"), "account_id": _ref_id(p.get("org_id")), "contact_name": p.get("name"),
-                        "title": title, "buying_role": self._buying_role(p), "email": _primary(emails)},
-                endpoint=ENDPOINTS["contacts"],
-                used=frozenset({"id", "org_id", "name", "emails", "email", c.contact_title_field}),
+                values=self._values("persons", p, primary_email=email),
+                endpoint=ENDPOINTS["persons"],
+                used=frozenset({"emails", "email", "is_deleted", "custom_fields"} | set(_custom_fields(p))),
                 deleted=_truthy(p.get("is_deleted")),
             )
-        self._advance("contacts", persons)
+        self._advance("persons", persons)
+
+    def _items_person_custom_fields(self, cursor: str | None) -> Iterator[_Item]:
+        persons = self._persons(cursor)
+        yield from self._custom_items("person_custom_fields", "person_id", persons)
+        self._advance("person_custom_fields", persons)
 
     # -- deals -----------------------------------------------------------------------------
 
@@ -482,46 +453,19 @@ class PipedriveSource:
     def _deal_deleted(deal: Mapping[str, Any]) -> bool:
         return _truthy(deal.get("is_deleted")) or deal.get("status") == "deleted" or deal.get("active") is False
 
-    def deal_url(self, deal_id: Any) -> str | None:
-        company = self.company_domain()
-        return f"https://{company}.pipedrive.com/deal/{deal_id}" if company and deal_id is not None else None
-
-    _DEAL_KEYS = frozenset({
-        "id", "title", "value", "add_time", "expected_close_date", "status", "won_time", "lost_time",
-        "close_time", "owner_id", "user_id", "org_id", "stage_id",
-    })
-
-    def _items_opportunities(self, cursor: str | None) -> Iterator[_Item]:
-        c = self.config
+    def _items_deals(self, cursor: str | None) -> Iterator[_Item]:
         deals = self._deals(cursor)
         for d in deals:
-            status = d.get("status")
-            if status == "won":
-                stage: Any = c.won_stage
-            elif status == "lost":
-                stage = c.lost_stage
-            else:
-                stage = self.stage_of(d.get("stage_id"))
-            closed_at = d.get("won_time") if status == "won" else d.get("lost_time") if status == "lost" else None
+            values = self._values("deals", d, owner_id=d.get("owner_id", d.get("user_id")))
+            if d.get("status") not in ("won", "lost"):  # won and lost deals land in the won/lost stage
+                problem = self._stage_problem(d.get("stage_id"))
+                if problem is not None:
+                    values["stage_id"] = problem
             yield _Item(
-                raw=d,
-                values={
-                    "opportunity_id": d.get("id"), "account_id": _ref_id(d.get("org_id")),
-                    "owner_rep_id": _ref_id(d.get("owner_id", d.get("user_id"))), "opportunity_name": d.get("title"),
-                    "stage": stage, "amount": d.get("value"), "created_at": d.get("add_time"),
-                    "close_date": d.get("expected_close_date"),
-                    "is_closed": status in ("won", "lost") if status in ("open", "won", "lost") else None,
-                    "is_won": status == "won" if status in ("open", "won", "lost") else None,
-                    "closed_at": closed_at or (d.get("close_time") if status in ("won", "lost") else None),
-                    "next_step": d.get("next_activity_subject"),
-                    "source_url": self.deal_url(d.get("id")),
-                },
-                endpoint=ENDPOINTS["opportunities"], used=self._DEAL_KEYS | {"next_activity_subject"},
+                raw=d, values=values, endpoint=ENDPOINTS["deals"], used=frozenset({"is_deleted", "user_id"}),
                 deleted=self._deal_deleted(d), skip=not self._in_scope(d),
             )
-        self._advance("opportunities", deals)
-
-    # -- history from the change log -------------------------------------------------------
+        self._advance("deals", deals)
 
     def changelog(self, deal_id: Any) -> list[dict[str, Any]]:
         """The deal's field changes as ``{field_key, old_value, new_value, time, raw}``, oldest first."""
@@ -567,133 +511,141 @@ class PipedriveSource:
                                     "raw": e})
         return entries
 
-    def _history_deals(self, cursor: str | None) -> list[dict[str, Any]]:
-        return [d for d in self._deals(cursor) if self._in_scope(d) and not self._deal_deleted(d) and d.get("id") is not None]
-
-    def _items_stage_history(self, cursor: str | None) -> Iterator[_Item]:
-        c = self.config
-        endpoint = ENDPOINTS["stage_history"]
-        for d in self._history_deals(cursor):
-            did = d["id"]
-            entries = self.changelog(did)
-            stage_changes = [e for e in entries if e["field_key"] == "stage_id"]
-            first = stage_changes[0] if stage_changes else None
-            current = (first["old_value"] if first["old_value"] not in (None, "") else first["new_value"]) if first else d.get("stage_id")
-            status = "open"
-            yield _Item(
-                raw={"deal": {k: d.get(k) for k in ("id", "stage_id", "add_time", "status")}, "event": "created"},
-                values={"stage_history_id": f"{did}:created", "opportunity_id": did,
-                        "stage": self.stage_of(current), "entered_at": d.get("add_time")},
-                endpoint=endpoint.format(id=did), extra={"stage_id": current, "event": "created"},
-            )
-            saw_close = False
-            for e in entries:
-                key, new, old = e["field_key"], e["new_value"], e["old_value"]
-                stage: Any = None
-                if key == "stage_id":
-                    if str(new) == str(current):
-                        continue
-                    current = new
-                    if status == "open":
-                        stage = self.stage_of(new)
-                elif key == "status" and new != status:
-                    if new in ("won", "lost"):
-                        stage, saw_close = (c.won_stage if new == "won" else c.lost_stage), True
-                    elif new == "open" and status in ("won", "lost"):
-                        stage = self.stage_of(current)
-                    status = new
-                if stage is None:
-                    continue
-                at = e["time"]
-                yield _Item(
-                    raw=e["raw"],
-                    values={"stage_history_id": f"{did}:{at}:{key}:{new}", "opportunity_id": did,
-                            "stage": stage, "entered_at": at},
-                    endpoint=endpoint.format(id=did), extra={"field_key": key, "old_value": old, "new_value": new},
-                )
-            final = d.get("status")
-            if final in ("won", "lost") and not saw_close:  # e.g. a deal imported as won
-                at = d.get("won_time") if final == "won" else d.get("lost_time")
-                yield _Item(
-                    raw={"deal": {k: d.get(k) for k in ("id", "status", "won_time", "lost_time", "close_time")}},
-                    values={"stage_history_id": f"{did}:closed:{final}", "opportunity_id": did,
-                            "stage": c.won_stage if final == "won" else c.lost_stage,
-                            "entered_at": at or d.get("close_time")},
-                    endpoint=endpoint.format(id=did), extra={"event": "closed", "status": final},
-                )
-        self._advance("stage_history", self._deals(cursor))
-
-    def _items_field_history(self, cursor: str | None) -> Iterator[_Item]:
-        fields = self.config.history_fields
-        for d in self._history_deals(cursor):
+    def _items_deal_changes(self, cursor: str | None) -> Iterator[_Item]:
+        endpoint = ENDPOINTS["deal_changes"].replace("changelog", self.config.history_endpoint)
+        deals = self._deals(cursor)
+        for d in deals:
+            if not self._in_scope(d) or self._deal_deleted(d) or d.get("id") is None:
+                continue  # a deleted deal's change log is not fetched (Pipedrive may no longer have it)
             did = d["id"]
             seen: dict[str, int] = {}
-            for e in self.changelog(did):
-                name = fields.get(str(e["field_key"]))
-                if name is None:
-                    continue
-                hid = f"{did}:{e['field_key']}:{e['time']}"
-                seen[hid] = seen.get(hid, 0) + 1
-                if seen[hid] > 1:  # two changes of one field in the same second
-                    hid = f"{hid}:{seen[hid]}"
+            for seq, e in enumerate(self.changelog(did), start=1):
+                raw = e["raw"]
+                cid = f"{did}:{e['field_key']}:{e['time']}"
+                seen[cid] = seen.get(cid, 0) + 1
+                if seen[cid] > 1:  # two changes of one field in the same second
+                    cid = f"{cid}:{seen[cid]}"
+                new = e["new_value"]
+                problem = self._stage_problem(new) if e["field_key"] == "stage_id" and new not in (None, "") else None
                 yield _Item(
-                    raw=e["raw"],
-                    values={"field_history_id": hid, "opportunity_id": did, "field_name": name,
-                            "old_value": e["old_value"], "new_value": e["new_value"], "changed_at": e["time"]},
-                    endpoint=ENDPOINTS["field_history"].format(id=did), extra={"field_key": e["field_key"]},
+                    raw=raw,
+                    values={"id": cid, "deal_id": did, "field_key": e["field_key"],
+                            "old_value": e["old_value"], "new_value": problem or new, "log_time": e["time"],
+                            "seq": seq, "actor_user_id": raw.get("actor_user_id", raw.get("user_id")),
+                            "change_source": raw.get("change_source")},
+                    endpoint=endpoint.format(id=did),
+                    used=frozenset({"field_key", "old_value", "new_value", "time", "log_time", "actor_user_id",
+                                    "user_id", "change_source", "item_id"}),
                 )
-        self._advance("field_history", self._deals(cursor))
+        self._advance("deal_changes", deals)
 
     # -- activities ------------------------------------------------------------------------
-
-    def _activity_type(self, raw_type: Any) -> Any:
-        key = str(raw_type or "").strip().lower()
-        if not key:
-            return None
-        mapped = self.config.activity_types.get(key, self.config.activity_type_default)
-        return mapped if mapped is not None else _Problem(f"activity type {raw_type!r} is not mapped (config.activity_types)")
-
-    @staticmethod
-    def _occurred_at(a: Mapping[str, Any]) -> Any:
-        due_date, due_time = a.get("due_date"), a.get("due_time")
-        if due_date:
-            if due_time:
-                time = str(due_time) if len(str(due_time)) > 5 else f"{due_time}:00"
-                return f"{str(due_date)[:10]}T{time}"  # Pipedrive's due time is UTC
-            return f"{str(due_date)[:10]}T00:00:00"
-        return a.get("marked_as_done_time") or a.get("done_time") or _Problem("no due date or done time")
 
     @staticmethod
     def _activity_deleted(a: Mapping[str, Any]) -> bool:
         return _truthy(a.get("is_deleted")) or a.get("active_flag") is False
 
     def _items_activities(self, cursor: str | None) -> Iterator[_Item]:
+        c = self.config
         acts = self._activities(cursor)
         for a in acts:
+            done_at = a.get("marked_as_done_time") or a.get("done_time")
+            values = self._values(
+                "activities", a, owner_id=a.get("owner_id", a.get("user_id")), marked_as_done_time=done_at,
+                due_date=str(a["due_date"])[:10] if a.get("due_date") else None, due_time=a.get("due_time") or None,
+            )
+            if not a.get("due_date") and not done_at:
+                values["due_date"] = _Problem("no due date or done time")
+            if values["due_time"] is not None:
+                values["due_time"] = _clock(values["due_time"])
+            type_key = str(a.get("type") or "").strip().lower()
+            if not type_key:
+                values["type"] = _Problem("missing required value")
+            elif c.activity_type_default is None and type_key not in c.activity_types:
+                values["type"] = _Problem(f"activity type {a.get('type')!r} is not mapped (config.activity_types)")
             yield _Item(
-                raw=a,
-                values={"activity_id": a.get("id"), "opportunity_id": a.get("deal_id"),
-                        "account_id": _ref_id(a.get("org_id")), "rep_id": _ref_id(a.get("owner_id", a.get("user_id"))),
-                        "activity_type": self._activity_type(a.get("type")), "occurred_at": self._occurred_at(a),
-                        "subject": a.get("subject")},
-                endpoint=ENDPOINTS["activities"],
-                used=frozenset({"id", "deal_id", "org_id", "owner_id", "user_id", "type", "subject"}),
+                raw=a, values=values, endpoint=ENDPOINTS["activities"],
+                used=frozenset({"user_id", "done_time", "is_deleted", "active_flag", "participants"}),
                 deleted=self._activity_deleted(a),
             )
         self._advance("activities", acts)
 
-    def _items_activity_contacts(self, cursor: str | None) -> Iterator[_Item]:
+    def _items_activity_participants(self, cursor: str | None) -> Iterator[_Item]:
         acts = self._activities(cursor)
         for a in acts:
-            participants = a.get("participants") if isinstance(a.get("participants"), list) else []
-            people = [_ref_id(p.get("person_id")) for p in participants if isinstance(p, dict)]
-            if not people and a.get("person_id") is not None:
-                people = [_ref_id(a.get("person_id"))]
-            for pid in dict.fromkeys(people):
+            participants = [p for p in (a.get("participants") or []) if isinstance(p, dict)]
+            if not participants and a.get("person_id") is not None:
+                participants = [{"person_id": a.get("person_id"), "primary": True}]
+            seen: set[str] = set()
+            for p in participants:
+                pid = _ref_id(p.get("person_id"))
+                if str(pid) in seen:
+                    continue
+                seen.add(str(pid))
                 yield _Item(
-                    raw={"activity_id": a.get("id"), "person_id": pid},
-                    values={"activity_id": a.get("id"), "contact_id": pid},
-                    endpoint=ENDPOINTS["activity_contacts"], extra={},
+                    raw={"activity_id": a.get("id"), **p},
+                    values={"activity_id": a.get("id"), "person_id": pid,
+                            "primary": p.get("primary", p.get("primary_flag"))},
+                    endpoint=ENDPOINTS["activity_participants"],
+                    extra={k: v for k, v in p.items() if k not in ("person_id", "primary", "primary_flag")},
                     deleted=self._activity_deleted(a),
                 )
-        self._advance("activity_contacts", acts)
+        self._advance("activity_participants", acts)
+
+    # -- the mapping configuration as tables -----------------------------------------------
+
+    def config_rows(self, table_name: str) -> list[dict[str, Any]]:
+        """The rows of one ``map_*`` table, from the config (the company domain may be asked of the API)."""
+        c = self.config
+        if table_name == "map_settings":
+            settings = {
+                "won_stage": c.won_stage, "lost_stage": c.lost_stage, "stage_label": c.stage_label,
+                "company_domain": self.company_domain(),
+                "managers_from": "admins" if c.manager_user_ids is None else "config",
+                "default_manager_id": c.default_manager_id, "managers_are_reps": c.managers_are_reps,
+                "activity_type_default": c.activity_type_default, "contact_title_field": c.contact_title_field,
+            }
+            return [{"key": k, "value": None if v is None else (str(v).lower() if isinstance(v, bool) else str(v))}
+                    for k, v in settings.items()]
+        if table_name == "map_stages":
+            return [{"stage": name, "stage_order": o.order, "is_closed": o.closed, "is_won": o.won}
+                    for name, o in c.stage_overrides.items()]
+        if table_name == "map_users":
+            managers = set(c.manager_user_ids or ())
+            ids = sorted(managers | set(c.rep_manager) | set(c.rep_segment) | set(c.slack_user_ids))
+            return [{"user_id": uid,
+                     "is_manager": None if c.manager_user_ids is None else uid in managers,
+                     "manager_id": c.rep_manager.get(uid), "segment": c.rep_segment.get(uid),
+                     "slack_user_id": c.slack_user_ids.get(uid)} for uid in ids]
+        if table_name == "map_custom_fields":
+            keys = [("organization", "segment", c.account_segment_field),
+                    ("organization", "employees", c.account_employees_field),
+                    ("organization", "industry", c.account_industry_field),
+                    ("person", "buying_role", c.buying_role_field),
+                    ("person", "title", c.contact_title_field if c.contact_title_field != "job_title" else None)]
+            return [{"entity": e, "purpose": p, "field_key": k} for e, p, k in keys if k]
+        if table_name == "map_segment_bands":
+            bands = [(below, segment) for below, segment in c.segment_thresholds] + [(None, c.segment_above)]
+            return [{"band": i, "segment": seg, "below_employees": below} for i, (below, seg) in enumerate(bands, 1)]
+        if table_name == "map_org_labels":
+            return [{"label_id": str(k), "tag": v} for k, v in c.org_labels.items()]
+        if table_name == "map_buying_role_options":
+            return [{"option_id": str(k), "label": v} for k, v in c.buying_role_options.items()]
+        if table_name == "map_buying_roles":
+            order = {role: i for i, role in enumerate(c.buying_role_priority, start=1)}
+            roles = {label.strip().lower(): role for label, role in c.buying_roles.items()}
+            return [{"source_value": label, "buying_role": role, "priority": order.get(role, len(order) + 1)}
+                    for label, role in roles.items()]
+        if table_name == "map_history_fields":
+            return [{"field_key": k, "field_name": v} for k, v in c.history_fields.items()]
+        if table_name == "map_activity_types":
+            types = {k.strip().lower(): v for k, v in c.activity_types.items()}
+            return [{"type_key": k, "activity_type": v} for k, v in types.items()]
+        raise KeyError(table_name)
+
+    def _config_items(self, table_name: str) -> Callable[[str | None], Iterator[_Item]]:
+        def items(cursor: str | None) -> Iterator[_Item]:
+            for row in self.config_rows(table_name):
+                yield _Item(raw=row, values=row, endpoint=CONFIG, extra={})
+
+        return items

@@ -1,9 +1,13 @@
-"""How a Salesforce org maps into the canonical landed shape (defaults fit a standard Sales Cloud org).
+"""How a Salesforce org is read and mapped into the canonical shape (defaults fit a standard Sales Cloud org).
 
 Every mapping an org tends to customise (segments, buying roles, activity types, which
 users count as reps, extra fields to pull) lives here, so a new org needs a config,
 not a code change. ``SalesforceConfig.model_validate(yaml.safe_load(...))`` reads one
 from YAML; errors name the field.
+
+The source applies the extraction settings (HTTP, incremental, which fields and records to read);
+the mappings land as the ``map_*`` tables of ``raw_salesforce`` (connectors/salesforce/tables.py)
+and are applied by the dbt models ``stg_salesforce__*``.
 """
 
 from __future__ import annotations

@@ -1,42 +1,58 @@
-"""Salesforce as an incremental, read-only CRM source (REST API, SOQL) in the canonical landed shape.
+"""Salesforce as an incremental, read-only CRM source (REST API, SOQL) landing native tables.
 
-Every canonical object is read with SOQL through ``queryAll`` where the sObject can be deleted
-(so deleted records come back with ``IsDeleted = true`` and land with ``_is_deleted``):
+The source extracts; dbt maps. Each native table (``connectors/salesforce/tables.py``, schema
+``raw_salesforce``) is one sObject read with SOQL, its API fields as snake_case columns
+(``StageName`` -> ``stage_name``), typed, with every other field of the record in ``_extra``
+(schema drift loses nothing). The mapping into the canonical shape (stage order, segments,
+buying roles, activity types, managers, history rows, source_url, ...) is done by the dbt
+models ``stg_salesforce__<object>``, which join the ``map_*`` tables this source emits from
+:class:`SalesforceConfig`:
 
-==================  =====================================================================
-stages              OpportunityStage (MasterLabel, SortOrder, IsClosed, IsWon; IsActive in _extra)
-reps                User (``rep_filter``; segment from ``rep_segment_field``)
-managers            User whose Id is some rep's ManagerId
-accounts            Account (segment from ``account_segment_field`` or NumberOfEmployees bands)
-contacts            Contact, buying_role from OpportunityContactRole.Role (``buying_roles``)
-opportunities       Opportunity (source_url = <instance>/<Id>)
-stage_history       OpportunityHistory (one row per entry; repeats collapse in dbt)
-field_history       OpportunityFieldHistory (``field_history_fields``: CloseDate, Amount)
-activities          Task + Event on an Opportunity (``activity_what_types``)
-activity_contacts   Task/Event WhoId + TaskRelation/EventRelation (contacts only)
-==================  =====================================================================
+==========================  ==================================================================
+opportunity_stage           OpportunityStage, every stage (snapshot; validates stage names)
+user                        User matching ``rep_filter`` (segment_value, slack_user_id from the
+                            configured fields)
+manager                     User whose Id is some rep's ManagerId (snapshot)
+account                     Account (segment_value, tags_value from the configured fields)
+contact                     Contact
+opportunity_contact_role    OpportunityContactRole
+opportunity                 Opportunity (stage_name validated against the org's stages)
+opportunity_history         OpportunityHistory
+opportunity_field_history   OpportunityFieldHistory, the fields of ``field_history_fields``
+task, event                 Task / Event whose What is one of ``activity_what_types``
+task_relation,              TaskRelation / EventRelation (IsWhat = false) of those activities
+event_relation
+map_*                       the mapping configuration (snapshot tables)
+==========================  ==================================================================
 
-Incremental: an object's cursor is JSON, ``{"<sObject>": "<max SystemModstamp>"}`` (CreatedDate for
-the immutable OpportunityFieldHistory), one entry per sObject read for it; the next run adds
-``WHERE SystemModstamp > <cursor>``. The first run (no cursor) skips the recycle bin
-(``IsDeleted = false``). Fields outside the canonical shape (every field the integration user
-can read, by default) land in ``_extra``. The source never writes: it sends GET requests only.
+Every sObject that can be deleted is read through ``queryAll`` once a cursor exists (deleted
+records come back with ``IsDeleted = true`` and land with ``_is_deleted``). Incremental: a
+table's cursor is JSON, ``{"<sObject>": "<max SystemModstamp>", "_shape": "<digest>"}``
+(CreatedDate for the immutable OpportunityFieldHistory); the next run adds ``WHERE SystemModstamp >
+<cursor>``. ``_shape`` digests what the config makes the read select and filter (configured org
+fields, rep_filter, field_history_fields, activity_what_types): when it changes, the table is read
+whole again, so e.g. a new ``account_segment_field`` reaches every account. The first run (no
+cursor) skips the recycle bin (``IsDeleted = false``). Snapshot tables are read whole and carry no
+cursor. The source never writes: it sends GET requests only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.values import ValueProblem, parse_value
 from connectors.salesforce.client import DEFAULT_API_VERSION, SalesforceClient, client_credentials_token
 from connectors.salesforce.config import SalesforceConfig
-from connectors.schema import RAW_OBJECTS, Field
+from connectors.salesforce.tables import DATASET, TABLES
+from connectors.schema import STAGE, Field
+from connectors.values import ValueProblem, parse_value
 
 ENV_INSTANCE_URL = "SALESFORCE_INSTANCE_URL"
 ENV_ACCESS_TOKEN = "SALESFORCE_ACCESS_TOKEN"
@@ -46,6 +62,7 @@ ENV_API_VERSION = "SALESFORCE_API_VERSION"
 
 # sObjects without IsDeleted (never soft-deleted): plain /query, no recycle-bin filter.
 _NOT_DELETABLE = {"User", "OpportunityStage"}
+_SHAPE = "_shape"  # cursor key: a digest of the config that shapes the read (fields, filters)
 _ID_CHUNK = 200  # ids per "Id IN (...)" query: keeps the GET URL well under Salesforce's limit
 
 
@@ -66,9 +83,9 @@ class Stream:
 
 @dataclass
 class _Collector:
-    """Rows and rejections of one canonical object, in batches, with its report and cursor."""
+    """Rows and rejections of one native table, in batches, with its report and cursor."""
 
-    object_name: str
+    table: str
     batch_size: int
     report: ObjectReport
     batch: Batch = field(default_factory=Batch)
@@ -147,6 +164,8 @@ class SalesforceSource:
     """A Salesforce org, read incrementally through the REST API. Read-only: GET requests only."""
 
     incremental = True
+    dataset = DATASET
+    tables = TABLES
 
     def __init__(
         self,
@@ -195,33 +214,51 @@ class SalesforceSource:
         return cls(instance, token, version, config)
 
     # -- the CrmSource protocol ---------------------------------------------------------------
-    def read(self, object_name: str, batch_size: int = 2000, cursor: str | None = None) -> Iterator[Batch]:
-        """Typed rows (and rejections) of one canonical object changed since ``cursor``."""
-        readers: dict[str, Callable[[_Collector, dict[str, dt.datetime]], Iterator[Batch]]] = {
-            "stages": self._read_stages,
-            "reps": self._read_reps,
-            "managers": self._read_managers,
-            "accounts": self._read_accounts,
-            "contacts": self._read_contacts,
-            "opportunities": self._read_opportunities,
-            "stage_history": self._read_stage_history,
-            "field_history": self._read_field_history,
-            "activities": self._read_activities,
-            "activity_contacts": self._read_activity_contacts,
-        }
-        reader = readers.get(object_name)
-        if reader is None:  # e.g. quotas: Salesforce has no standard quota object
-            self.reports[object_name] = ObjectReport(object_name, None, present=False)
-            return
-        since = self._decode_cursor(cursor)
-        # per-read state: dlt may interleave the generators of several objects
-        col = _Collector(object_name, batch_size, ObjectReport(object_name, None), cursor=dict(since))
-        self.reports[object_name] = col.report
+    def read(self, table_name: str, batch_size: int = 2000, cursor: str | None = None) -> Iterator[Batch]:
+        """Typed rows (and rejections) of one native table changed since ``cursor`` (snapshot
+        tables: all of it). An unknown table name is a KeyError, raised at once."""
+        obj = TABLES[table_name]
+        reader = self._reader(table_name)
+        since = {} if obj.snapshot else self._decode_cursor(cursor)
+        shape = since.pop(_SHAPE, None)
+        if shape is not None and shape != self._shape(table_name):
+            since = {}  # the config changed what is read (fields, filters): read it all again
+        return self._read(table_name, reader, since, batch_size)
+
+    def _read(
+        self, table: str, reader: Callable[[_Collector, dict[str, dt.datetime]], Iterator[Batch]],
+        since: dict[str, dt.datetime], batch_size: int,
+    ) -> Iterator[Batch]:
+        # per-read state: dlt may interleave the generators of several tables
+        col = _Collector(table, batch_size, ObjectReport(table, None), cursor=dict(since))
+        self.reports[table] = col.report
         yield from reader(col, since)
         if col.batch.rows or col.batch.rejected:
             yield col.take()
-        if col.cursor:
-            self.cursors[object_name] = json.dumps({k: soql_datetime(v) for k, v in col.cursor.items()}, sort_keys=True)
+        if col.cursor and not TABLES[table].snapshot:
+            stamps = {k: soql_datetime(v) for k, v in col.cursor.items() if isinstance(v, dt.datetime)}
+            self.cursors[table] = json.dumps({**stamps, _SHAPE: self._shape(table)}, sort_keys=True)
+
+    def _shape(self, table: str) -> str:
+        """What the config makes a read of ``table`` select and filter (stored with its cursor)."""
+        stream = self.stream(table)
+        shape: list[Any] = [list(stream.fields), list(stream.where)]
+        if table in ("task_relation", "event_relation"):
+            shape.append(list(self.config.activity_what_types))
+        return hashlib.sha1(json.dumps(shape).encode()).hexdigest()[:12]
+
+    def _reader(self, table: str) -> Callable[[_Collector, dict[str, dt.datetime]], Iterator[Batch]]:
+        special: dict[str, Callable[[_Collector, dict[str, dt.datetime]], Iterator[Batch]]] = {
+            "opportunity_stage": self._read_stages,
+            "manager": self._read_managers,
+            "task_relation": self._read_relations,
+            "event_relation": self._read_relations,
+        }
+        if table in special:
+            return special[table]
+        if table.startswith("map_"):
+            return self._read_map
+        return self._read_sobject
 
     # -- cursors ----------------------------------------------------------------------------
     @staticmethod
@@ -233,7 +270,7 @@ class SalesforceSource:
         except ValueError:
             raw = None
         if isinstance(raw, dict):
-            return {str(k): parse_sf_datetime(v) for k, v in raw.items() if v}
+            return {str(k): (str(v) if k == _SHAPE else parse_sf_datetime(v)) for k, v in raw.items() if v}  # type: ignore[misc]
         # a bare timestamp applies to every sObject of the object
         return {"*": parse_sf_datetime(cursor)}
 
@@ -292,14 +329,16 @@ class SalesforceSource:
     def _emit(
         self,
         col: _Collector,
-        sobject: str,
+        source_file: str,
         record: dict[str, Any],
         values: dict[str, Any],
         used: Iterable[str],
         stage_lookup: dict[str, str] | None = None,
     ) -> None:
-        """Type ``values`` (canonical field -> raw value) into a row, or reject the record with reasons."""
-        obj = RAW_OBJECTS[col.object_name]
+        """Type ``values`` (native column -> raw value) into a row, or reject the record with reasons.
+
+        ``used``: the record's fields that ``values`` carries; every other field goes to ``_extra``."""
+        obj = TABLES[col.table]
         col.row_number += 1
         typed: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
@@ -313,8 +352,8 @@ class SalesforceSource:
             col.report.rejected += 1
             col.batch.rejected.append(
                 {
-                    "object": col.object_name,
-                    "source_file": sobject,
+                    "object": col.table,
+                    "source_file": source_file,
                     "row_number": col.row_number,
                     "field": ", ".join(p[0] for p in problems),
                     "reason": "; ".join(f"{f}: {why}" for f, why in problems),
@@ -325,7 +364,7 @@ class SalesforceSource:
         skip = {*used, "IsDeleted"}
         typed["_is_deleted"] = bool(record.get("IsDeleted"))
         typed["_extra"] = {k: v for k, v in clean.items() if k not in skip}
-        typed["_source_file"] = sobject
+        typed["_source_file"] = source_file
         typed["_source_row"] = col.row_number
         col.report.rows += 1
         col.batch.rows.append(typed)
@@ -341,18 +380,73 @@ class SalesforceSource:
         if col.full():
             yield col.take()
 
-    # -- stages ------------------------------------------------------------------------------
-    STAGE_STREAM = Stream("OpportunityStage", ("MasterLabel", "SortOrder", "IsClosed", "IsWon", "IsActive"), narrow=True)
+    # -- which fields each sObject table reads ---------------------------------------------------
+    def stream(self, table: str) -> Stream:
+        """The SOQL read behind a native sObject table (``IsDeleted``/cursor fields are added)."""
+        cfg = self.config
+        sobject, fields = SOBJECT_FIELDS[table]
+        where: tuple[str, ...] = ()
+        cursor_field = "SystemModstamp"
+        configured: tuple[str | None, ...] = ()
+        if table == "user":
+            where = (cfg.rep_filter,) if cfg.rep_filter else ()
+            configured = (cfg.rep_segment_field, cfg.slack_user_id_field)
+        elif table == "manager":
+            configured = (cfg.slack_user_id_field,)
+        elif table == "account":
+            configured = (cfg.account_segment_field, cfg.account_tags_field)
+        elif table == "opportunity_field_history":
+            where = (f"Field IN ({', '.join(soql_quote(n) for n in cfg.field_history_fields)})",)
+            cursor_field = "CreatedDate"
+        elif table in ("task", "event"):
+            where = self._what_filter()
+        elif table in ("task_relation", "event_relation"):
+            where = ("IsWhat = false",)
+        return Stream(sobject, (*fields, *dict.fromkeys(f for f in configured if f)), where, cursor_field)
 
+    def _values(self, table: str, record: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """(native column -> raw value, the record fields used) for one record of ``table``."""
+        cfg = self.config
+        _, fields = SOBJECT_FIELDS[table]
+        used = ["Id", *fields]
+        if "SystemModstamp" in record:
+            used.append("SystemModstamp")
+        values = {snake_case(f): record.get(f) for f in used}
+        configured: dict[str, str | None] = {}
+        if table in ("user", "manager"):
+            configured["slack_user_id"] = cfg.slack_user_id_field
+        if table == "user":
+            configured["segment_value"] = cfg.rep_segment_field
+        if table == "account":
+            configured["segment_value"] = cfg.account_segment_field
+            configured["tags_value"] = cfg.account_tags_field
+        for column, api_field in configured.items():
+            values[column] = record.get(api_field) if api_field else None
+            if api_field:
+                used.append(api_field)
+        return values, used
+
+    def _read_sobject(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
+        stream = self.stream(col.table)
+        col.report.source_file = stream.sobject
+        lookup = self.stage_lookup() if any(f.type == STAGE for f in TABLES[col.table].fields) else None
+        if col.table == "opportunity_field_history" and not self.config.field_history_fields:
+            return
+        for r in self._records(col, stream, since):
+            values, used = self._values(col.table, r)
+            self._emit(col, stream.sobject, r, values, used, lookup)
+            yield from self._flush(col)
+
+    # -- stages ------------------------------------------------------------------------------
     def _stages(self) -> list[dict[str, Any]]:
         """Every stage of the org (active or not), read once per source: validation needs them all."""
         if self._stage_records is None:
-            stream = self.STAGE_STREAM
-            soql = self._soql(stream, None)
+            soql = self._soql(self.stream("opportunity_stage"), None)
             self._stage_records = [r for page in self.client.query(soql) for r in page]
         return self._stage_records
 
     def stage_lookup(self) -> dict[str, str]:
+        """Lower-cased stage label (and API name) -> the stage's MasterLabel."""
         lookup: dict[str, str] = {}
         for r in self._stages():
             label = r.get("MasterLabel")
@@ -364,41 +458,13 @@ class SalesforceSource:
 
     def _read_stages(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
         col.report.source_file = "OpportunityStage"
-        start = self._since_for(since, "OpportunityStage")
         for r in self._stages():
-            col.advance("OpportunityStage", r.get("SystemModstamp"))
-            modified = r.get("SystemModstamp")
-            if start is not None and modified and parse_sf_datetime(modified) <= start:
-                continue
-            values = {"stage": r.get("MasterLabel"), "stage_order": r.get("SortOrder"), "is_closed": r.get("IsClosed"), "is_won": r.get("IsWon")}
-            self._emit(col, "OpportunityStage", r, values, ("MasterLabel", "SortOrder", "IsClosed", "IsWon"))
+            values, used = self._values("opportunity_stage", r)
+            values["api_name"] = r.get("ApiName")
+            self._emit(col, "OpportunityStage", r, values, [*used, "ApiName"])
             yield from self._flush(col)
 
-    # -- users -------------------------------------------------------------------------------
-    def _user_stream(self, where: tuple[str, ...] = ()) -> Stream:
-        fields = ["Name", "Email", "ManagerId", "IsActive"]
-        for extra in (self.config.rep_segment_field, self.config.slack_user_id_field):
-            if extra:
-                fields.append(extra)
-        return Stream("User", tuple(fields), where)
-
-    def _read_reps(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        col.report.source_file = "User"
-        cfg = self.config
-        where = (cfg.rep_filter,) if cfg.rep_filter else ()
-        for r in self._records(col, self._user_stream(where), since):
-            segment = r.get(cfg.rep_segment_field) if cfg.rep_segment_field else None
-            if segment is not None:
-                segment = cfg.rep_segment_map.get(str(segment), segment)
-            values = {
-                "rep_id": r.get("Id"), "rep_name": r.get("Name"), "email": r.get("Email"),
-                "slack_user_id": r.get(cfg.slack_user_id_field) if cfg.slack_user_id_field else None,
-                "manager_id": r.get("ManagerId"), "segment": segment, "is_active": r.get("IsActive"),
-            }
-            used = ["Id", "Name", "Email", "ManagerId", "IsActive", *filter(None, (cfg.rep_segment_field, cfg.slack_user_id_field))]
-            self._emit(col, "User", r, values, used)
-            yield from self._flush(col)
-
+    # -- managers ------------------------------------------------------------------------------
     def _read_managers(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
         """Users who manage reps. Read in full each run (users are few): someone becomes a manager
         when a rep is assigned to them, which does not touch their own SystemModstamp."""
@@ -408,152 +474,12 @@ class SalesforceSource:
         manager_ids = {
             r["ManagerId"] for r in self._records(None, Stream("User", ("ManagerId",), where, narrow=True), None) if r.get("ManagerId")
         }
-        for r in self._by_ids(self._user_stream(), manager_ids):
-            col.advance("User", r.get("SystemModstamp"))
-            values = {
-                "manager_id": r.get("Id"), "manager_name": r.get("Name"), "email": r.get("Email"),
-                "slack_user_id": r.get(cfg.slack_user_id_field) if cfg.slack_user_id_field else None,
-            }
-            self._emit(col, "User", r, values, ["Id", "Name", "Email", *filter(None, (cfg.slack_user_id_field,))])
+        for r in self._by_ids(self.stream("manager"), manager_ids):
+            values, used = self._values("manager", r)
+            self._emit(col, "User", r, values, used)
             yield from self._flush(col)
 
-    # -- accounts ----------------------------------------------------------------------------
-    def account_segment(self, record: dict[str, Any]) -> str | None:
-        cfg = self.config
-        if cfg.account_segment_field:
-            raw = record.get(cfg.account_segment_field)
-            return None if raw in (None, "") else cfg.account_segment_map.get(str(raw), str(raw))
-        employees = record.get("NumberOfEmployees")
-        if not isinstance(employees, (int, float)) or isinstance(employees, bool):
-            return None
-        for band in cfg.account_segment_bands:
-            if band.max_employees is None or employees < band.max_employees:
-                return band.segment
-        return None
-
-    def _read_accounts(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        col.report.source_file = "Account"
-        cfg = self.config
-        extra = [f for f in (cfg.account_segment_field, cfg.account_tags_field) if f]
-        stream = Stream("Account", ("Name", "Industry", "NumberOfEmployees", *extra))
-        for r in self._records(col, stream, since):
-            values = {
-                "account_id": r.get("Id"), "account_name": r.get("Name"), "segment": self.account_segment(r),
-                "industry": r.get("Industry"), "employees": r.get("NumberOfEmployees"),
-                "tags": r.get(cfg.account_tags_field) if cfg.account_tags_field else None,
-            }
-            self._emit(col, "Account", r, values, ["Id", "Name", "Industry", "NumberOfEmployees", *extra])
-            yield from self._flush(col)
-
-    # -- contacts ----------------------------------------------------------------------------
-    CONTACT_STREAM = Stream("Contact", ("AccountId", "Name", "Title", "Email"))
-    ROLE_STREAM = Stream("OpportunityContactRole", ("ContactId", "OpportunityId", "Role", "IsPrimary"), narrow=True)
-
-    def buying_role(self, roles: Iterable[str | None]) -> str:
-        cfg = self.config
-        mapped = {cfg.buying_roles.get(r or "", cfg.default_buying_role) for r in roles} or {cfg.default_buying_role}
-        for candidate in cfg.buying_role_priority:
-            if candidate in mapped:
-                return candidate
-        return sorted(mapped)[0]
-
-    def _read_contacts(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        """Contacts changed since the cursor, plus contacts whose opportunity roles changed."""
-        col.report.source_file = "Contact, OpportunityContactRole"
-        roles: dict[str, list[str | None]] = {}
-        role_changed: set[str] = set()
-        first_run = self._since_for(since, "OpportunityContactRole") is None
-        for ocr in self._records(col, self.ROLE_STREAM, since):
-            contact = ocr.get("ContactId")
-            if not contact:
-                continue
-            role_changed.add(contact)
-            if first_run and not ocr.get("IsDeleted"):
-                roles.setdefault(contact, []).append(ocr.get("Role"))
-        if not first_run:  # a contact's other, unchanged roles count too
-            roles = self._roles_of(role_changed)
-
-        seen: set[str] = set()
-
-        def emit_page(records: list[dict[str, Any]]) -> None:
-            if not first_run:
-                missing = {r["Id"] for r in records if r.get("Id") and r["Id"] not in roles}
-                roles.update(self._roles_of(missing))
-            for r in records:
-                seen.add(r.get("Id"))
-                values = {
-                    "contact_id": r.get("Id"), "account_id": r.get("AccountId"), "contact_name": r.get("Name"),
-                    "title": r.get("Title"), "email": r.get("Email"),
-                    "buying_role": self.buying_role(roles.get(r.get("Id"), [])),
-                }
-                self._emit(col, "Contact", r, values, ["Id", "AccountId", "Name", "Title", "Email"])
-
-        page: list[dict[str, Any]] = []
-        for r in self._records(col, self.CONTACT_STREAM, since):
-            page.append(r)
-            if len(page) >= _ID_CHUNK:
-                emit_page(page)
-                page = []
-                yield from self._flush(col)
-        emit_page(page)
-        # contacts not changed themselves, but whose roles did
-        page = list(self._by_ids(self.CONTACT_STREAM, role_changed - seen))
-        for i in range(0, len(page), _ID_CHUNK):
-            emit_page(page[i : i + _ID_CHUNK])
-            yield from self._flush(col)
-
-    def _roles_of(self, contact_ids: set[str]) -> dict[str, list[str | None]]:
-        out: dict[str, list[str | None]] = {c: [] for c in contact_ids}
-        for ocr in self._by_ids(self.ROLE_STREAM, contact_ids, id_field="ContactId"):
-            out.setdefault(ocr["ContactId"], []).append(ocr.get("Role"))
-        return out
-
-    # -- opportunities and history ----------------------------------------------------------------
-    OPPORTUNITY_FIELDS = ("AccountId", "OwnerId", "Name", "StageName", "Amount", "CreatedDate", "CloseDate", "IsClosed", "IsWon", "NextStep")
-
-    def _read_opportunities(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        col.report.source_file = "Opportunity"
-        lookup = self.stage_lookup()
-        for r in self._records(col, Stream("Opportunity", self.OPPORTUNITY_FIELDS), since):
-            values = {
-                "opportunity_id": r.get("Id"), "account_id": r.get("AccountId"), "owner_rep_id": r.get("OwnerId"),
-                "opportunity_name": r.get("Name"), "stage": r.get("StageName"), "amount": r.get("Amount"),
-                "created_at": r.get("CreatedDate"), "close_date": r.get("CloseDate"), "is_closed": r.get("IsClosed"),
-                "is_won": r.get("IsWon"), "next_step": r.get("NextStep"),
-                "source_url": f"{self.instance_url}/{r['Id']}" if r.get("Id") else None,
-            }
-            self._emit(col, "Opportunity", r, values, ("Id", *self.OPPORTUNITY_FIELDS), lookup)
-            yield from self._flush(col)
-
-    def _read_stage_history(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        col.report.source_file = "OpportunityHistory"
-        lookup = self.stage_lookup()
-        for r in self._records(col, Stream("OpportunityHistory", ("OpportunityId", "StageName", "CreatedDate")), since):
-            values = {"stage_history_id": r.get("Id"), "opportunity_id": r.get("OpportunityId"), "stage": r.get("StageName"),
-                      "entered_at": r.get("CreatedDate")}
-            self._emit(col, "OpportunityHistory", r, values, ("Id", "OpportunityId", "StageName", "CreatedDate"), lookup)
-            yield from self._flush(col)
-
-    def _read_field_history(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        """OpportunityFieldHistory rows are immutable: no SystemModstamp, the cursor is CreatedDate."""
-        col.report.source_file = "OpportunityFieldHistory"
-        names = self.config.field_history_fields
-        if not names:
-            return
-        where = (f"Field IN ({', '.join(soql_quote(n) for n in names)})",)
-        stream = Stream("OpportunityFieldHistory", ("OpportunityId", "Field", "OldValue", "NewValue", "CreatedDate"), where, "CreatedDate")
-        for r in self._records(col, stream, since):
-            values = {
-                "field_history_id": r.get("Id"), "opportunity_id": r.get("OpportunityId"),
-                "field_name": names.get(r.get("Field") or "", r.get("Field")),
-                "old_value": None if r.get("OldValue") is None else str(r["OldValue"]),
-                "new_value": None if r.get("NewValue") is None else str(r["NewValue"]),
-                "changed_at": r.get("CreatedDate"),
-            }
-            self._emit(col, "OpportunityFieldHistory", r, values, ("Id", "OpportunityId", "Field", "OldValue", "NewValue", "CreatedDate"))
-            yield from self._flush(col)
-
-    # -- activities --------------------------------------------------------------------------
+    # -- activities ----------------------------------------------------------------------------
     def _what_filter(self) -> tuple[str, ...]:
         types = self.config.activity_what_types
         return (f"What.Type IN ({', '.join(soql_quote(t) for t in types)})",) if types else ()
@@ -565,62 +491,99 @@ class SalesforceSource:
         prefixes = {self.config.key_prefixes.get(t) for t in types}
         return bool(what_id) and str(what_id)[:3] in prefixes
 
-    def _is_opportunity(self, what_id: Any) -> bool:
-        return isinstance(what_id, str) and what_id[:3] == self.config.key_prefixes.get("Opportunity", "006")
+    def _read_relations(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
+        """TaskRelation / EventRelation rows whose activity is on one of activity_what_types."""
+        stream = self.stream(col.table)
+        parent = stream.sobject.removesuffix("Relation")  # Task, Event
+        stream = Stream(stream.sobject, (*stream.fields, f"{parent}.WhatId"), stream.where, stream.cursor_field)
+        col.report.source_file = stream.sobject
+        for r in self._records(col, stream, since):
+            if not self._what_allowed(_dotted(r, f"{parent}.WhatId")):
+                continue
+            values, used = self._values(col.table, r)
+            self._emit(col, stream.sobject, r, values, [*used, parent])
+            yield from self._flush(col)
 
-    def _is_contact(self, who_id: Any) -> bool:
-        return isinstance(who_id, str) and who_id[:3] == self.config.key_prefixes.get("Contact", "003")
-
-    TASK_FIELDS = ("WhatId", "WhoId", "AccountId", "OwnerId", "Subject", "TaskSubtype", "Type", "ActivityDate", "CompletedDateTime", "CreatedDate")
-    EVENT_FIELDS = ("WhatId", "WhoId", "AccountId", "OwnerId", "Subject", "EventSubtype", "Type", "StartDateTime", "ActivityDateTime", "CreatedDate")
-
-    def task_type(self, record: dict[str, Any]) -> str:
+    # -- the mapping configuration as tables ------------------------------------------------------
+    def map_rows(self, table: str) -> list[dict[str, Any]]:
+        """The rows of a ``map_*`` table, from the config (and, for map_settings, the instance URL)."""
         cfg = self.config
-        return cfg.task_subtypes.get(record.get("TaskSubtype") or "") or cfg.task_types.get(record.get("Type") or "") or "task"
+        pairs = lambda d, k, v: [{k: key, v: value} for key, value in d.items()]  # noqa: E731
+        if table == "map_rep_segments":
+            return pairs(cfg.rep_segment_map, "source_value", "segment")
+        if table == "map_account_segments":
+            return pairs(cfg.account_segment_map, "source_value", "segment")
+        if table == "map_segment_bands":
+            if cfg.account_segment_field:  # the field wins: no bands apply
+                return []
+            return [
+                {"band_order": i, "segment": b.segment, "max_employees": b.max_employees}
+                for i, b in enumerate(cfg.account_segment_bands, start=1)
+            ]
+        if table == "map_buying_roles":
+            return pairs(cfg.buying_roles, "source_value", "buying_role")
+        if table == "map_buying_role_priority":
+            roles = dict.fromkeys([*cfg.buying_role_priority, *cfg.buying_roles.values(), cfg.default_buying_role])
+            rank = {r: i for i, r in enumerate(dict.fromkeys(cfg.buying_role_priority), start=1)}
+            return [{"buying_role": r, "priority": rank.get(r), "is_default": r == cfg.default_buying_role} for r in roles]
+        if table == "map_field_history":
+            return pairs(cfg.field_history_fields, "field", "field_name")
+        if table == "map_task_subtypes":
+            return pairs(cfg.task_subtypes, "source_value", "activity_type")
+        if table == "map_task_types":
+            return pairs(cfg.task_types, "source_value", "activity_type")
+        if table == "map_event_types":
+            return pairs(cfg.event_types, "source_value", "activity_type")
+        if table == "map_key_prefixes":
+            return pairs(cfg.key_prefixes, "sobject", "key_prefix")
+        if table == "map_settings":
+            return [{"setting": "instance_url", "value": self.instance_url}]
+        raise KeyError(table)
 
-    def _read_activities(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        col.report.source_file = "Task, Event"
-        cfg = self.config
-        for r in self._records(col, Stream("Task", self.TASK_FIELDS, self._what_filter()), since):
-            values = {
-                "activity_id": r.get("Id"), "opportunity_id": r.get("WhatId") if self._is_opportunity(r.get("WhatId")) else None,
-                "account_id": r.get("AccountId"), "rep_id": r.get("OwnerId"), "activity_type": self.task_type(r),
-                "occurred_at": r.get("CompletedDateTime") or r.get("ActivityDate") or r.get("CreatedDate"), "subject": r.get("Subject"),
-            }
-            self._emit(col, "Task", r, values, ("Id", *self.TASK_FIELDS))
+    _MAP_SOURCES = {
+        "map_rep_segments": "rep_segment_map", "map_account_segments": "account_segment_map",
+        "map_segment_bands": "account_segment_bands", "map_buying_roles": "buying_roles",
+        "map_buying_role_priority": "buying_role_priority, default_buying_role", "map_field_history": "field_history_fields",
+        "map_task_subtypes": "task_subtypes", "map_task_types": "task_types", "map_event_types": "event_types",
+        "map_key_prefixes": "key_prefixes", "map_settings": "instance_url",
+    }
+
+    def _read_map(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
+        source_file = f"config: {self._MAP_SOURCES[col.table]}"
+        col.report.source_file = source_file
+        for row in self.map_rows(col.table):
+            self._emit(col, source_file, row, row, row.keys())
             yield from self._flush(col)
-        for r in self._records(col, Stream("Event", self.EVENT_FIELDS, self._what_filter()), since):
-            values = {
-                "activity_id": r.get("Id"), "opportunity_id": r.get("WhatId") if self._is_opportunity(r.get("WhatId")) else None,
-                "account_id": r.get("AccountId"), "rep_id": r.get("OwnerId"),
-                "activity_type": cfg.event_types.get(r.get("Type") or "", "meeting"),
-                "occurred_at": r.get("StartDateTime") or r.get("ActivityDateTime") or r.get("CreatedDate"), "subject": r.get("Subject"),
-            }
-            self._emit(col, "Event", r, values, ("Id", *self.EVENT_FIELDS))
-            yield from self._flush(col)
 
-    def _read_activity_contacts(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
-        """(activity, contact) pairs from WhoId and from TaskRelation/EventRelation (contacts only)."""
-        col.report.source_file = "Task, Event, TaskRelation, EventRelation"
-        pairs: dict[tuple[str, str], tuple[str, dict[str, Any], bool]] = {}
 
-        def keep(activity: Any, contact: Any, sobject: str, record: dict[str, Any], deleted: bool) -> None:
-            if not activity or not self._is_contact(contact):
-                return
-            key = (str(activity), str(contact))
-            if key in pairs and not pairs[key][2]:
-                return  # a live link wins over a deleted one
-            pairs[key] = (sobject, record, deleted)
+# sObject table -> (sObject, the API fields read; each lands as the column snake_case(field)).
+# Id and SystemModstamp land too; configured org fields land under fixed columns (see tables.py).
+SOBJECT_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "opportunity_stage": ("OpportunityStage", ("MasterLabel", "SortOrder", "IsClosed", "IsWon", "IsActive")),
+    "user": ("User", ("Name", "Email", "ManagerId", "IsActive")),
+    "manager": ("User", ("Name", "Email", "IsActive")),
+    "account": ("Account", ("Name", "Industry", "NumberOfEmployees")),
+    "contact": ("Contact", ("AccountId", "Name", "Title", "Email")),
+    "opportunity_contact_role": ("OpportunityContactRole", ("ContactId", "OpportunityId", "Role", "IsPrimary")),
+    "opportunity": (
+        "Opportunity",
+        ("AccountId", "OwnerId", "Name", "StageName", "Amount", "CreatedDate", "CloseDate", "IsClosed", "IsWon", "NextStep"),
+    ),
+    "opportunity_history": ("OpportunityHistory", ("OpportunityId", "StageName", "CreatedDate")),
+    "opportunity_field_history": ("OpportunityFieldHistory", ("OpportunityId", "Field", "OldValue", "NewValue", "DataType", "CreatedDate")),
+    "task": (
+        "Task",
+        ("WhatId", "WhoId", "AccountId", "OwnerId", "Subject", "TaskSubtype", "Type", "ActivityDate", "CompletedDateTime", "CreatedDate"),
+    ),
+    "event": (
+        "Event",
+        ("WhatId", "WhoId", "AccountId", "OwnerId", "Subject", "EventSubtype", "Type", "StartDateTime", "ActivityDateTime", "CreatedDate"),
+    ),
+    "task_relation": ("TaskRelation", ("TaskId", "RelationId", "IsWhat")),
+    "event_relation": ("EventRelation", ("EventId", "RelationId", "IsWhat", "IsInvitee", "Status")),
+}
 
-        for sobject in ("Task", "Event"):
-            stream = Stream(sobject, ("WhoId", "WhatId"), self._what_filter(), narrow=True)
-            for r in self._records(col, stream, since):
-                keep(r.get("Id"), r.get("WhoId"), sobject, r, bool(r.get("IsDeleted")))
-        for sobject, parent in (("TaskRelation", "Task"), ("EventRelation", "Event")):
-            stream = Stream(sobject, (f"{parent}Id", "RelationId", "IsWhat", f"{parent}.WhatId"), ("IsWhat = false",), narrow=True)
-            for r in self._records(col, stream, since):
-                if self._what_allowed(_dotted(r, f"{parent}.WhatId")):
-                    keep(r.get(f"{parent}Id"), r.get("RelationId"), sobject, r, bool(r.get("IsDeleted")))
-        for (activity, contact), (sobject, record, deleted) in pairs.items():
-            self._emit(col, sobject, {**record, "IsDeleted": deleted}, {"activity_id": activity, "contact_id": contact}, record.keys())
-            yield from self._flush(col)
+
+def snake_case(name: str) -> str:
+    """``StageName`` -> ``stage_name``, ``SystemModstamp`` -> ``system_modstamp`` (as dlt normalises)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()

@@ -175,6 +175,14 @@ class FakeHubSpotServer:
             rec.updated = when
             rec.properties[MODIFIED.get(otype, "hs_lastmodifieddate")] = iso(when)
 
+    def associate(self, otype: str, rid: str, to: str, ids: list[str], when: dt.datetime) -> None:
+        """Replace a record's ``to`` associations at ``when`` (last-modified moves)."""
+        with self._lock:
+            rec = self.objects[otype][rid]
+            rec.associations[to] = [(i, "") for i in ids]
+            rec.updated = when
+            rec.properties[MODIFIED.get(otype, "hs_lastmodifieddate")] = iso(when)
+
     def archive(self, otype: str, rid: str, when: dt.datetime) -> None:
         with self._lock:
             self.objects[otype][rid].archived_at = when
