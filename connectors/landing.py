@@ -1,8 +1,20 @@
-"""Land a CRM source into the warehouse's ``raw`` schema with dlt.
+"""Land a CRM source into the warehouse with dlt.
 
-One dlt resource per canonical object (``raw.<object>``, replaced on every run:
-extracts are full snapshots) and, beside them, ``raw.rejected_rows`` (appended,
-so a quarantined row is never lost) for every row that failed validation.
+Two kinds of source:
+
+- canonical sources (the demo CRM, a CSV export through a column mapping) already speak the
+  canonical shape (connectors/schema.py) and land one table per object in ``raw``
+  (``raw.opportunities``, ...): snapshots, replaced on every run;
+- CRM-native sources (the HubSpot, Salesforce and Pipedrive APIs) land the CRM's own records,
+  flattened and typed but not mapped, into a schema of their own (``raw_hubspot.deals``, ...;
+  each connector's ``tables.py``), merged by key on every incremental run. Per-CRM dbt staging
+  models (``stg_<crm>__<object>``) map them into the canonical shape, with the team's mapping
+  configuration landed beside them as ``map_*`` tables.
+
+Either way, rows that fail validation are appended to ``raw.rejected_rows`` (nothing is lost),
+a report per canonical object goes to ``raw.landing_reports``, and ``raw.active_source`` names
+the dataset the last landing wrote, so ``stg_crm__<object>`` reads only the active source
+(switching CRMs never mixes two CRMs' rows).
 """
 
 from __future__ import annotations
@@ -36,7 +48,9 @@ class CrmSource(Protocol):
     """What landing needs from a CRM source. Sources have no write path.
 
     Snapshot sources (demo, CSV: ``incremental = False``) return every row each time and
-    landing replaces the raw tables. Incremental sources (CRM APIs) get the cursor stored
+    landing replaces the raw tables. A CRM-native source also has ``dataset`` (its schema,
+    ``raw_<crm>``) and ``tables`` (name -> RawObject, each with ``feeds`` and ``snapshot``), and
+    its ``read``, ``reports`` and ``cursors`` are keyed by native table name. Incremental sources (CRM APIs) get the cursor stored
     after their last successful landing of an object, return only what changed since, set
     ``cursors[object]`` to the new high-water mark, and landing merges by primary key; a row
     deleted or archived in the CRM comes back with ``_is_deleted = True``.
@@ -134,6 +148,42 @@ def write_rejections(warehouse: Path, spool: RejectSpool) -> int:
     return spool.count
 
 
+# The CRMs whose connectors land natively (connectors/<crm>/tables.py: DATASET, TABLES).
+NATIVE_CRMS = ("hubspot", "salesforce", "pipedrive")
+ACTIVE_SOURCE_TABLE = "active_source"
+
+
+def native_table_specs() -> dict[str, dict[str, RawObject]]:
+    """dataset -> native tables, for every CRM-native connector (no credentials needed)."""
+    import importlib
+
+    specs: dict[str, dict[str, RawObject]] = {}
+    for crm in NATIVE_CRMS:
+        module = importlib.import_module(f"connectors.{crm}.tables")
+        specs[module.DATASET] = dict(module.TABLES)
+    return specs
+
+
+def source_dataset(source: Any) -> str:
+    """The schema a source lands in: ``raw`` for canonical sources, ``raw_<crm>`` for native ones."""
+    return getattr(source, "dataset", None) or RAW_DATASET
+
+
+def source_tables(source: Any) -> dict[str, RawObject]:
+    """The tables a source lands: its native tables, or the canonical objects."""
+    tables = getattr(source, "tables", None)
+    return dict(tables) if tables else dict(RAW_OBJECTS)
+
+
+def tables_for_objects(source: Any, objects: list[str] | None) -> list[str]:
+    """The source's tables that land the given canonical objects (all when None)."""
+    tables = source_tables(source)
+    if objects is None:
+        return list(tables)
+    wanted = set(objects)
+    return [name for name, obj in tables.items() if (obj.feeds or name) in wanted]
+
+
 def crm_dlt_source(
     source: CrmSource | None,
     loaded_at: dt.datetime | None = None,
@@ -144,17 +194,23 @@ def crm_dlt_source(
 ):
     """The dlt source for a CRM source. ``source=None`` builds the shape only (for asset definitions).
 
-    ``cursors``: each object's stored cursor, passed to an incremental source's ``read``.
+    ``objects``: the canonical objects to land (all when None); a native source lands the
+    tables that feed them. ``cursors``: each table's stored cursor, passed to an incremental
+    source's ``read``.
     """
-    names = objects or list(RAW_OBJECTS)
+    tables = source_tables(source) if source is not None else dict(RAW_OBJECTS)
+    names = tables_for_objects(source, objects) if source is not None else (objects or list(RAW_OBJECTS))
     incremental = bool(getattr(source, "incremental", False))
+    dataset = source_dataset(source)
 
     def rows_of(obj: RawObject) -> Iterator[Any]:
         if source is None:
             raise RuntimeError("crm_dlt_source was built without a CRM source; pass one to run it")
         stamp = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         batches = (
-            source.read(obj.name, cursor=(cursors or {}).get(obj.name)) if incremental else source.read(obj.name)
+            source.read(obj.name, cursor=None if obj.snapshot else (cursors or {}).get(obj.name))
+            if incremental
+            else source.read(obj.name)
         )
         for batch in batches:
             for row in batch.rows:
@@ -169,6 +225,9 @@ def crm_dlt_source(
                 if spool is None:
                     raise RuntimeError(f"{len(batch.rejected)} rejected {obj.name} rows and no spool to keep them")
                 for row in batch.rejected:
+                    if dataset != RAW_DATASET:  # reported under the canonical object, with the native table
+                        row["source_file"] = f"{dataset}.{obj.name}: {row.get('source_file')}"
+                        row["object"] = obj.feeds or obj.name
                     row["_source_system"] = source.source_system
                     row["_loaded_at"] = stamp
                     row["landing_id"] = load_id
@@ -177,26 +236,27 @@ def crm_dlt_source(
     @dlt.source(name=DLT_SOURCE_NAME, max_table_nesting=0)
     def crm():
         for name in names:
-            obj = RAW_OBJECTS[name]
+            obj = tables[name]
+            merge = incremental and not obj.snapshot
             yield dlt.resource(
                 rows_of(obj),
                 name=name,
                 table_name=name,
-                # snapshots replace; incremental extracts merge by the object's primary key
-                write_disposition="merge" if incremental else "replace",
-                primary_key=list(obj.primary_key) if incremental else None,
+                # snapshots replace; incremental extracts merge by the table's primary key
+                write_disposition="merge" if merge else "replace",
+                primary_key=list(obj.primary_key) if merge else None,
                 columns=_column_hints(obj),
             )
 
     return crm()
 
 
-def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path):
-    """dlt pipeline writing into ``raw`` of the DuckDB warehouse."""
+def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path, dataset: str = RAW_DATASET):
+    """dlt pipeline writing into ``dataset`` (``raw``, or a native CRM's ``raw_<crm>``) of the DuckDB warehouse."""
     return dlt.pipeline(
-        pipeline_name="crm_landing",
+        pipeline_name="crm_landing" if dataset == RAW_DATASET else f"crm_landing_{dataset}",
         destination=dlt.destinations.duckdb(credentials=str(warehouse)),
-        dataset_name=RAW_DATASET,
+        dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),
         progress=dlt.progress.log(log_period=30, dump_system_stats=False),
     )
@@ -205,36 +265,82 @@ def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path):
 LANDING_REPORTS_TABLE = "landing_reports"
 
 
+def _ensure_table(con, obj: RawObject, schema: str) -> None:
+    con.execute(create_table_sql(obj, schema))
+    # dlt's own bookkeeping columns too: when the table first gets rows, dlt finds them in place
+    # (it cannot add them to an existing table, as DuckDB adds no column with a constraint).
+    for column, type_ in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"), ("_dlt_load_id", "VARCHAR"), ("_dlt_id", "VARCHAR")):
+        con.execute(f"alter table {schema}.{obj.name} add column if not exists {column} {type_}")
+
+
+def ensure_landing_tables(con) -> None:
+    """Every table dbt reads exists, landed or not: the canonical raw tables, every native CRM's
+    tables (empty until that CRM is the source), ``raw.rejected_rows`` and ``raw.active_source``.
+    So the dbt project (all CRMs' staging models) builds whichever source is active."""
+    con.execute(f"create schema if not exists {RAW_DATASET}")
+    for obj in RAW_OBJECTS.values():
+        _ensure_table(con, obj, RAW_DATASET)
+    for dataset, tables in native_table_specs().items():
+        con.execute(f"create schema if not exists {dataset}")
+        for obj in tables.values():
+            _ensure_table(con, obj, dataset)
+    con.execute(create_rejected_rows_sql(RAW_DATASET))
+    con.execute(
+        f"""create table if not exists {RAW_DATASET}.{ACTIVE_SOURCE_TABLE} (
+            dataset VARCHAR, source_system VARCHAR, landing_id VARCHAR, loaded_at TIMESTAMP)"""
+    )
+
+
+def set_active_source(con, dataset: str, source_system: str, landing_id: str | None, loaded_at: dt.datetime | None) -> None:
+    """Record which dataset the staging models read (one row; the last landing wins)."""
+    con.execute(f"delete from {RAW_DATASET}.{ACTIVE_SOURCE_TABLE}")
+    con.execute(
+        f"insert into {RAW_DATASET}.{ACTIVE_SOURCE_TABLE} values (?, ?, ?, ?)", [dataset, source_system, landing_id, loaded_at]
+    )
+
+
 def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_at: dt.datetime) -> list[dict[str, Any]]:
-    """Make raw/ reflect exactly this extract and record what each object landed.
+    """Make the landed tables reflect this extract, mark its dataset active, and record what
+    each canonical object landed (a native source's tables are summed under the object they feed).
 
     Objects the source lacks (or that came back empty) get an empty table, so dbt
     always finds its inputs and dependent rules can say "not applicable".
     """
+    dataset = source_dataset(source)
+    tables = source_tables(source)
+    native = dataset != RAW_DATASET
+    incremental = bool(getattr(source, "incremental", False))
     reports = []
     with duckdb.connect(str(warehouse)) as con:
-        con.execute(f"create schema if not exists {RAW_DATASET}")
-        for name, obj in RAW_OBJECTS.items():
+        ensure_landing_tables(con)
+        for name, obj in tables.items():
             rep = source.reports.get(name)
-            rows = rep.rows if rep else 0
-            con.execute(create_table_sql(obj, RAW_DATASET))
-            for column, type_ in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR")):
-                con.execute(f"alter table {RAW_DATASET}.{name} add column if not exists {column} {type_}")
-            # A snapshot without rows means the object is empty now; an incremental extract
+            if native:
+                _ensure_table(con, obj, dataset)
+            # A snapshot without rows means the table is empty now; an incremental extract
             # without rows only means nothing changed since the cursor.
-            if rows == 0 and not getattr(source, "incremental", False):
-                con.execute(f"delete from {RAW_DATASET}.{name}")
+            if (rep.rows if rep else 0) == 0 and (not incremental or (obj.snapshot and rep is not None)):
+                con.execute(f"delete from {dataset}.{name}")
+        set_active_source(con, dataset, source.source_system, landing_id, loaded_at)
+        for name in RAW_OBJECTS:
+            feeding = [t for t in tables_for_objects(source, [name])] if native else [name]
+            reps = [source.reports[t] for t in feeding if t in source.reports]
+            rows = sum(r.rows for r in reps)
+            if native:
+                source_file = ", ".join(f"{dataset}.{r.object} ({r.rows})" for r in reps if r.present) or None
+            else:
+                source_file = reps[0].source_file if reps else None
             reports.append(
                 {
                     "landing_id": landing_id,
                     "loaded_at": loaded_at,
                     "object": name,
                     "source_system": source.source_system,
-                    "source_file": rep.source_file if rep else None,
-                    "present": bool(rep and rep.present),
+                    "source_file": source_file,
+                    "present": any(r.present for r in reps),
                     "rows": rows,
-                    "rejected": rep.rejected if rep else 0,
-                    "skipped": rep.skipped if rep else 0,
+                    "rejected": sum(r.rejected for r in reps),
+                    "skipped": sum(r.skipped for r in reps),
                 }
             )
         con.execute(
@@ -247,6 +353,32 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
             [list(r.values()) for r in reports],
         )
     return reports
+
+
+def land_source(
+    source: CrmSource,
+    warehouse: Path,
+    work_dir: Path,
+    landing_id: str = "manual",
+    loaded_at: dt.datetime | None = None,
+    objects: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Land a source into the warehouse: every table (or those feeding ``objects``) through dlt,
+    rejections into ``raw.rejected_rows`` (kept even when the load fails), cursors saved only
+    after a successful load (a failed landing re-fetches from the old ones), then
+    :func:`finish_landing`. ``work_dir`` holds dlt's pipeline state and the rejection spool.
+    Returns the per-object reports."""
+    loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    spool = RejectSpool(Path(work_dir) / "landing" / f"rejected-{landing_id}.jsonl")
+    cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
+    pipeline = crm_dlt_pipeline(warehouse, Path(work_dir) / "dlt", source_dataset(source))
+    try:
+        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors))
+    finally:
+        write_rejections(warehouse, spool)
+    if getattr(source, "incremental", False):
+        save_cursors(warehouse, source.source_system, source.cursors, landing_id)
+    return finish_landing(warehouse, source, landing_id, loaded_at)
 
 
 def latest_landing_report(con, object_name: str) -> dict[str, Any] | None:

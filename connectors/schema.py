@@ -48,7 +48,11 @@ class RawObject:
     primary_key: tuple[str, ...]
     fields: tuple[Field, ...]
     description: str = ""
-    # Lineage columns every landed row carries (added by landing, not by sources).
+    # For a CRM-native table (connectors/<crm>/tables.py): the canonical object it lands for
+    # (its Dagster landing asset is raw/<feeds>), and whether each landing replaces it whole
+    # (config-derived mapping tables, small lists re-read in full) instead of merging by key.
+    feeds: str | None = None
+    snapshot: bool = False
     # Lineage columns every landed row carries (added by landing, not by sources), plus, for API
     # sources, _is_deleted (deleted or archived in the CRM; merged, never dropped) and _extra
     # (the source's fields outside the canonical shape, as JSON: schema drift loses nothing).
@@ -236,7 +240,7 @@ def create_rejected_rows_sql(schema: str = "raw") -> str:
 
 
 def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
-    cols = [f"{f.name} {DUCKDB_TYPES[f.type]}" for f in obj.fields]
+    cols = [f'"{f.name}" {DUCKDB_TYPES[f.type]}' for f in obj.fields]  # quoted: a CRM may name a field "primary"
     cols += [
         "_source_system VARCHAR",
         "_source_file VARCHAR",
@@ -249,8 +253,8 @@ def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
 
 
 def create_empty_raw_tables(con, schema: str = "raw") -> None:
-    """Create empty raw tables (for dbt development and unit tests)."""
-    con.execute(f"create schema if not exists {schema}")
-    for obj in RAW_OBJECTS.values():
-        con.execute(create_table_sql(obj, schema))
-    con.execute(create_rejected_rows_sql(schema))
+    """Create every empty landing table dbt reads (for dbt development and unit tests)."""
+    from connectors.landing import ensure_landing_tables
+
+    assert schema == "raw", "the landing tables live in raw (and raw_<crm> for native CRMs)"
+    ensure_landing_tables(con)

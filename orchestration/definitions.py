@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
-from dagster_dlt import DagsterDltResource
 
 from orchestration.assets.dbt import dbt_models, dbt_project
 from sales_supervisor.dbt import DBT_EXECUTABLE
-from orchestration.assets.landing import crm_landing
+from orchestration.assets.landing import crm_landing, native_table_assets
 from orchestration.assets.review import (
     approval_sensor,
     every_flag_reaches_a_manager,
@@ -23,7 +22,7 @@ from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
 from orchestration.resources import DrafterSettings, SupervisorSettings
 
 defs = dg.Definitions(
-    assets=[crm_landing, dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching],
+    assets=[crm_landing, *native_table_assets(), dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching],
     asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks, risk_flags_evidence_rate, every_flag_reaches_a_manager],
     jobs=[daily_supervisor_job, publish_job],
     sensors=[approval_sensor],
@@ -31,7 +30,6 @@ defs = dg.Definitions(
     resources={
         "supervisor": SupervisorSettings(),
         "drafter": DrafterSettings(),
-        "dlt": DagsterDltResource(),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
     },
     # DuckDB admits one writing process: run a job's steps one after another, in one process.

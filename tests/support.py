@@ -34,3 +34,30 @@ def load_canonical_folder_unvalidated(warehouse: Path | str, folder: Path | str)
             )
             counts[name] = con.execute(f"select count(*) from raw.{name}").fetchone()[0]
     return counts
+
+
+def dbt_build(warehouse: Path | str, select: str, vars: dict | None = None) -> str:
+    """``dbt build --select <select>`` on the DuckDB file ``warehouse`` (a private target and
+    log folder beside it, so tests never share dbt's state); dbt's output on failure."""
+    import json
+    import os
+    import subprocess
+
+    from sales_supervisor.dbt import DBT_EXECUTABLE
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+
+    warehouse = Path(warehouse).resolve()
+    work = warehouse.parent / f"dbt-{warehouse.stem}"
+    args = [
+        DBT_EXECUTABLE, "build", "--select", select, "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(work / "target"), "--log-path", str(work / "logs"),
+    ]
+    if vars:
+        args += ["--vars", json.dumps(vars)]
+    proc = subprocess.run(
+        args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
+        env={**os.environ, "SALES_SUPERVISOR_WAREHOUSE": str(warehouse)},
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"dbt build --select {select} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
+    return proc.stdout

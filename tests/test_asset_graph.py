@@ -49,12 +49,19 @@ def test_graph_flows_from_landing_through_marts_to_the_semantic_layer():
     assets = _graph()["assets"]
     groups = {a["group"] for a in assets.values()}
     assert {"landing", "staging", "marts", "semantic_layer"} <= groups
-    assert assets["staging/stg_crm__opportunities"]["deps"] == ["raw/opportunities"]
+    # the canonical staging reads the active source: the canonical landing or a native CRM's staging
+    assert set(assets["staging/stg_crm__opportunities"]["deps"]) == {
+        "raw/opportunities", "raw/active_source",
+        "staging/stg_hubspot__opportunities", "staging/stg_salesforce__opportunities", "staging/stg_pipedrive__opportunities",
+    }
+    # each native CRM's landed tables hang off the landing asset of the object they feed
+    assert assets["raw_salesforce/opportunity"]["deps"] == ["raw/opportunities"]
+    assert "raw_hubspot/deals" in assets["staging/stg_hubspot__opportunities"]["deps"]
     assert "marts/fct_opportunities" in assets["semantic/deal_outcomes_by_segment"]["deps"]
     assert "marts/fct_stage_history" in assets["semantic/deal_curve_by_segment_stage"]["deps"]
     # every landed table has the quarantine check and a Great Expectations suite
     for name, asset in assets.items():
-        if name.startswith("raw/"):
+        if name.startswith("raw/") and name != "raw/active_source":
             assert {"no_rejected_rows", "great_expectations"} <= set(asset["checks"]), name
         assert asset["has_description"], f"{name} has no description"
         assert asset["owners"], f"{name} has no owner"

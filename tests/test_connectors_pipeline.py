@@ -55,3 +55,29 @@ def test_each_crm_runs_the_same_pipeline_with_one_setting(crm, fake, tmp_path, m
         cursors = con.execute("select count(*) from raw._crm_cursors where source_system = ?", [crm]).fetchone()[0]
     assert systems == {crm} and deals > 0
     assert cursors > 0  # the next run will ask only for what changed
+
+
+def test_switching_source_reads_only_the_active_crm(tmp_path, monkeypatch):
+    """After the demo CRM, a native CRM lands beside it (raw_<crm>); the demo rows stay in raw but
+    only the active source reaches the marts, and the same assets run for both sources."""
+    home = tmp_path / "var"
+    first = run_daily_job(Settings(home=home, crm_source="demo", as_of=dt.date(2026, 10, 1)))
+    assert first.success, first.failures
+    with hubspot() as env:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = Settings(home=home, crm_source="hubspot", as_of=dt.date(2026, 10, 1))
+        second = run_daily_job(settings)
+    assert second.success, second.failures
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        kept = con.execute("select count(*) from raw.opportunities").fetchone()[0]
+        landed = con.execute("select count(*) from raw_hubspot.deals").fetchone()[0]
+        active = con.execute("select dataset, source_system from raw.active_source").fetchall()
+        systems = {r[0] for r in con.execute("select distinct source_system from marts.fct_opportunities").fetchall()}
+        staged = {r[0] for r in con.execute("select distinct _source_system from staging.stg_crm__activities").fetchall()}
+    assert kept > 0 and landed > 0  # the demo landing is kept beside the HubSpot one
+    assert active == [("raw_hubspot", "hubspot")]
+    assert systems == {"hubspot"} and staged == {"hubspot"}
+    # the same assets ran; the HubSpot run also recorded the native tables it landed
+    native = {k for k in second.materialized if k.startswith("raw_hubspot/")}
+    assert native and set(second.materialized) - native == set(first.materialized)

@@ -99,3 +99,59 @@ def test_second_landing_fetches_only_changes_and_merges_them(tmp_path):
     assert third.requested_since["opportunities"] == "2026-09-12T00:00:00"
     assert set(_opps(warehouse)) == {"d1", "d2", "d3"}
     assert load_cursors(warehouse, "fakecrm") == {"opportunities": "2026-09-12T00:00:00"}
+
+
+class FakeNativeSource:
+    """A CRM-native source: its own dataset and tables, one of them a config snapshot."""
+
+    source_system = "fakenative"
+    incremental = True
+    dataset = "raw_fakenative"
+
+    def __init__(self, names: list[str], mapping: dict[str, str]):
+        from connectors.schema import ID, STR, Field, RawObject
+
+        self.tables = {
+            "things": RawObject("things", ("thing_id",), (Field("thing_id", ID, True), Field("name", STR)), feeds="accounts"),
+            "map_kinds": RawObject("map_kinds", ("source_value",), (Field("source_value", ID, True), Field("kind", STR)), feeds="accounts", snapshot=True),
+        }
+        self.names, self.mapping = names, mapping
+        self.reports: dict[str, ObjectReport] = {}
+        self.cursors: dict[str, str] = {}
+
+    def read(self, table, batch_size=1000, cursor=None):
+        if table == "things":
+            rows = [{"thing_id": n, "name": n.upper()} for n in self.names]
+        else:
+            rows = [{"source_value": k, "kind": v} for k, v in self.mapping.items()]
+        for i, row in enumerate(rows, 1):
+            row.update(_source_file="api", _source_row=i, _is_deleted=False, _extra={})
+        self.reports[table] = ObjectReport(table, "api", rows=len(rows))
+        if table == "things" and rows:
+            self.cursors[table] = "c1"
+        if rows:
+            yield Batch(rows=rows)
+
+
+def test_native_tables_created_empty_take_rows_later_and_snapshots_are_replaced(tmp_path):
+    from connectors.landing import ensure_landing_tables, land_source
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:  # another source's landing created them, empty
+        ensure_landing_tables(con)
+        for name, obj in FakeNativeSource([], {}).tables.items():
+            from connectors.landing import _ensure_table
+
+            con.execute("create schema if not exists raw_fakenative")
+            _ensure_table(con, obj, "raw_fakenative")
+    land_source(FakeNativeSource(["a", "b"], {"x": "one", "y": "two"}), warehouse, tmp_path, "run-1")
+    reports = land_source(FakeNativeSource(["c"], {"z": "three"}), warehouse, tmp_path, "run-2")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        things = sorted(r[0] for r in con.execute("select thing_id from raw_fakenative.things").fetchall())
+        kinds = con.execute("select source_value, kind from raw_fakenative.map_kinds").fetchall()
+        active = con.execute("select dataset, source_system, landing_id from raw.active_source").fetchall()
+    assert things == ["a", "b", "c"]  # merged by key
+    assert kinds == [("z", "three")]  # the config snapshot is replaced whole
+    assert active == [("raw_fakenative", "fakenative", "run-2")]
+    accounts = next(r for r in reports if r["object"] == "accounts")
+    assert accounts["rows"] == 2 and "raw_fakenative.things (1)" in accounts["source_file"]

@@ -1,23 +1,21 @@
-"""Landing: one Dagster asset per canonical CRM object (raw/<object>), through dlt."""
+"""Landing: one Dagster asset per canonical CRM object (raw/<object>), through dlt (connectors/landing.py)."""
 
 
-import datetime as dt
 import tempfile
 from pathlib import Path
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt import DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from connectors.landing import (
-    RejectSpool,
     crm_dlt_pipeline,
     crm_dlt_source,
-    finish_landing,
-    load_cursors,
-    save_cursors,
-    write_rejections,
+    land_source,
+    native_table_specs,
+    source_dataset,
+    tables_for_objects,
 )
 from connectors.registry import open_crm_source
 from connectors.schema import RAW_OBJECTS
@@ -45,6 +43,45 @@ class RawTableTranslator(DagsterDltTranslator):
         ).merge_attributes(metadata={"primary_key": ", ".join(obj.primary_key)})
 
 
+def native_table_key(dataset: str, table: str) -> dg.AssetKey:
+    return dg.AssetKey([dataset, table])
+
+
+def native_table_assets() -> list[dg.AssetSpec]:
+    """Every native CRM connector's landed tables (raw_<crm>.<table>), always in the graph,
+    whichever CRM is the source: each hangs off the landing asset of the object it feeds, and
+    the landing records a materialization for the tables it wrote. dbt's per-CRM staging
+    models (stg_<crm>__<object>) read them."""
+    specs = [
+        dg.AssetSpec(
+            key=dg.AssetKey(["raw", "active_source"]),
+            deps=[raw_key(name) for name in RAW_OBJECTS],
+            group_name=LANDING_GROUP,
+            description="Which dataset the last landing wrote (raw for the demo CRM and CSV exports, raw_<crm> for "
+            "a native CRM connector); stg_crm__<object> reads only that source's rows.",
+            owners=OWNERS,
+            kinds={"duckdb"},
+        )
+    ]
+    for dataset, tables in native_table_specs().items():
+        crm = dataset.removeprefix("raw_")
+        for name, obj in tables.items():
+            specs.append(
+                dg.AssetSpec(
+                    key=native_table_key(dataset, name),
+                    deps=[raw_key(obj.feeds or "opportunities")],
+                    group_name=LANDING_GROUP,
+                    description=f"{crm} native table{' (mapping configuration)' if name.startswith('map_') else ''}: "
+                    f"{obj.description or name} Landed with raw/{obj.feeds}; "
+                    f"{'replaced' if obj.snapshot else 'merged by ' + ', '.join(obj.primary_key)} on each run.",
+                    owners=OWNERS,
+                    kinds={"dlt", "duckdb"},
+                    metadata={"crm": crm, "primary_key": ", ".join(obj.primary_key)},
+                )
+            )
+    return specs
+
+
 # The shape only: the real source and pipeline are built per run from configuration.
 _SHAPE_PIPELINE = crm_dlt_pipeline(
     Path(tempfile.gettempdir()) / "sales_supervisor_shape.duckdb",
@@ -59,7 +96,11 @@ _SHAPE_PIPELINE = crm_dlt_pipeline(
     dagster_dlt_translator=RawTableTranslator(),
     pool="warehouse",
 )
-def crm_landing(context: AssetExecutionContext, dlt: DagsterDltResource, supervisor: SupervisorSettings):
+def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
+    """One asset per canonical object, whatever the source: a canonical source (demo, CSV) lands
+    ``raw.<object>``; a CRM-native one (HubSpot, Salesforce, Pipedrive) lands the tables of
+    ``raw_<crm>`` that feed the object, which its dbt staging models map. So switching the
+    source never changes the asset graph."""
     settings = supervisor.settings()
     context.log.info(f"CRM source: {settings.crm_source}; warehouse: {settings.warehouse_path}")
 
@@ -67,32 +108,36 @@ def crm_landing(context: AssetExecutionContext, dlt: DagsterDltResource, supervi
         context.log.info(f"demo CRM: {phase} {count:,}")
 
     source = open_crm_source(settings, progress)
-    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    spool = RejectSpool(settings.home_dir / "landing" / f"rejected-{context.run.run_id}.jsonl")
     selected = [key.path[-1] for key in context.selected_asset_keys]
-    cursors = load_cursors(settings.warehouse_path, source.source_system) if source.incremental else {}
-    results = []
-    try:
-        for result in dlt.run(
-            context=context,
-            dlt_source=crm_dlt_source(source, loaded_at, selected, spool, context.run.run_id, cursors),
-            dlt_pipeline=crm_dlt_pipeline(settings.warehouse_path, settings.home_dir / "dlt"),
-        ):
-            results.append(result)
-    finally:
-        # Quarantined rows are kept even when the load itself fails.
-        write_rejections(settings.warehouse_path, spool)
-    if source.incremental:
-        # only after a successful load: a failed landing re-fetches from the old cursors
-        save_cursors(settings.warehouse_path, source.source_system, source.cursors, context.run.run_id)
-    reports = {r["object"]: r for r in finish_landing(settings.warehouse_path, source, context.run.run_id, loaded_at)}
-    for result in results:
-        report = reports[result.asset_key.path[-1]]
+    tables = tables_for_objects(source, selected)
+    context.log.info(f"landing {len(tables)} table(s) into {source_dataset(source)}: {', '.join(tables)}")
+    reports = {
+        r["object"]: r
+        for r in land_source(source, settings.warehouse_path, settings.home_dir, context.run.run_id, objects=selected)
+    }
+    dataset = source_dataset(source)
+    if dataset != "raw":  # the native tables written, as materializations of their (external) assets
+        for name in tables:
+            rep = source.reports.get(name)
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=native_table_key(dataset, name),
+                    metadata={
+                        "dagster/row_count": dg.MetadataValue.int(rep.rows if rep else 0),
+                        "rows_rejected": dg.MetadataValue.int(rep.rejected if rep else 0),
+                        "source_file": str(rep.source_file if rep else None),
+                        "landing_id": context.run.run_id,
+                    },
+                )
+            )
+    for key in context.selected_asset_keys:
+        report = reports[key.path[-1]]
         yield dg.MaterializeResult(
-            asset_key=result.asset_key,
+            asset_key=key,
             metadata={
-                **(result.metadata or {}),
+                "dagster/row_count": dg.MetadataValue.int(report["rows"]),
                 "source_system": report["source_system"],
+                "dataset": source_dataset(source),
                 "source_file": str(report["source_file"]),
                 "rows_landed": dg.MetadataValue.int(report["rows"]),
                 "rows_rejected": dg.MetadataValue.int(report["rejected"]),

@@ -1,7 +1,8 @@
 with
 
 source as (
-    select * from {{ source('crm', 'accounts') }}
+    -- the active source's rows: raw.accounts, or a native CRM's stg_<crm>__accounts (macros/landed.sql)
+    select * from ({{ landed('accounts') }}) as landed
     -- rows deleted or archived in the CRM stay in raw (nothing lost) but leave the models
     where not coalesce(_is_deleted, false)
 ),

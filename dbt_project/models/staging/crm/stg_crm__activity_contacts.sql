@@ -1,7 +1,8 @@
 with
 
 source as (
-    select * from {{ source('crm', 'activity_contacts') }}
+    -- the active source's rows: raw.activity_contacts, or a native CRM's stg_<crm>__activity_contacts (macros/landed.sql)
+    select * from ({{ landed('activity_contacts') }}) as landed
     -- rows deleted or archived in the CRM stay in raw (nothing lost) but leave the models
     where not coalesce(_is_deleted, false)
 ),

@@ -1,7 +1,8 @@
 with
 
 source as (
-    select * from {{ source('crm', 'managers') }}
+    -- the active source's rows: raw.managers, or a native CRM's stg_<crm>__managers (macros/landed.sql)
+    select * from ({{ landed('managers') }}) as landed
     -- rows deleted or archived in the CRM stay in raw (nothing lost) but leave the models
     where not coalesce(_is_deleted, false)
 ),

@@ -1,7 +1,8 @@
 with
 
 source as (
-    select * from {{ source('crm', 'stage_history') }}
+    -- the active source's rows: raw.stage_history, or a native CRM's stg_<crm>__stage_history (macros/landed.sql)
+    select * from ({{ landed('stage_history') }}) as landed
     -- rows deleted or archived in the CRM stay in raw (nothing lost) but leave the models
     where not coalesce(_is_deleted, false)
 ),
