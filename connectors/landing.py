@@ -198,8 +198,8 @@ def crm_dlt_source(
     tables that feed them. ``cursors``: each table's stored cursor, passed to an incremental
     source's ``read``.
     """
-    tables = source_tables(source) if source is not None else dict(RAW_OBJECTS)
-    names = tables_for_objects(source, objects) if source is not None else (objects or list(RAW_OBJECTS))
+    tables = source_tables(source)  # the canonical objects for source=None
+    names = tables_for_objects(source, objects)
     incremental = bool(getattr(source, "incremental", False))
     dataset = source_dataset(source)
 
@@ -323,7 +323,7 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
                 con.execute(f"delete from {dataset}.{name}")
         set_active_source(con, dataset, source.source_system, landing_id, loaded_at)
         for name in RAW_OBJECTS:
-            feeding = [t for t in tables_for_objects(source, [name])] if native else [name]
+            feeding = tables_for_objects(source, [name])
             reps = [source.reports[t] for t in feeding if t in source.reports]
             rows = sum(r.rows for r in reps)
             if native:
