@@ -252,9 +252,9 @@ def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
     return f"create table if not exists {schema}.{obj.name} ({', '.join(cols)})"
 
 
-def create_empty_raw_tables(con, schema: str = "raw") -> None:
-    """Create every empty landing table dbt reads (for dbt development and unit tests)."""
+def create_empty_raw_tables(con) -> None:
+    """Create every empty landing table dbt reads, in raw and each native CRM's raw_<crm>
+    (for dbt development and unit tests)."""
     from connectors.landing import ensure_landing_tables
 
-    assert schema == "raw", "the landing tables live in raw (and raw_<crm> for native CRMs)"
     ensure_landing_tables(con)
