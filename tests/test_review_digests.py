@@ -141,5 +141,5 @@ def test_outbox_files(tmp_path):
     assert "semantic://sq\\_stage\\_duration" in text or "semantic://sq_stage_duration" in text
     assert "item-opp-b" in text
     assert text.index("opp-b") < text.index("opp-a")
-    assert "<h1>Pipeline review for Maria Manager" in html.read_text()
+    assert ">Pipeline review for Maria Manager" in html.read_text()
     assert digest_markdown(d) == text

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from agents.review.recurrence import HeldBack
 from agents.risk.models import SEVERITY_RANK, CrmRecordRef, RiskFlag
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,25 @@ class DigestEntry:
     crm_links: tuple[Link, ...]
     query_links: tuple[Link, ...]
     item_id: str | None = None
+    number: int = 0  # position in its rep's list (1 = most urgent)
+    rep_name: str | None = None
+    note: str | None = None  # "proposed again: ..." when a standing decision was reopened
+
+    @property
+    def short_id(self) -> str | None:
+        """The first 8 characters of a generated (32-hex) item id, enough for the CLI; other ids whole."""
+        return short_item_id(self.item_id) if self.item_id else None
+
+    @property
+    def deal_link(self) -> Link:
+        """The deal's name linked to its CRM record (the first opportunity row the flag cites)."""
+        url = next((link.url for ref, link in zip(self.flag.crm_records, self.crm_links) if ref.object == "opportunity"), None)
+        return Link(self.subject_label, url)
 
     @property
     def subject_label(self) -> str:
         if self.flag.subject == "rep":
-            return f"Rep {self.flag.rep_id}"
+            return f"Rep {self.rep_name or self.flag.rep_id}"
         return self.deal_name or str(self.flag.opportunity_id)
 
     @property
@@ -71,11 +86,17 @@ class RepSection:
     email: str | None
     is_active: bool
     entries: list[DigestEntry]
-    flagged: int  # flagged deals for this rep before the per-rep cap
+    flagged: int  # flagged deals for this rep, shown or held back
+    held_back: list[HeldBack] = dataclasses.field(default_factory=list)
 
     @property
     def omitted(self) -> int:
-        return max(self.flagged - len(self.entries), 0)
+        return len(self.held_back)
+
+    @property
+    def held_back_summary(self) -> str | None:
+        """'5 of 23 shown, 18 held back: 16 lower severity x amount, 2 dismissed earlier' (None: nothing held back)."""
+        return held_back_summary(len(self.entries), self.held_back)
 
 
 @dataclasses.dataclass
@@ -88,6 +109,7 @@ class Digest:
     email: str | None
     reps: list[RepSection]
     max_items_per_rep: int
+    decide_first_n: int = 5
 
     @property
     def reps_reviewed(self) -> int:
@@ -96,6 +118,19 @@ class Digest:
     @property
     def deals_flagged(self) -> int:
         return sum(r.flagged for r in self.reps)
+
+    @property
+    def held_back(self) -> list[HeldBack]:
+        return [h for r in self.reps for h in r.held_back]
+
+    @property
+    def held_back_summary(self) -> str | None:
+        return held_back_summary(self.item_count, self.held_back)
+
+    @property
+    def decide_first(self) -> list[DigestEntry]:
+        """The team-wide top N by severity x amount: what the manager decides before anything else."""
+        return self.entries[: self.decide_first_n]
 
     @property
     def entries(self) -> list[DigestEntry]:
@@ -120,6 +155,27 @@ def _fmt_number(value: float | str | None) -> str:
     if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def short_item_id(item_id: str) -> str:
+    return item_id[:8] if len(item_id) == 32 and all(ch in "0123456789abcdef" for ch in item_id) else item_id
+
+
+HELD_BACK_WHY = {
+    "cap": "lower severity x amount than the ones shown",
+    "dismissed": "dismissed earlier, evidence unchanged",
+    "approved": "approved earlier, action still due",
+}
+
+
+def held_back_summary(shown: int, held: Sequence[HeldBack]) -> str | None:
+    if not held:
+        return None
+    counts: dict[str, int] = {}
+    for h in held:
+        counts[h.kind] = counts.get(h.kind, 0) + 1
+    why = ", ".join(f"{n} {HELD_BACK_WHY.get(kind, kind)}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"{shown} of {shown + len(held)} shown, {len(held)} held back: {why}"
 
 
 def format_amount(amount: float | None) -> str | None:
@@ -232,6 +288,9 @@ def build_digests(
     crm_base_url: str | None = None,
     saved_query_names: Mapping[str, str] | None = None,
     deal_names: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+    held_back: Iterable[HeldBack] = (),
+    decide_first_n: int = 5,
 ) -> list[Digest]:
     """One digest per manager (every manager with at least one active rep or one flagged item).
 
@@ -240,7 +299,11 @@ def build_digests(
     amount (``RiskFlag.priority``); every active rep of the manager is listed,
     flagged or not. ``run_id`` defaults to the as-of date, so a retried run
     maps onto the same ledger digest. ``deal_names`` (opportunity id -> name)
-    is CRM free text: renderers escape it.
+    is CRM free text: renderers escape it. ``notes`` (flag id -> text) says why
+    a flag a manager decided on before is proposed again; ``held_back`` are
+    flags not drafted as items (the engine's per-rep cap, standing decisions):
+    each is counted and listed under its rep, next to the items the
+    per-rep cap here holds back.
     """
     if max_items_per_rep < 1:
         raise ValueError("max_items_per_rep must be at least 1")
@@ -252,6 +315,12 @@ def build_digests(
             len(unrouted), ", ".join(f.flag_id for f, _ in unrouted[:10]),
         )
     reps_by_id = {str(r["rep_id"]): r for r in reps}
+    rep_manager = {str(r["rep_id"]): str(r.get("manager_id")) for r in reps}
+    held_by_rep: dict[str, list[HeldBack]] = {}
+    for h in held_back:
+        if h.deal_name is None and h.opportunity_id and deal_names:
+            h = dataclasses.replace(h, deal_name=deal_names.get(str(h.opportunity_id)))
+        held_by_rep.setdefault(str(h.rep_id), []).append(h)
     digests = []
     for manager in sorted(managers, key=lambda m: str(m["manager_id"])):
         manager_id = str(manager["manager_id"])
@@ -265,6 +334,7 @@ def build_digests(
             if str(r.get("manager_id")) == manager_id and _active(r)
         ]
         rep_ids += [rid for rid in by_rep if rid not in rep_ids]  # flagged inactive/unknown reps still show
+        rep_ids += [rid for rid in held_by_rep if rid not in rep_ids and rep_manager.get(rid) == manager_id]
         if not rep_ids:
             continue
         sections = []
@@ -279,9 +349,25 @@ def build_digests(
                     deal_name=(deal_names or {}).get(str(flag.opportunity_id)) if flag.opportunity_id else None,
                     crm_links=tuple(crm_link(ref, crm_base_url) for ref in flag.crm_records),
                     query_links=tuple(query_link(q, saved_query_names) for q in flag.semantic_query_ids),
+                    number=number,
+                    rep_name=str(rep.get("rep_name") or rep_id),
+                    note=(notes or {}).get(flag.flag_id),
                 )
-                for flag, draft in ranked[:max_items_per_rep]
+                for number, (flag, draft) in enumerate(ranked[:max_items_per_rep], 1)
             ]
+            capped = [
+                HeldBack(
+                    flag_id=flag.flag_id, rule_id=flag.rule_id, opportunity_id=flag.opportunity_id, rep_id=flag.rep_id,
+                    severity=flag.severity, amount=flag.amount, kind="cap",
+                    why=f"below the top {max_items_per_rep} of this rep by severity x amount",
+                    deal_name=(deal_names or {}).get(str(flag.opportunity_id)) if flag.opportunity_id else None,
+                )
+                for flag, _ in ranked[max_items_per_rep:]
+            ]
+            rep_held = sorted(
+                capped + held_by_rep.get(rep_id, []),
+                key=lambda h: (-SEVERITY_RANK.get(h.severity or "low", 1) * max(h.amount or 0.0, 1.0), h.flag_id),
+            )
             sections.append(
                 RepSection(
                     rep_id=rep_id,
@@ -290,7 +376,8 @@ def build_digests(
                     email=rep.get("email") or None,
                     is_active=_active(rep),
                     entries=entries,
-                    flagged=len({f.opportunity_id or f.flag_id for f, _ in ranked}),
+                    flagged=len({f.opportunity_id or f.flag_id for f, _ in ranked} | {h.opportunity_id or h.flag_id for h in rep_held}),
+                    held_back=rep_held,
                 )
             )
         # Reps with the most urgent item first; reps with nothing flagged last, by name.
@@ -307,6 +394,7 @@ def build_digests(
                 email=manager.get("email") or None,
                 reps=sections,
                 max_items_per_rep=max_items_per_rep,
+                decide_first_n=decide_first_n,
             )
         )
     return digests
@@ -340,4 +428,6 @@ def entry_evidence(digest: Digest, section: RepSection, entry: DigestEntry) -> d
         },
         "run_id": digest.run_id,
         "rank": entry.rank,
+        "number": entry.number,
+        "note": entry.note,
     }

@@ -43,86 +43,248 @@ def _html_link(link: Link) -> str:
     return f"<code>{html.escape(link.label)}</code>"
 
 
-def _entry_md(entry: DigestEntry) -> list[str]:
-    flag, draft = entry.flag, entry.draft
-    bits = [flag.severity]
+def _when(digest: Digest) -> str:
+    return f"{digest.as_of:%a} {digest.as_of.day} {digest.as_of:%b %Y}"
+
+
+def _meta_bits(entry: DigestEntry) -> list[str]:
+    flag = entry.flag
+    bits = [f"{flag.severity} severity", f"confidence {flag.confidence:.0%}"]
     if format_amount(flag.amount):
         bits.append(format_amount(flag.amount))
     if flag.stage:
-        bits.append(_md(flag.stage))
-    lines = [f"### {entry.rank}. {_md(entry.subject_label)} ({', '.join(bits)})", "", _md(flag.message), ""]
-    if entry.baseline_text:
-        lines += [f"- Baseline: {_md(entry.baseline_text)}"]
+        bits.append(flag.stage)
+    bits.append(flag.rule_id.replace("_", " "))
+    return bits
+
+
+def _entry_md(entry: DigestEntry, digest: Digest) -> list[str]:
+    flag, draft = entry.flag, entry.draft
+    lines = [f"### {entry.number}. {_md_link(entry.deal_link)} ({_md(', '.join(_meta_bits(entry)))})", ""]
+    if entry.note:
+        lines += [f"> **{_md(entry.note)}**", ""]
     lines += [
-        f"- Proposed action ({_md(draft.get('actor', 'rep'))}, due {_md(draft.get('due_date', 'n/a'))}): {_md(draft.get('action', ''))}",
+        f"**{_md(draft.get('action', ''))}** ({_md(draft.get('actor', 'rep'))}, due {_md(draft.get('due_date', 'n/a'))})",
+        "",
     ]
     if draft.get("rationale"):
         lines.append(f"- Why: {_md(draft['rationale'])}")
+    lines.append(f"- Flag: {_md(flag.message)}")
+    if entry.baseline_text:
+        lines.append(f"- Baseline: {_md(entry.baseline_text)}")
     lines.append("- CRM records: " + ", ".join(_md_link(link) for link in entry.crm_links))
     lines.append("- Semantic-layer queries: " + ", ".join(_md_link(link) for link in entry.query_links))
     if entry.item_id:
-        lines.append(f"- Item: `{entry.item_id}` (decide with `sales-supervisor review`)")
+        lines.append(f"- Decide: `sales-supervisor review approve|edit|dismiss {entry.short_id} --as {_md(digest.manager_id)}`")
+    return lines + [""]
+
+
+def _held_md(digest: Digest) -> list[str]:
+    held = [(s, h) for s in digest.reps for h in s.held_back]
+    if not held:
+        return []
+    lines = [
+        "## Appendix: held back",
+        "",
+        f"Flagged but not shown above ({len(held)}); `sales-supervisor review list --held-back` lists them too.",
+        "",
+        "| rep | deal | rule | amount | why |",
+        "|---|---|---|---|---|",
+    ]
+    for section, h in held:
+        lines.append(
+            f"| {_md(section.rep_name)} | {_md(h.deal_name or h.opportunity_id or 'rep ' + str(h.rep_id))} | {_md(h.rule_id)} "
+            f"| {format_amount(h.amount) or '-'} | {_md(h.why)} |"
+        )
     return lines + [""]
 
 
 def digest_markdown(digest: Digest) -> str:
     lines = [
-        f"# Pipeline review for {_md(digest.manager_name)} — {digest.as_of.isoformat()}",
+        f"# Pipeline review for {_md(digest.manager_name)} — {_when(digest)}",
         "",
-        f"{digest.reps_reviewed} reps reviewed, {digest.deals_flagged} deals flagged, {digest.item_count} items "
+        f"{digest.reps_reviewed} reps reviewed, {digest.deals_flagged} deals flagged, {digest.item_count} items to decide "
         f"(at most {digest.max_items_per_rep} per rep, ranked by severity x amount). Run `{_md(digest.run_id)}`.",
         "",
     ]
+    if digest.held_back_summary:
+        lines += [f"**{_md(digest.held_back_summary)}** (listed in the appendix).", ""]
+    if digest.decide_first:
+        lines += ["## Decide these first", ""]
+        for i, entry in enumerate(digest.decide_first, 1):
+            lines.append(
+                f"{i}. {_md_link(entry.deal_link)} ({_md(entry.rep_name or '')}, {entry.flag.severity}"
+                f"{', ' + format_amount(entry.flag.amount) if format_amount(entry.flag.amount) else ''}): "
+                f"{_md(entry.draft.get('action', ''))} `{entry.short_id or ''}`"
+            )
+        lines.append("")
     for section in digest.reps:
         title = f"## {_md(section.rep_name)}"
         if not section.is_active:
             title += " (inactive)"
         lines += [title, ""]
-        if not section.entries:
+        if not section.entries and not section.held_back:
             lines += ["Reviewed: nothing flagged.", ""]
             continue
-        lines += [f"{section.flagged} deals flagged" + (f", top {len(section.entries)} shown." if section.omitted else "."), ""]
+        summary = section.held_back_summary or f"{len(section.entries)} of {len(section.entries)} shown"
+        lines += [f"{section.flagged} deals flagged: {_md(summary)}.", ""]
         for entry in section.entries:
-            lines += _entry_md(entry)
+            lines += _entry_md(entry, digest)
+    lines += _held_md(digest)
     return "\n".join(lines).rstrip() + "\n"
 
 
+# Inline styles only: email clients drop <style> blocks and external sheets.
+_CSS = {
+    "body": "margin:0;padding:0;background:#f3f4f6;font-family:-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;color:#111827;font-size:14px;line-height:1.45",
+    "wrap": "max-width:880px;margin:0 auto;padding:16px 20px",
+    "h1": "font-size:20px;margin:0 0 4px",
+    "sub": "color:#4b5563;margin:0 0 12px",
+    "held": "background:#fff7ed;border:1px solid #fdba74;border-radius:6px;padding:6px 10px;margin:0 0 12px;color:#9a3412",
+    "box": "background:#ffffff;border:1px solid #d1d5db;border-radius:8px;padding:10px 14px;margin:0 0 16px",
+    "h2": "font-size:16px;margin:0 0 6px",
+    "table": "border-collapse:collapse;width:100%;font-size:13px",
+    "th": "text-align:left;border-bottom:1px solid #e5e7eb;padding:4px 6px;color:#6b7280;font-weight:600",
+    "td": "border-bottom:1px solid #f3f4f6;padding:4px 6px;vertical-align:top",
+    "rep": "background:#ffffff;border:1px solid #d1d5db;border-radius:8px;padding:10px 14px;margin:0 0 16px",
+    "item": "border-top:1px solid #e5e7eb;padding:10px 0 6px",
+    "title": "font-size:15px;font-weight:600;margin:0 0 4px",
+    "meta": "color:#6b7280;font-size:12px;margin:0 0 6px",
+    "note": "background:#eff6ff;border-left:3px solid #3b82f6;padding:4px 8px;margin:0 0 6px;font-size:13px",
+    "action": "font-weight:600;margin:0 0 4px",
+    "why": "margin:0 0 4px",
+    "small": "color:#4b5563;font-size:12px;margin:0 0 2px",
+    "code": "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;background:#f3f4f6;padding:1px 4px;border-radius:3px",
+    "a": "color:#1d4ed8;text-decoration:none",
+    "foot": "color:#6b7280;font-size:12px;margin:16px 0",
+}
+SEVERITY_COLOURS = {"critical": "#b91c1c", "high": "#c2410c", "medium": "#a16207", "low": "#4b5563"}
+
+
+def _badge(severity: str) -> str:
+    colour = SEVERITY_COLOURS.get(severity, "#4b5563")
+    return (
+        f'<span style="display:inline-block;background:{colour};color:#fff;border-radius:10px;padding:0 8px;'
+        f'font-size:11px;font-weight:600;text-transform:uppercase">{html.escape(severity)}</span>'
+    )
+
+
+def _a(link: Link) -> str:
+    if link.url:
+        return f'<a style="{_CSS["a"]}" href="{html.escape(link.url, quote=True)}">{html.escape(link.label)}</a>'
+    return html.escape(link.label)
+
+
+def _entry_html(entry: DigestEntry, digest: Digest) -> str:
+    e, c = html.escape, _CSS
+    flag, draft = entry.flag, entry.draft
+    amount = format_amount(flag.amount)
+    meta = " · ".join(
+        [f"confidence {flag.confidence:.0%}"] + ([amount] if amount else []) + ([e(flag.stage)] if flag.stage else [])
+        + [e(flag.rule_id.replace("_", " "))]
+    )
+    parts = [
+        f'<li style="{c["item"]}" id="item-{e(entry.short_id or flag.flag_id)}">',
+        f'<p style="{c["title"]}">{entry.number}. {_a(entry.deal_link)} {_badge(flag.severity)}</p>',
+        f'<p style="{c["meta"]}">{meta}</p>',
+    ]
+    if entry.note:
+        parts.append(f'<p style="{c["note"]}">{e(entry.note)}</p>')
+    parts.append(
+        f'<p style="{c["action"]}">{e(str(draft.get("action", "")))} '
+        f'<span style="color:#6b7280;font-weight:400">({e(str(draft.get("actor", "rep")))})</span></p>'
+    )
+    if draft.get("rationale"):
+        parts.append(f'<p style="{c["why"]}"><b>Why:</b> {e(str(draft["rationale"]))}</p>')
+    parts.append(f'<p style="{c["small"]}">Flag: {e(flag.message)}</p>')
+    if entry.baseline_text:
+        parts.append(f'<p style="{c["small"]}">Baseline: {e(entry.baseline_text)}</p>')
+    parts.append(
+        f'<p style="{c["small"]}">Evidence: ' + ", ".join(_a(link) for link in entry.crm_links)
+        + " · queries: " + ", ".join(_a(link) for link in entry.query_links) + "</p>"
+    )
+    if entry.item_id:
+        parts.append(
+            f'<p style="{c["small"]}">Decide: <code style="{c["code"]}">sales-supervisor review approve {e(entry.short_id or "")} '
+            f'--as {e(digest.manager_id)}</code> (or edit / dismiss)</p>'
+        )
+    parts.append("</li>")
+    return "".join(parts)
+
+
 def digest_html(digest: Digest) -> str:
-    e = html.escape
+    e, c = html.escape, _CSS
     parts = [
         "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Pipeline review — {e(digest.manager_name)} — {digest.as_of.isoformat()}</title></head><body>",
-        f"<h1>Pipeline review for {e(digest.manager_name)} — {digest.as_of.isoformat()}</h1>",
-        f"<p>{digest.reps_reviewed} reps reviewed, {digest.deals_flagged} deals flagged, {digest.item_count} items "
-        f"(at most {digest.max_items_per_rep} per rep, ranked by severity x amount).</p>",
+        '<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Pipeline review — {e(digest.manager_name)} — {digest.as_of.isoformat()}</title></head>",
+        f'<body style="{c["body"]}"><div style="{c["wrap"]}">',
+        f'<h1 style="{c["h1"]}">Pipeline review for {e(digest.manager_name)} — {_when(digest)}</h1>',
+        f'<p style="{c["sub"]}">{digest.reps_reviewed} reps reviewed · {digest.deals_flagged} deals flagged · '
+        f"<b>{digest.item_count} items to decide</b> (at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
+        "Nothing reaches a rep until you approve it.</p>",
     ]
-    for section in digest.reps:
-        parts.append(f"<h2>{e(section.rep_name)}{' (inactive)' if not section.is_active else ''}</h2>")
-        if not section.entries:
-            parts.append("<p>Reviewed: nothing flagged.</p>")
-            continue
-        parts.append("<ol>")
-        for entry in section.entries:
-            flag, draft = entry.flag, entry.draft
-            amount = format_amount(flag.amount)
-            parts.append(f'<li value="{entry.rank}"><h3>{e(entry.subject_label)} <small>{e(flag.severity)}{" · " + amount if amount else ""}</small></h3>')
-            parts.append(f"<p>{e(flag.message)}</p><ul>")
-            if entry.baseline_text:
-                parts.append(f"<li>Baseline: {e(entry.baseline_text)}</li>")
+    if digest.held_back_summary:
+        parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
+                     f'(<a style="{c["a"]}" href="#held-back">listed below</a>).</p>')
+    if digest.decide_first:
+        parts.append(f'<div style="{c["box"]}" id="decide-first"><h2 style="{c["h2"]}">Decide these first</h2>')
+        parts.append(f'<table style="{c["table"]}"><tr>' + "".join(
+            f'<th style="{c["th"]}">{h}</th>' for h in ("", "deal", "rep", "severity", "amount", "action", "item")
+        ) + "</tr>")
+        for i, entry in enumerate(digest.decide_first, 1):
+            amount = format_amount(entry.flag.amount) or ""
             parts.append(
-                f"<li>Proposed action ({e(str(draft.get('actor', 'rep')))}, due {e(str(draft.get('due_date', 'n/a')))}): "
-                f"{e(str(draft.get('action', '')))}</li>"
+                "<tr>"
+                f'<td style="{c["td"]}">{i}</td>'
+                f'<td style="{c["td"]}">{_a(entry.deal_link)}</td>'
+                f'<td style="{c["td"]}">{e(entry.rep_name or "")}</td>'
+                f'<td style="{c["td"]}">{_badge(entry.flag.severity)}</td>'
+                f'<td style="{c["td"]};white-space:nowrap">{amount}</td>'
+                f'<td style="{c["td"]}">{e(str(entry.draft.get("action", "")))}</td>'
+                f'<td style="{c["td"]}"><a style="{c["a"]}" href="#item-{e(entry.short_id or entry.flag.flag_id)}">'
+                f'<code style="{c["code"]}">{e(entry.short_id or "")}</code></a></td>'
+                "</tr>"
             )
-            if draft.get("rationale"):
-                parts.append(f"<li>Why: {e(str(draft['rationale']))}</li>")
-            parts.append("<li>CRM records: " + ", ".join(_html_link(link) for link in entry.crm_links) + "</li>")
-            parts.append("<li>Semantic-layer queries: " + ", ".join(_html_link(link) for link in entry.query_links) + "</li>")
-            if entry.item_id:
-                parts.append(f"<li>Item: <code>{e(entry.item_id)}</code></li>")
-            parts.append("</ul></li>")
-        parts.append("</ol>")
-    parts.append("</body></html>")
+        parts.append("</table></div>")
+    quiet = []
+    for section in digest.reps:
+        if not section.entries and not section.held_back:
+            quiet.append(section)
+            continue
+        summary = section.held_back_summary or f"{len(section.entries)} of {len(section.entries)} shown"
+        parts.append(
+            f'<div style="{c["rep"]}"><h2 style="{c["h2"]}">{e(section.rep_name)}'
+            f'{" (inactive)" if not section.is_active else ""}</h2>'
+            f'<p style="{c["meta"]}">{section.flagged} deals flagged: {e(summary)}</p>'
+            '<ol style="list-style:none;margin:0;padding:0">'
+        )
+        parts += [_entry_html(entry, digest) for entry in section.entries]
+        parts.append("</ol></div>")
+    if quiet:
+        parts.append(f'<p style="{c["sub"]}">Reviewed, nothing flagged: {e(", ".join(s.rep_name for s in quiet))}.</p>')
+    held = [(s, h) for s in digest.reps for h in s.held_back]
+    if held:
+        parts.append(
+            f'<details style="{c["box"]}" id="held-back"><summary style="cursor:pointer;font-weight:600">'
+            f"Appendix: {len(held)} held back</summary>"
+            f'<p style="{c["small"]}">Flagged but not shown above; <code style="{c["code"]}">sales-supervisor review list '
+            "--held-back</code> lists them too.</p>"
+            f'<table style="{c["table"]}"><tr>'
+            + "".join(f'<th style="{c["th"]}">{h}</th>' for h in ("rep", "deal", "rule", "amount", "why")) + "</tr>"
+        )
+        for section, h in held:
+            parts.append(
+                "<tr>" + "".join(
+                    f'<td style="{c["td"]}">{e(str(v))}</td>'
+                    for v in (section.rep_name, h.deal_name or h.opportunity_id or f"rep {h.rep_id}", h.rule_id,
+                              format_amount(h.amount) or "-", h.why)
+                ) + "</tr>"
+            )
+        parts.append("</table></details>")
+    parts.append(f'<p style="{c["foot"]}">Run {e(digest.run_id)} · decide in Slack or with <code style="{c["code"]}">'
+                 "sales-supervisor review</code>.</p>")
+    parts.append("</div></body></html>")
     return "\n".join(parts) + "\n"
 
 

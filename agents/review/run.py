@@ -14,12 +14,23 @@ import duckdb
 from agents.drafting.runner import DraftedItem
 from agents.ledger import Ledger
 from agents.review.channels import LocalCrmNotesChannel, SlackDmChannel, SmtpEmailChannel
+from agents.review.digests import Digest, build_digests
+from agents.review.recurrence import HeldBack, apply_decisions, prior_decisions
 from agents.risk.models import RiskFlag
+from agents.risk.policy import RiskPolicy
 
 
 def _dicts(cur) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _has_table(con, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+        ).fetchone()[0]
+    )
 
 
 def load_digest_inputs(warehouse: Path, as_of: dt.date) -> dict[str, Any]:
@@ -46,19 +57,56 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date) -> dict[str, Any]:
                 [opp_ids],
             ).fetchall()
         )
+        # Flagged deals the engine's per-rep cap kept out of drafting: counted and listed in the digest.
+        held_rows = _dicts(
+            con.execute(
+                """select s.flag_id, s.rule_id, s.subject_id as opportunity_id, o.owner_rep_id as rep_id, o.amount,
+                          o.opportunity_name as deal_name, s.reason
+                   from risk.suppressed_flags s
+                   left join marts.fct_opportunities o on o.opportunity_id = s.subject_id
+                   where s.run_id = ? and s.kind = 'fatigue'""",
+                [run[0]],
+            )
+        ) if run and _has_table(con, "risk", "suppressed_flags") else []
+        opp_ids = sorted(set(opp_ids) | {h["opportunity_id"] for h in held_rows if h["opportunity_id"]})
         query_names = dict(
             con.execute(
                 "select query_id, coalesce(saved_query, 'baseline query') from semantic.semantic_queries where as_of = ?", [as_of]
             ).fetchall()
         )
+    held_back = [
+        HeldBack(
+            flag_id=h["flag_id"], rule_id=h["rule_id"], opportunity_id=h["opportunity_id"], rep_id=h["rep_id"],
+            severity=None, amount=h["amount"], kind="cap", why=h["reason"] or "per-rep cap", deal_name=h["deal_name"],
+        )
+        for h in held_rows
+    ]
     return {
         "risk_run_id": run[0] if run else None,
+        "held_back": held_back,
         "pairs": pairs,
         "reps": reps,
         "managers": managers,
         "deal_names": deal_names,
         "saved_query_names": query_names,
     }
+
+
+def prepare_digests(
+    ledger: Ledger, inputs: dict[str, Any], policy: RiskPolicy, as_of: dt.date, max_items_per_rep: int
+) -> list[Digest]:
+    """Today's digests with the managers' standing decisions applied (agents/review/recurrence.py).
+
+    Keyed by the as-of date (not the risk run): re-running a day maps onto the same ledger digest and
+    items, so decisions already taken on it stay attached and no second set of pending items appears.
+    """
+    result = apply_decisions(inputs["pairs"], prior_decisions(ledger, as_of), policy, as_of)
+    return build_digests(
+        result.shown, inputs["reps"], inputs["managers"], as_of, max_items_per_rep,
+        run_id=as_of.isoformat(),
+        deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
+        notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
+    )
 
 
 def slack_web_client(env: dict[str, str] | None = None):

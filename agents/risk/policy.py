@@ -175,7 +175,19 @@ class ScopedOverride(RuleOverride):
         return self
 
 
+class ReopenWhen(_Strict):
+    """When a dismissed flag counts as materially changed (and is proposed again before the cool-off ends)."""
+
+    observed_increase: float | None = Field(
+        None, gt=0, description="The observed value grew by at least this much, in the rule's own unit (days, pushes, share)."
+    )
+    stage_change: bool = Field(True, description="The deal moved to another stage.")
+    severity_increase: bool = Field(True, description="The flag's severity rose.")
+    amount_change: float | None = Field(None, gt=0, description="The deal amount changed by at least this share (0.2 = 20%).")
+
+
 class RuleConfig(_Strict):
+    reopen_when: ReopenWhen = Field(default_factory=ReopenWhen)
     enabled: bool = True
     severity: Severity = "medium"
     confidence: float = Field(0.8, ge=0, le=1)
@@ -218,6 +230,12 @@ class FatigueLimits(_Strict):
     max_deals_per_rep: int = Field(5, ge=1)
 
 
+class DecisionSettings(_Strict):
+    """How long a manager's decision holds (agents/review/recurrence.py)."""
+
+    cool_off_days: int = Field(21, ge=1, description="A dismissed flag may return after this many days even if unchanged.")
+
+
 class BaselineSettings(_Strict):
     min_closed_deals: int = Field(20, ge=1, description="A slice with a smaller sample falls back to a broader one.")
     fallback_confidence: float = Field(0.7, gt=0, le=1, description="Confidence factor per fallback level.")
@@ -228,6 +246,7 @@ class _PolicyFile(_Strict):
     description: str | None = None
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     fatigue: FatigueLimits = Field(default_factory=FatigueLimits)
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)
@@ -405,6 +424,14 @@ class RiskPolicy:
     @property
     def fatigue(self) -> FatigueLimits:
         return self.spec.fatigue
+
+    @property
+    def decisions(self) -> DecisionSettings:
+        return self.spec.decisions
+
+    def reopen_when(self, rule_id: str) -> ReopenWhen:
+        cfg = self.all_rule_configs().get(rule_id)
+        return cfg.reopen_when if cfg is not None else ReopenWhen()
 
     @property
     def baseline_settings(self) -> BaselineSettings:

@@ -27,24 +27,19 @@ REVIEW_GROUP = "review"
 )
 def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
     from agents.ledger import open_ledger
-    from agents.review.digests import build_digests, route_items
+    from agents.review.digests import route_items
     from agents.review.posting import post_digest
-    from agents.review.run import load_digest_inputs, review_kpis, slack_web_client
+    from agents.review.run import load_digest_inputs, prepare_digests, review_kpis, slack_web_client
+    from agents.risk.policy import load_policy
     from agents.risk.store import evidence_report
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
     inputs = load_digest_inputs(settings.warehouse_path, as_of)
-    digests = build_digests(
-        inputs["pairs"], inputs["reps"], inputs["managers"], as_of, settings.max_items_per_rep,
-        # Keyed by the risk run: a retried step reuses its digest (never posted twice), while a new run
-        # of the pipeline makes a new digest that supersedes the old one's undecided items.
-        run_id=inputs["risk_run_id"] or as_of.isoformat(),
-        deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
-    )
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        digests = prepare_digests(ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep)
         results = [post_digest(ledger, d, client, outbox) for d in digests]
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
