@@ -123,3 +123,20 @@ def test_held_back_counts_per_rep_and_in_the_header():
     assert [e.flag.opportunity_id for e in d.decide_first] == ["opp-3", "opp-2"]
     page = digest_html(d)
     assert "Decide these first" in page and "Tiny deal" in page and "3 held back" in page
+
+
+def test_slack_digest_has_the_same_content_rules():
+    from agents.review.blocks import digest_messages
+
+    flags = [make_flag(f"opp-{i}", "rep-1", amount=1000.0 * (i + 1)) for i in range(4)]
+    again = flags[3]
+    d = build_digests(
+        [(f, make_draft(f.opportunity_id)) for f in flags], REPS, MANAGERS, AS_OF, 2,
+        notes={again.flag_id: "proposed again: the deal moved from Proposal to Negotiation since you dismissed it on Thu 1 Oct"},
+    )[0]
+    blocks = [b for m in digest_messages(d) for b in m["blocks"]]
+    text = "\n".join(str(b) for b in blocks)
+    assert "2 of 4 shown, 2 held back" in text
+    assert any(b.get("block_id") == "decide_first" for b in blocks)
+    assert "proposed again: the deal moved from Proposal to Negotiation" in text
+    assert "*1. " in text and "*2. " in text and "confidence 80%" in text

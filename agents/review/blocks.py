@@ -46,8 +46,10 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _mrkdwn_link(link: Link) -> str:
+def _mrkdwn_link(link: Link, *, bold: bool = False) -> str:
     label = escape_mrkdwn(link.label).replace("|", "¦")
+    if bold and not link.is_web:
+        return label
     if link.is_web and not any(c in link.url for c in "<>| "):
         return f"<{link.url}|{label}>"
     return f"`{label}`" if not link.url else f"{label} `{escape_mrkdwn(link.url)}`"
@@ -86,13 +88,19 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
     """An item's blocks: the flag with its baseline, the proposed action, the evidence links, the buttons."""
     flag, draft = entry.flag, entry.draft
     key = entry.item_id or entry.flag.flag_id
-    head = f"*{entry.rank}. {escape_mrkdwn(entry.subject_label)}*  {SEVERITY_EMOJI.get(flag.severity, '')} {flag.severity}"
+    head = (
+        f"*{entry.number or entry.rank}. {_mrkdwn_link(entry.deal_link, bold=True)}*  "
+        f"{SEVERITY_EMOJI.get(flag.severity, '')} {flag.severity} · confidence {flag.confidence:.0%}"
+    )
     amount = format_amount(flag.amount)
     if amount:
         head += f" · {amount}"
     if flag.stage:
         head += f" · {escape_mrkdwn(flag.stage)}"
-    lines = [head, escape_mrkdwn(flag.message)]
+    lines = [head]
+    if entry.note:
+        lines.append(f":leftwards_arrow_with_hook: _{escape_mrkdwn(entry.note)}_")
+    lines.append(escape_mrkdwn(flag.message))
     if entry.baseline_text:
         lines.append(f"_Baseline:_ {escape_mrkdwn(entry.baseline_text)}")
     blocks = [_section("\n".join(lines), f"flag:{key}")]
@@ -104,7 +112,8 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
     blocks.append(_section(proposed, f"draft:{key}"))
     crm = "CRM: " + " · ".join(_mrkdwn_link(link) for link in entry.crm_links)
     queries = "Semantic layer: " + " · ".join(_mrkdwn_link(link) for link in entry.query_links)
-    blocks.append(_context([crm, queries], f"links:{key}"))
+    ref = [f"item `{escape_mrkdwn(entry.short_id)}`"] if entry.short_id else []
+    blocks.append(_context([crm, queries, *ref], f"links:{key}"))
     if buttons and entry.item_id:
         blocks.append(
             {
@@ -121,10 +130,9 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
 
 
 def _rep_heading(section: RepSection) -> dict[str, Any]:
-    shown = len(section.entries)
     text = f"*{escape_mrkdwn(section.rep_name)}* — {section.flagged} deal{'s' if section.flagged != 1 else ''} flagged"
-    if section.omitted:
-        text += f" (top {shown} shown, {section.omitted} more in the outbox)"
+    if section.held_back_summary:
+        text += f": {escape_mrkdwn(section.held_back_summary)} (`sales-supervisor review list --held-back`)"
     if not section.is_active:
         text += " _(inactive rep)_"
     return _section(text, f"rep:{section.rep_id}"[:255])
@@ -147,16 +155,29 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             f"Hi {escape_mrkdwn(digest.manager_name)}: *{digest.reps_reviewed}* reps reviewed, "
             f"*{digest.deals_flagged}* deals flagged, *{digest.item_count}* items for you "
             f"(at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-            "Nothing reaches a rep until you approve it.",
+            "Nothing reaches a rep until you approve it."
+            + (f"\n:eyes: {escape_mrkdwn(digest.held_back_summary)} (`sales-supervisor review list --held-back`)."
+               if digest.held_back_summary else ""),
             "summary",
         ),
     ]
+    if digest.decide_first:
+        rows = [
+            f"{i}. {_mrkdwn_link(e.deal_link)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"
+            f"{', ' + format_amount(e.flag.amount) if format_amount(e.flag.amount) else ''}): "
+            f"{escape_mrkdwn(e.draft.get('action', ''))}"
+            for i, e in enumerate(digest.decide_first, 1)
+        ]
+        header.append(_section("*Decide these first*\n" + "\n".join(rows), "decide_first"))
     # Units that must not be split across messages: a rep heading travels with its first item.
     units: list[list[dict[str, Any]]] = []
     quiet = []
     for section in digest.reps:
         if not section.entries:
-            quiet.append(section)
+            if section.held_back:
+                units.append([_rep_heading(section)])
+            else:
+                quiet.append(section)
             continue
         for i, entry in enumerate(section.entries):
             unit = [_rep_heading(section)] if i == 0 else []
