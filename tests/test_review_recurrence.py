@@ -140,3 +140,23 @@ def test_slack_digest_has_the_same_content_rules():
     assert any(b.get("block_id") == "decide_first" for b in blocks)
     assert "proposed again: the deal moved from Proposal to Negotiation" in text
     assert "*1. " in text and "*2. " in text and "confidence 80%" in text
+
+
+def test_query_links_open_a_page_beside_the_digest(tmp_path):
+    from agents.review.outbox import write_digest
+
+    detail = {
+        "query_id": "sq_stage_duration", "saved_query": None, "sql": "SELECT percentile_cont(0.75) ...", "row_count": 1,
+        "rows": [{"opportunity__segment": "smb", "stage_duration_p75": 30.0}], "metricflow_version": "0.x",
+        "executed_at": "2026-10-01 06:30:00", "manifest_hash": "abc",
+        "request": {"metrics": ["stage_duration_p75"], "group_by": ["opportunity__segment"], "where": ["metric_time <= '2026-10-01'"]},
+    }
+    defs = {"stage_duration_p75": {"label": "Stage duration p75", "description": "75th percentile of days in a stage.", "type": "simple", "inputs": []}}
+    d = build_digests([(make_flag("opp-a", "rep-1"), make_draft("opp-a"))], REPS, MANAGERS, AS_OF, 5,
+                      query_details={"sq_stage_duration": detail}, metric_defs=defs)[0]
+    assert d.entries[0].query_links[0].url == "queries/sq_stage_duration.html"
+    _, page_html = write_digest(d, tmp_path)
+    assert 'href="queries/sq_stage_duration.html"' in page_html.read_text()
+    page = (page_html.parent / "queries" / "sq_stage_duration.html").read_text()
+    for text in ("75th percentile of days in a stage.", "SELECT percentile_cont(0.75)", "metric_time &lt;= &#x27;2026-10-01&#x27;", "<td", "30"):
+        assert text in page

@@ -110,6 +110,7 @@ class Digest:
     reps: list[RepSection]
     max_items_per_rep: int
     decide_first_n: int = 5
+    query_pages: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # id -> page data (query_pages.py)
 
     @property
     def reps_reviewed(self) -> int:
@@ -232,9 +233,15 @@ def crm_link(ref: CrmRecordRef, crm_base_url: str | None) -> Link:
     return Link(label, None)
 
 
-def query_link(query_id: str, saved_query_names: Mapping[str, str] | None) -> Link:
+def query_link(query_id: str, saved_query_names: Mapping[str, str] | None, *, page: bool = False) -> Link:
+    """A query's link: its static page beside the digest when one is written (``page``), else the semantic:// id."""
     name = (saved_query_names or {}).get(query_id)
-    return Link(f"{name} ({query_id})" if name else query_id, semantic_link(query_id))
+    label = f"{name} ({query_id})" if name else query_id
+    if page:
+        from agents.review.query_pages import query_page_href
+
+        return Link(label, query_page_href(query_id))
+    return Link(label, semantic_link(query_id))
 
 
 # --------------------------------------------------------------------------- building
@@ -291,6 +298,8 @@ def build_digests(
     notes: Mapping[str, str] | None = None,
     held_back: Iterable[HeldBack] = (),
     decide_first_n: int = 5,
+    query_details: Mapping[str, Mapping[str, Any]] | None = None,
+    metric_defs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Digest]:
     """One digest per manager (every manager with at least one active rep or one flagged item).
 
@@ -348,7 +357,9 @@ def build_digests(
                     rank=0,
                     deal_name=(deal_names or {}).get(str(flag.opportunity_id)) if flag.opportunity_id else None,
                     crm_links=tuple(crm_link(ref, crm_base_url) for ref in flag.crm_records),
-                    query_links=tuple(query_link(q, saved_query_names) for q in flag.semantic_query_ids),
+                    query_links=tuple(
+                        query_link(q, saved_query_names, page=q in (query_details or {})) for q in flag.semantic_query_ids
+                    ),
                     number=number,
                     rep_name=str(rep.get("rep_name") or rep_id),
                     note=(notes or {}).get(flag.flag_id),
@@ -395,9 +406,19 @@ def build_digests(
                 reps=sections,
                 max_items_per_rep=max_items_per_rep,
                 decide_first_n=decide_first_n,
+                query_pages=_pages_for(sections, query_details, metric_defs),
             )
         )
     return digests
+
+
+def _pages_for(sections, query_details, metric_defs) -> dict[str, dict[str, Any]]:
+    if not query_details:
+        return {}
+    from agents.review.query_pages import page_data
+
+    cited = {q for s in sections for e in s.entries for q in e.flag.semantic_query_ids}
+    return {q: page_data(query_details[q], metric_defs or {}) for q in sorted(cited) if q in query_details}
 
 
 def _active(rep: Mapping[str, Any]) -> bool:

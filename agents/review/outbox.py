@@ -8,6 +8,7 @@ Layout (``outbox_dir`` is ``<home>/outbox``):
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -305,6 +306,15 @@ def write_digest(digest: Digest, outbox_dir: Path | str) -> tuple[Path, Path]:
     md, htm = folder / f"{safe_name(digest.manager_id)}.md", folder / f"{safe_name(digest.manager_id)}.html"
     _write_atomic(md, digest_markdown(digest))
     _write_atomic(htm, digest_html(digest))
+    if digest.query_pages:
+        from agents.review.query_pages import write_query_pages
+
+        write_query_pages(folder, digest.query_pages)
+    _write_atomic(folder / f"{safe_name(digest.manager_id)}.held_back.json", json.dumps(
+        {"manager_id": digest.manager_id, "as_of": digest.as_of.isoformat(), "run_id": digest.run_id,
+         "held_back": [dict(dataclasses.asdict(h), rep_name=s.rep_name) for s in digest.reps for h in s.held_back]},
+        indent=1, default=str,
+    ) + "\n")
     return md, htm
 
 

@@ -15,6 +15,7 @@ from agents.drafting.runner import DraftedItem
 from agents.ledger import Ledger
 from agents.review.channels import LocalCrmNotesChannel, SlackDmChannel, SmtpEmailChannel
 from agents.review.digests import Digest, build_digests
+from agents.review.query_pages import load_query_details, metric_definitions
 from agents.review.recurrence import HeldBack, apply_decisions, prior_decisions
 from agents.risk.models import RiskFlag
 from agents.risk.policy import RiskPolicy
@@ -33,7 +34,7 @@ def _has_table(con, schema: str, table: str) -> bool:
     )
 
 
-def load_digest_inputs(warehouse: Path, as_of: dt.date) -> dict[str, Any]:
+def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path | None = None) -> dict[str, Any]:
     """The latest risk run for ``as_of``: (flag, draft) pairs, reps, managers, deal names, query names."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         run = con.execute(
@@ -69,6 +70,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date) -> dict[str, Any]:
             )
         ) if run and _has_table(con, "risk", "suppressed_flags") else []
         opp_ids = sorted(set(opp_ids) | {h["opportunity_id"] for h in held_rows if h["opportunity_id"]})
+        cited = {q for f, _ in pairs for q in f.semantic_query_ids}
+        query_details = load_query_details(con, cited, as_of) if _has_table(con, "semantic", "semantic_queries") else {}
         query_names = dict(
             con.execute(
                 "select query_id, coalesce(saved_query, 'baseline query') from semantic.semantic_queries where as_of = ?", [as_of]
@@ -84,6 +87,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date) -> dict[str, Any]:
     return {
         "risk_run_id": run[0] if run else None,
         "held_back": held_back,
+        "query_details": query_details,
+        "metric_defs": metric_definitions(semantic_manifest),
         "pairs": pairs,
         "reps": reps,
         "managers": managers,
@@ -106,6 +111,7 @@ def prepare_digests(
         run_id=as_of.isoformat(),
         deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
         notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
+        query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
     )
 
 

@@ -35,7 +35,10 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    inputs = load_digest_inputs(settings.warehouse_path, as_of)
+    from orchestration.assets.dbt import dbt_project
+
+    manifest = dbt_project.project_dir / dbt_project.target_path / "semantic_manifest.json"
+    inputs = load_digest_inputs(settings.warehouse_path, as_of, manifest)
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
