@@ -264,29 +264,61 @@ def review_list(
     home: HomeOpt = None,
     manager: Annotated[Optional[str], typer.Option(help="Only this manager's items (manager id).")] = None,
     all_digests: Annotated[bool, typer.Option("--all", help="Include undecided items of older digests too.")] = False,
+    rank: Annotated[str, typer.Option(help="rep: each rep's items in digest order, reps by their most urgent item; team: everything by severity x amount.")] = "rep",
+    held_back: Annotated[bool, typer.Option("--held-back", help="List the flagged deals the digests held back (per-rep cap, standing decisions), with why.")] = False,
 ) -> None:
     """List items waiting for a decision (each manager's latest digest), highest priority first."""
+    from agents.review.queue import held_back_items, order_queue
+    from sales_supervisor.explain import print_queue
+
+    if rank not in ("rep", "team"):
+        err.print("[red]--rank must be rep or team[/red]")
+        raise typer.Exit(2)
+    if held_back:
+        rows = held_back_items(_settings(home=home).home_dir / "outbox", manager)
+        if not rows:
+            console.print("Nothing held back in the latest digests.")
+            return
+        console.print(f"{len(rows)} flagged deal(s) held back from the latest digests (not drafted as items), and why:\n")
+        last = None
+        for h in rows:
+            if (h["manager_id"], h.get("rep_name")) != last:
+                last = (h["manager_id"], h.get("rep_name"))
+                console.print(f"[bold]{escape(str(h.get('rep_name') or h.get('rep_id')))}[/bold] (manager {escape(h['manager_id'])})")
+            amount = f"  ${h['amount']:,.0f}" if h.get("amount") else ""
+            console.print(f"  - {escape(str(h.get('deal_name') or h.get('opportunity_id') or '-'))}{amount}  {h['rule_id']}: "
+                          f"{escape(h['why'])}", soft_wrap=True)
+        return
     with _open_ledger(home) as ledger:
         items = ledger.pending_items(manager, latest_only=not all_digests)
     if not items:
         console.print("No pending items.")
         return
-    items = sorted(items, key=lambda it: (it.manager_id, it.rep_id or "", -(it.priority or 0)))
+    print_queue(console, order_queue(items, rank), rank)  # type: ignore[arg-type]
     console.print(
-        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU` "
-        "(a unique prefix of the item id is enough):\n",
+        "Decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU` (the short id is enough); "
+        "`sales-supervisor review show ITEM` explains one.",
         soft_wrap=True,
     )
-    for it in items:
-        draft = it.draft or {}
-        evidence = it.evidence or {}
-        deal = evidence.get("deal_name") or it.opportunity_id or "-"
-        console.print(
-            escape(f"{it.item_id}  [{it.severity}] {it.rule_id}  {deal} ({it.opportunity_id or 'rep ' + str(it.rep_id)})"
-                   f"  rep {it.rep_id or '-'}  manager {it.manager_id}"),
-            soft_wrap=True,
-        )
-        console.print(escape(f"    {draft.get('action', '(no draft)')}"), soft_wrap=True)
+
+
+def _explain_item(item_id: str, home: Path | None, show_sql: bool) -> None:
+    from agents.review.queue import explain_item, resolve_item_prefix
+    from sales_supervisor.explain import print_explanation
+
+    with _open_ledger(home) as ledger:
+        matches = resolve_item_prefix(ledger, item_id)
+        if len(matches) != 1:
+            err.print(f"[red]{'No item' if not matches else 'More than one item'} matches {item_id!r}.[/red]")
+            raise typer.Exit(2)
+        data = explain_item(ledger, matches[0], _settings(home=home).home_dir / "outbox")
+    print_explanation(console, data, show_sql=show_sql)
+
+
+@review_app.command("show")
+def review_show(item_id: str, home: HomeOpt = None, sql: Annotated[bool, typer.Option(help="Print the SQL too.")] = False) -> None:
+    """One item in full: the action and why, the flag and its baseline, the CRM rows, the queries, the decision history."""
+    _explain_item(item_id, home, sql)
 
 
 def _resolve_item_id(ledger, item_id: str) -> str:
@@ -377,6 +409,52 @@ def _semantic_layer(settings: Settings):
 PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: agents/risk/default_policy.yaml).")]
 
 
+@risk_app.command("explain")
+def risk_explain(opportunity_id: str, home: HomeOpt = None, as_of: AsOfOpt = None) -> None:
+    """Why a deal is or is not flagged in the latest risk run: each flag with its baseline, CRM rows and queries,
+    and any suppression (snooze, exclusion, per-rep cap)."""
+    from agents.risk.explain import explain_opportunity
+
+    settings = _settings(home=home, as_of=as_of)
+    if not settings.warehouse_path.exists():
+        err.print(f"[red]No warehouse at {settings.warehouse_path}; run the pipeline first.[/red]")
+        raise typer.Exit(2)
+    data = explain_opportunity(settings.warehouse_path, opportunity_id, settings.as_of)
+    if data["run_id"] is None:
+        err.print("[red]No risk run found for that date.[/red]")
+        raise typer.Exit(2)
+    deal = data["deal"]
+    if deal is None:
+        err.print(f"[red]No deal {opportunity_id!r} in marts.fct_opportunities.[/red]")
+        raise typer.Exit(2)
+    console.print(
+        f"[bold]{escape(str(deal['opportunity_name']))}[/bold] ({opportunity_id}): {escape(str(deal['stage']))}, "
+        f"${(deal['amount'] or 0):,.0f}, rep {escape(str(deal['owner_rep_id']))}, {deal['segment']}; risk run {data['run_id'][:8]} "
+        f"as of {data['as_of']}", soft_wrap=True,
+    )
+    if not data["flags"] and not data["suppressed"]:
+        console.print("Not flagged by any rule in this run.")
+    for f in data["flags"]:
+        b = f.get("baseline") or {}
+        console.print(
+            f"\n[bold]{f['rule_id']}[/bold] {f['severity']} (confidence {f['confidence']:.0%}"
+            f"{', primary' if f.get('is_primary') else ', supporting'}): {escape(f['message'])}", soft_wrap=True,
+        )
+        console.print(f"  observed {f['observed']} vs threshold {f['threshold']}"
+                      + (f"; baseline {b.get('metric')} = {b.get('value')} {b.get('slice')} n={b.get('sample_size')}" if b else ""),
+                      soft_wrap=True)
+        for s in f.get("supporting") or []:
+            console.print(f"  also: {s['rule_id']} ({s['severity']}): {escape(s['message'])}", soft_wrap=True)
+        for r in f["crm_records"]:
+            console.print(f"  CRM {r['object']} {escape(r['record_id'])}: {escape(str(r.get('note') or ''))} {escape(str(r.get('source_url') or ''))}", soft_wrap=True)
+        for q in f["semantic_query_ids"]:
+            detail = data["queries"].get(q, {})
+            console.print(f"  query {q} ({detail.get('saved_query') or 'baseline query'}): {len(detail.get('rows', []))} rows", soft_wrap=True)
+    for s in data["suppressed"]:
+        console.print(f"\n[yellow]{s['rule_id']} suppressed ({s['kind']})[/yellow]: {escape(str(s['reason']))}"
+                      + (f" by {s['by']} until {s['until']}" if s.get("by") else ""), soft_wrap=True)
+
+
 @risk_app.command("quality")
 def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt = None) -> None:
     """Per-rule precision and recall of the policy on the demo CRM's planted risk cases."""
@@ -404,6 +482,13 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
     if below:
         err.print("[yellow]Some rule is below precision 0.8 or recall 0.9.[/yellow]")
         raise typer.Exit(1)
+
+
+@app.command("explain")
+def explain_cmd(item_id: str, home: HomeOpt = None) -> None:
+    """Explain a digest item: the flag, the baseline, the CRM rows, each semantic query (definition, filters,
+    SQL, rows) and the decision history."""
+    _explain_item(item_id, home, True)
 
 
 @app.command()

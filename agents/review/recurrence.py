@@ -192,3 +192,34 @@ def _held(flag: RiskFlag, kind: str, why: str) -> HeldBack:
         flag_id=flag.flag_id, rule_id=flag.rule_id, opportunity_id=flag.opportunity_id, rep_id=flag.rep_id,
         severity=flag.severity, amount=flag.amount, kind=kind, why=why,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    as_of: dt.date
+    item_id: str
+    action: str | None  # None: undecided
+    approver_id: str | None
+    decided_at: dt.datetime | None
+    reason: str | None
+    edited_text: str | None
+
+
+def decision_history(ledger: Any, opportunity_id: str | None, rep_id: str | None, rule_id: str) -> list[HistoryRow]:
+    """Every item raised for one deal (or rep) x rule, oldest first, with its decision if any."""
+    query = (
+        select(Item, Digest.as_of, Decision)
+        .join(Digest, Digest.digest_id == Item.digest_id)
+        .outerjoin(Decision, Decision.item_id == Item.item_id)
+        .where(Item.rule_id == rule_id)
+        .order_by(Digest.as_of, Item.created_at)
+    )
+    query = query.where(Item.opportunity_id == opportunity_id) if opportunity_id else query.where(Item.rep_id == rep_id)
+    with Session(ledger.engine) as s:
+        return [
+            HistoryRow(
+                as_of=as_of, item_id=item.item_id, action=d.action if d else None, approver_id=d.approver_id if d else None,
+                decided_at=d.decided_at if d else None, reason=d.reason if d else None, edited_text=d.edited_text if d else None,
+            )
+            for item, as_of, d in s.execute(query)
+        ]
