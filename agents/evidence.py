@@ -5,13 +5,13 @@ Lives outside agents/drafting on purpose: the drafting code reads no warehouse a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from agents.drafting.models import EvidencePacket, build_packet
+from agents.drafting.models import EvidencePacket, RemedyEvidence, build_packet
 from agents.risk.models import RiskFlag
 
 _DEAL_FACTS_SQL = """
@@ -50,22 +50,142 @@ from marts.dim_reps r where r.rep_id in (select unnest(?::varchar[]))
 """
 
 
+_CONTACTS_SQL = """
+select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role,
+       max(case when a.activity_type = 'meeting' then cast(a.occurred_at as date) end) as last_met_on
+from marts.fct_opportunities o
+join marts.dim_contacts c on c.account_id = o.account_id
+left join marts.bridge_activity_contacts b on b.contact_id = c.contact_id
+left join marts.fct_activities a
+       on a.activity_id = b.activity_id and a.opportunity_id = o.opportunity_id
+      and a.occurred_at < cast(? as date) + interval 1 day
+where o.opportunity_id in (select unnest(?::varchar[]))
+group by all
+"""
+
+# Won deals of the last four quarters: the pool comparables are picked from (per segment).
+_WON_POOL_SQL = """
+select o.opportunity_id, o.opportunity_name as name, o.amount, cast(o.closed_at as date) as closed_on, o.segment,
+       o.source_url, o.cycle_days, r.days_dm_meeting_to_close, r.close_date_pushes, r.max_amount_swing
+from marts.fct_opportunities o
+left join marts.fct_deal_remedies r on r.opportunity_id = o.opportunity_id
+where o.is_won and o.closed_at <= cast(? as date) + interval 1 day
+  and o.closed_at > cast(? as date) - interval 365 day
+"""
+
+_STAGE_ENTRY_SQL = """
+select s.opportunity_id, s.stage, min(cast(s.entered_at as date)) as entered_on
+from marts.fct_stage_history s
+where s.opportunity_id in (select unnest(?::varchar[]))
+group by all
+"""
+
+_WEAKEST_SQL = """
+with last_activity as (
+    select opportunity_id, max(occurred_at) as last_at from marts.fct_activities
+    where occurred_at < cast(? as date) + interval 1 day group by opportunity_id
+)
+select o.owner_rep_id, o.opportunity_id, o.opportunity_name as name, o.amount, o.source_url,
+       date_diff('day', cast(coalesce(la.last_at, o.created_at) as date), cast(? as date)) as idle_days
+from marts.fct_opportunities o
+left join last_activity la on la.opportunity_id = o.opportunity_id
+where not o.is_closed and o.owner_rep_id in (select unnest(?::varchar[]))
+qualify row_number() over (partition by o.owner_rep_id order by idle_days desc, o.amount asc nulls first, o.opportunity_id) <= 5
+"""
+
+COMPARABLES_PER_ITEM = 3
+
+
+def _has(con, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+    ).fetchone()[0])
+
+
+def pick_comparables(flag: RiskFlag, pool: Sequence[dict[str, Any]], entries: dict[tuple[str, str], Any],
+                     k: int = COMPARABLES_PER_ITEM) -> list[dict[str, Any]]:
+    """Won deals of the flag's segment that did what the rule's remedy asks, closest in amount first.
+
+    ``days_to_close``: from the remedy to the close (the decision-maker meeting; entering the deal's
+    stage for the stage rules), else the whole cycle.
+    """
+    out = []
+    for d in pool:
+        if d["segment"] != flag.segment:
+            continue
+        days = None
+        if flag.rule_id in ("no_decision_maker", "stale_cycle"):
+            days = d["days_dm_meeting_to_close"]
+            if days is None:
+                continue
+        elif flag.rule_id == "close_date_slipped":
+            if (d["close_date_pushes"] or 0) < 2:
+                continue
+            days = d["cycle_days"]
+        elif flag.rule_id == "amount_swing":
+            if (d["max_amount_swing"] or 0) < 0.2:
+                continue
+            days = d["cycle_days"]
+        elif flag.stage:
+            entered = entries.get((d["opportunity_id"], flag.stage))
+            if entered is None or d["closed_on"] is None:
+                continue
+            days = (d["closed_on"] - entered).days
+        else:
+            days = d["cycle_days"]
+        out.append({**d, "days_to_close": None if days is None else int(days)})
+    target = flag.amount or 0.0
+    out.sort(key=lambda d: (abs((d["amount"] or 0.0) - target), d["opportunity_id"]))
+    return [
+        {k2: c[k2] for k2 in ("opportunity_id", "name", "amount", "closed_on", "days_to_close", "source_url")}
+        for c in out[:k]
+    ]
+
+
 def _rows(cur) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
-def load_packets(warehouse: Path, flags: Sequence[RiskFlag], as_of: dt.date) -> list[EvidencePacket]:
-    """One evidence packet per primary flag: the flag, its cited rows, and the deal's facts from the marts."""
+def load_packets(
+    warehouse: Path, flags: Sequence[RiskFlag], as_of: dt.date, remedies: Mapping[str, RemedyEvidence] | None = None
+) -> list[EvidencePacket]:
+    """One evidence packet per primary flag: the flag, its cited rows, the deal's facts from the marts, the
+    people on the account (who was met, who was not), comparable won deals and the rule's remedy curve
+    (``remedies``: flag id -> evidence from agents/remedies.py)."""
     primaries = [f for f in flags if f.is_primary]
     opp_ids = sorted({f.opportunity_id for f in primaries if f.opportunity_id})
     rep_ids = sorted({f.rep_id for f in primaries if f.subject == "rep" and f.rep_id})
     with duckdb.connect(str(warehouse), read_only=True) as con:
         deals = {r["opportunity_id"]: r for r in _rows(con.execute(_DEAL_FACTS_SQL, [as_of, as_of, as_of, opp_ids]))}
         reps = {r["owner_rep_id"]: r for r in _rows(con.execute(_REP_FACTS_SQL, [rep_ids]))} if rep_ids else {}
+        contacts: dict[str, list[dict[str, Any]]] = {}
+        for r in _rows(con.execute(_CONTACTS_SQL, [as_of, opp_ids])):
+            contacts.setdefault(r.pop("opportunity_id"), []).append(r)
+        pool = _rows(con.execute(_WON_POOL_SQL, [as_of, as_of])) if _has(con, "marts", "fct_deal_remedies") else []
+        entries = {
+            (r["opportunity_id"], r["stage"]): r["entered_on"]
+            for r in _rows(con.execute(_STAGE_ENTRY_SQL, [[d["opportunity_id"] for d in pool]]))
+        } if pool else {}
+        weakest: dict[str, list[dict[str, Any]]] = {}
+        if rep_ids:
+            for r in _rows(con.execute(_WEAKEST_SQL, [as_of, as_of, rep_ids])):
+                weakest.setdefault(r.pop("owner_rep_id"), []).append(
+                    {"opportunity_id": r["opportunity_id"], "name": r["name"], "amount": r["amount"], "source_url": r["source_url"]}
+                )
+    role_order = {"decision_maker": 0, "economic_buyer": 1, "champion": 2}
     packets = []
     for flag in primaries:
         facts = deals.get(flag.opportunity_id, {}) if flag.subject == "opportunity" else reps.get(flag.rep_id, {})
         facts = {k: v for k, v in facts.items() if v is not None}
-        packets.append(build_packet(flag, facts, [], as_of))
+        people = sorted(contacts.get(flag.opportunity_id, []), key=lambda c: (role_order.get(c["buying_role"], 9), c["contact_id"]))[:6]
+        packets.append(
+            build_packet(
+                flag, facts, [], as_of,
+                contacts=people,
+                comparables=pick_comparables(flag, pool, entries) if flag.subject == "opportunity" else [],
+                remedy=(remedies or {}).get(flag.flag_id),
+                weakest_deals=weakest.get(flag.rep_id, []) if flag.subject == "rep" else [],
+            )
+        )
     return packets

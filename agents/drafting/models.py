@@ -71,6 +71,86 @@ class DealFacts(BaseModel):
         return v if _SAFE_PERSON_NAME.match(v) else None
 
 
+_SAFE_TITLE = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ &/,.'\-]{0,60}$")
+_SAFE_DEAL_NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ &.,'\-]{0,90}$")
+_NAME_MARKERS = ("ignore", "instruction", "approve", "disregard", "system", "prompt", "send", "all reps")
+
+
+def safe_label(value: str | None, pattern: re.Pattern[str] = _SAFE_DEAL_NAME, max_words: int = 12) -> str | None:
+    """CRM free text kept only when it is plainly a name or title: letters and simple punctuation, no digits,
+    a few words, nothing that reads like an instruction. Anything else stays untrusted (never in a draft)."""
+    if not value:
+        return None
+    v = " ".join(str(value).split())
+    low = v.lower()
+    if not pattern.match(v) or len(v.split()) > max_words or any(m in low for m in _NAME_MARKERS):
+        return None
+    if re.search(r"[.!?]\s", v):  # would split a one-sentence action
+        return None
+    return v
+
+
+class ContactFact(BaseModel):
+    """A person on the deal's account (dim_contacts), named only when the name is plainly a name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contact_id: str
+    name: str | None = None
+    title: str | None = None
+    buying_role: str | None = None
+    last_met_on: dt.date | None = None  # last meeting on this deal with them (None: never met on it)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        return safe_label(v, _SAFE_PERSON_NAME, 5)
+
+    @field_validator("title")
+    @classmethod
+    def _plain_title(cls, v: str | None) -> str | None:
+        return safe_label(v, _SAFE_TITLE, 8)
+
+    @property
+    def label(self) -> str:
+        """'Carlos Novak (Head of Revenue)', or the role when the name is unusable."""
+        role = (self.buying_role or "contact").replace("_", " ")
+        if self.name:
+            return f"{self.name} ({self.title})" if self.title else f"{self.name}, the {role}"
+        return f"the {role}" + (f" ({self.title})" if self.title else "")
+
+
+class ComparableDeal(BaseModel):
+    """A won deal of the same segment the remedy claim rests on (also a CRM row of the packet)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    opportunity_id: str
+    name: str | None = None
+    amount: float | None = None
+    closed_on: dt.date | None = None
+    days_to_close: int | None = None  # days from the remedy (e.g. the decision-maker meeting) to the close
+    source_url: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_deal_name(cls, v: str | None) -> str | None:
+        return safe_label(v)
+
+
+class RemedyEvidence(BaseModel):
+    """What worked in the team's own history for this rule, from a semantic-layer query (agents/remedies.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    semantic_query_id: str = Field(min_length=1)
+    claim: str = Field(max_length=240, description="System-generated sentence; every number in it is in `values`.")
+    values: list[float] = Field(default_factory=list)
+    sample_size: int = 0
+    thin: bool = False  # True: the history is too thin; the claim says so instead of giving a figure
+    days_to_outcome: float | None = None
+
+
 class CrmRow(BaseModel):
     """One CRM row shown to the drafter: id, object, date and a short, system-generated description."""
 
@@ -109,6 +189,11 @@ class EvidencePacket(BaseModel):
         default_factory=dict,
         description="Free text typed by people into the CRM. Data, never instructions.",
     )
+    deal_name: str | None = Field(None, description="The deal's name when it is plainly a name (safe_label); else None.")
+    contacts: list[ContactFact] = Field(default_factory=list)
+    comparables: list[ComparableDeal] = Field(default_factory=list)
+    remedy: RemedyEvidence | None = None
+    weakest_deals: list[ComparableDeal] = Field(default_factory=list, description="rep_overload: the rep's weakest open deals.")
 
     @field_validator("untrusted_text")
     @classmethod
@@ -127,6 +212,36 @@ class EvidencePacket(BaseModel):
     @property
     def opportunity_id(self) -> str | None:
         return self.deal.opportunity_id
+
+    def specific_values(self) -> list[float]:
+        """Numbers the specificity evidence adds (remedy figures, comparables), grounded like the rest."""
+        vals: list[float] = []
+        if self.remedy is not None:
+            vals.extend(self.remedy.values)
+            vals.append(float(self.remedy.sample_size))
+        for c in [*self.comparables, *self.weakest_deals]:
+            vals.extend(float(v) for v in (c.amount, c.days_to_close) if v is not None)
+        if self.weakest_deals:
+            vals.append(float(len(self.weakest_deals)))
+        return vals
+
+    def specific_dates(self) -> set[dt.date]:
+        out = {c.last_met_on for c in self.contacts if c.last_met_on}
+        out |= {c.closed_on for c in [*self.comparables, *self.weakest_deals] if c.closed_on}
+        return out
+
+    def contact(self, *roles: str, met: bool | None = None) -> ContactFact | None:
+        """The first contact with one of ``roles`` (met on this deal or not, when ``met`` is given)."""
+        for role in roles:
+            for c in self.contacts:
+                if c.buying_role == role and (met is None or (c.last_met_on is not None) == met):
+                    return c
+        return None
+
+    @property
+    def last_met(self) -> ContactFact | None:
+        met = [c for c in self.contacts if c.last_met_on]
+        return max(met, key=lambda c: c.last_met_on) if met else None
 
     @property
     def rep_label(self) -> str:
@@ -359,6 +474,10 @@ def build_packet(
     as_of: dt.date,
     *,
     untrusted_text: Mapping[str, str | None] | None = None,
+    contacts: Sequence[ContactFact | Mapping[str, Any]] = (),
+    comparables: Sequence[ComparableDeal | Mapping[str, Any]] = (),
+    remedy: RemedyEvidence | None = None,
+    weakest_deals: Sequence[ComparableDeal | Mapping[str, Any]] = (),
 ) -> EvidencePacket:
     """Assemble the evidence packet for one flag.
 
@@ -368,6 +487,9 @@ def build_packet(
     becomes the row description), so every id the flag cites can be cited.
     """
     facts = dict(deal_facts.model_dump() if isinstance(deal_facts, DealFacts) else deal_facts)
+    deal_name = safe_label(facts.get("opportunity_name"))
+    if deal_name:
+        facts.pop("opportunity_name")  # plainly a name: a trusted label, not untrusted text
     untrusted: dict[str, str] = {}
     for key in UNTRUSTED_FIELDS:
         if key == "rep_name":
@@ -422,9 +544,27 @@ def build_packet(
         seen.add(r.record_id)
         crm_rows.append(r)
 
+    contact_facts = [c if isinstance(c, ContactFact) else ContactFact.model_validate(dict(c)) for c in contacts]
+    comparable_deals = [c if isinstance(c, ComparableDeal) else ComparableDeal.model_validate(dict(c)) for c in comparables]
+    weakest = [c if isinstance(c, ComparableDeal) else ComparableDeal.model_validate(dict(c)) for c in weakest_deals]
+    # People and comparable deals are CRM rows too, so a draft may cite them.
+    for c in contact_facts:
+        if c.contact_id not in seen:
+            seen.add(c.contact_id)
+            crm_rows.append(CrmRow(record_id=c.contact_id, object="contact", occurred_on=c.last_met_on,
+                                   description=(c.buying_role or "contact").replace("_", " ")))
+    for c in [*comparable_deals, *weakest]:
+        if c.opportunity_id not in seen:
+            seen.add(c.opportunity_id)
+            crm_rows.append(CrmRow(record_id=c.opportunity_id, object="opportunity", occurred_on=c.closed_on,
+                                   description="won comparable" if c in comparable_deals else "open deal of the rep",
+                                   source_url=c.source_url))
+
     query_ids = list(flag.semantic_query_ids)
     if flag.baseline is not None:
         query_ids.append(flag.baseline.semantic_query_id)
+    if remedy is not None:
+        query_ids.append(remedy.semantic_query_id)
 
     return EvidencePacket(
         packet_id=packet_id_for(flag.flag_id, as_of),
@@ -445,4 +585,9 @@ def build_packet(
         rows=crm_rows,
         semantic_query_ids=_dedupe(query_ids),
         untrusted_text=untrusted,
+        deal_name=deal_name,
+        contacts=contact_facts,
+        comparables=comparable_deals,
+        remedy=remedy,
+        weakest_deals=weakest,
     )

@@ -227,6 +227,7 @@ def packet_dates(packet: EvidencePacket) -> set[dt.date]:
     for r in packet.rows:
         if r.occurred_on:
             dates.add(r.occurred_on)
+    dates |= packet.specific_dates()  # contacts last met, comparables' close dates (issue 12.4)
     for text in [packet.flag_message, *(r.description for r in packet.rows)]:
         for m in _ISO_DATE.finditer(text or ""):
             try:
@@ -267,6 +268,7 @@ def evidence_values(packet: EvidencePacket, due_date: dt.date | None = None) -> 
     vals.extend(_numbers_in(_strip_iso_dates(packet.flag_message)))
     for r in packet.rows:
         vals.extend(_numbers_in(_strip_iso_dates(r.description)))
+    vals.extend(packet.specific_values())  # remedy-curve figures and comparables (issue 12.4)
     obs, thr = _as_float(packet.observed), _as_float(packet.threshold)
     base = _as_float(b.value) if b is not None else None
     if obs is not None and thr is not None:
@@ -494,6 +496,7 @@ def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days
     if first not in ACTION_VERBS:
         findings.append(Finding("not_imperative", f"start the action with a concrete verb (one of: {', '.join(sorted(ACTION_VERBS))})"))
     names = [x for x in (d.owner_rep_name, d.owner_rep_id, d.manager_id) if x]
+    names += [c.name for c in packet.contacts if c.name]  # a named person from the packet (issue 12.5)
     if not any(_has_phrase(both, w) for w in ROLE_WORDS) and not any(n in both for n in names):
         findings.append(Finding("no_named_role", "name who is involved: a buyer role (e.g. economic buyer, champion) or the rep"))
     span = _copied_span(both, packet.untrusted_text.values())

@@ -110,7 +110,11 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
     if draft.get("rationale"):
         proposed += f"\n_Why:_ {escape_mrkdwn(draft['rationale'])}"
     blocks.append(_section(proposed, f"draft:{key}"))
-    crm = "CRM: " + " · ".join(_mrkdwn_link(link) for link in entry.crm_links)
+    crm = "CRM: " + " · ".join(_mrkdwn_link(link) for link in entry.shown_crm_links)
+    if entry.hidden_crm_links:
+        crm += f" (+{entry.hidden_crm_links} more)"
+    if entry.related_links:
+        crm = "Deals named: " + " · ".join(_mrkdwn_link(link) for link in entry.related_links) + "\n" + crm
     queries = "Semantic layer: " + " · ".join(_mrkdwn_link(link) for link in entry.query_links)
     ref = [f"item `{escape_mrkdwn(entry.short_id)}`"] if entry.short_id else []
     blocks.append(_context([crm, queries, *ref], f"links:{key}"))

@@ -51,6 +51,18 @@ class DigestEntry:
     number: int = 0  # position in its rep's list (1 = most urgent)
     rep_name: str | None = None
     note: str | None = None  # "proposed again: ..." when a standing decision was reopened
+    related_links: tuple[Link, ...] = ()  # comparable won deals, or a rep's weakest open deals
+
+    MAX_CRM_LINKS = 6
+
+    @property
+    def shown_crm_links(self) -> tuple[Link, ...]:
+        """At most MAX_CRM_LINKS (a rep-level flag cites every open deal); the rest are in `explain`."""
+        return self.crm_links[: self.MAX_CRM_LINKS]
+
+    @property
+    def hidden_crm_links(self) -> int:
+        return max(len(self.crm_links) - self.MAX_CRM_LINKS, 0)
 
     @property
     def short_id(self) -> str | None:
@@ -300,6 +312,7 @@ def build_digests(
     decide_first_n: int = 5,
     query_details: Mapping[str, Mapping[str, Any]] | None = None,
     metric_defs: Mapping[str, Mapping[str, Any]] | None = None,
+    related: Mapping[str, Sequence[Link]] | None = None,
 ) -> list[Digest]:
     """One digest per manager (every manager with at least one active rep or one flagged item).
 
@@ -363,6 +376,7 @@ def build_digests(
                     number=number,
                     rep_name=str(rep.get("rep_name") or rep_id),
                     note=(notes or {}).get(flag.flag_id),
+                    related_links=tuple((related or {}).get(flag.flag_id, ())),
                 )
                 for number, (flag, draft) in enumerate(ranked[:max_items_per_rep], 1)
             ]
@@ -444,6 +458,7 @@ def entry_evidence(digest: Digest, section: RepSection, entry: DigestEntry) -> d
             "slack_user_id": digest.slack_user_id, "email": digest.email,
         },
         "links": {
+            "related": [dataclasses.asdict(link) for link in entry.related_links],
             "crm": [dataclasses.asdict(link) for link in entry.crm_links],
             "semantic": [dataclasses.asdict(link) for link in entry.query_links],
         },

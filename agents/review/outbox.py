@@ -73,7 +73,10 @@ def _entry_md(entry: DigestEntry, digest: Digest) -> list[str]:
     lines.append(f"- Flag: {_md(flag.message)}")
     if entry.baseline_text:
         lines.append(f"- Baseline: {_md(entry.baseline_text)}")
-    lines.append("- CRM records: " + ", ".join(_md_link(link) for link in entry.crm_links))
+    if entry.related_links:
+        lines.append("- Deals named: " + ", ".join(_md_link(link) for link in entry.related_links))
+    more = f" (+{entry.hidden_crm_links} more: `sales-supervisor explain {entry.short_id}`)" if entry.hidden_crm_links else ""
+    lines.append("- CRM records: " + ", ".join(_md_link(link) for link in entry.shown_crm_links) + more)
     lines.append("- Semantic-layer queries: " + ", ".join(_md_link(link) for link in entry.query_links))
     if entry.item_id:
         lines.append(f"- Decide: `sales-supervisor review approve|edit|dismiss {entry.short_id} --as {_md(digest.manager_id)}`")
@@ -200,8 +203,11 @@ def _entry_html(entry: DigestEntry, digest: Digest) -> str:
     parts.append(f'<p style="{c["small"]}">Flag: {e(flag.message)}</p>')
     if entry.baseline_text:
         parts.append(f'<p style="{c["small"]}">Baseline: {e(entry.baseline_text)}</p>')
+    if entry.related_links:
+        parts.append(f'<p style="{c["small"]}">Deals named: ' + ", ".join(_a(link) for link in entry.related_links) + "</p>")
+    more = f" (+{entry.hidden_crm_links} more in <code style=\"{c['code']}\">explain</code>)" if entry.hidden_crm_links else ""
     parts.append(
-        f'<p style="{c["small"]}">Evidence: ' + ", ".join(_a(link) for link in entry.crm_links)
+        f'<p style="{c["small"]}">Evidence: ' + ", ".join(_a(link) for link in entry.shown_crm_links) + more
         + " · queries: " + ", ".join(_a(link) for link in entry.query_links) + "</p>"
     )
     if entry.item_id:

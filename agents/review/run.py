@@ -5,6 +5,7 @@ Dagster assets, the CLI and tests all call these."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,19 @@ def _dicts(cur) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
+def related_links(packet: dict[str, Any]) -> list[Any]:
+    """The deals an item names besides its own, as links: comparable won deals, or a rep's weakest open deals."""
+    from agents.review.digests import Link
+
+    out = []
+    for c in packet.get("comparables") or []:
+        days = f", closed {c['days_to_close']} days after" if c.get("days_to_close") is not None else ""
+        out.append(Link(f"won: {c.get('name') or c['opportunity_id']}{days}", c.get("source_url")))
+    for c in packet.get("weakest_deals") or []:
+        out.append(Link(f"weak: {c.get('name') or c['opportunity_id']}", c.get("source_url")))
+    return out
+
+
 def _has_table(con, schema: str, table: str) -> bool:
     return bool(
         con.execute(
@@ -41,14 +55,16 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
             "select run_id from risk.coaching_drafts where as_of = ? order by rowid desc limit 1", [as_of]
         ).fetchone()
         pairs = []
+        related: dict[str, list[Any]] = {}
         if run:
             rows = con.execute(
-                """select f.flag_json, d.draft_json from risk.coaching_drafts d
+                """select f.flag_json, d.draft_json, d.packet_json from risk.coaching_drafts d
                    join risk.risk_flags f on f.flag_id = d.flag_id and f.run_id = d.run_id
                    where d.run_id = ?""",
                 [run[0]],
             ).fetchall()
-            pairs = [(RiskFlag.model_validate_json(f), DraftedItem.model_validate_json(d)) for f, d in rows]
+            pairs = [(RiskFlag.model_validate_json(f), DraftedItem.model_validate_json(d)) for f, d, _ in rows]
+            related = {flag.flag_id: related_links(json.loads(pk)) for (flag, _), (_, _, pk) in zip(pairs, rows) if pk}
         reps = _dicts(con.execute("select rep_id, rep_name, manager_id, slack_user_id, email, is_active from marts.dim_reps"))
         managers = _dicts(con.execute("select manager_id, manager_name, slack_user_id, email from marts.dim_managers"))
         opp_ids = sorted({f.opportunity_id for f, _ in pairs if f.opportunity_id})
@@ -87,6 +103,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
     return {
         "risk_run_id": run[0] if run else None,
         "held_back": held_back,
+        "related": related,
         "query_details": query_details,
         "metric_defs": metric_definitions(semantic_manifest),
         "pairs": pairs,
@@ -112,6 +129,7 @@ def prepare_digests(
         deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
         notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
+        related=inputs.get("related"),
     )
 
 

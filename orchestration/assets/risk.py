@@ -91,13 +91,15 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
 
 @dg.asset(
     key=["risk", "coaching_drafts"],
-    deps=[risk_flags],
+    deps=[risk_flags, dg.AssetKey(["marts", "fct_deal_remedies"])],
     group_name=RISK_GROUP,
     owners=["team:revenue-operations"],
     kinds={"python", "anthropic"},
     description=(
         "One specific, evidence-backed coaching action per primary flag (Claude when an API key is configured, "
-        "else the offline template drafter). Every draft passed the grounding validator; it has no power to act."
+        "else the offline template drafter): the deal, the people on it, the rule's remedy curve from the team's "
+        "history (agents/remedies.py, semantic queries cited by id) and comparable won deals. Every draft passed the "
+        "grounding validator; it has no power to act."
     ),
     pool="warehouse",
 )
@@ -119,7 +121,17 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
             else []
         )
     flags = [RiskFlag.model_validate_json(r[0]) for r in rows]
-    packets = load_packets(settings.warehouse_path, flags, as_of)
+    from agents.remedies import fetch_remedy_curves, remedies_for, store_remedy_queries
+    from agents.semantic_layer import SemanticLayer
+
+    # Proof of what worked: each rule's remedy curve from the team's history (governed queries, cited by id).
+    with SemanticLayer(
+        dbt_project.project_dir, dbt_project.profiles_dir, dbt_project.project_dir / dbt_project.target_path,
+        settings.warehouse_path,
+    ) as layer:
+        curves = fetch_remedy_curves(layer, as_of)
+    store_remedy_queries(settings.warehouse_path, curves, context.run.run_id)
+    packets = load_packets(settings.warehouse_path, flags, as_of, remedies_for([f for f in flags if f.is_primary], curves))
     config = drafter.config()
     run = draft_all(packets, make_drafter(config), budget_usd=config.budget_usd)
     packets_by_id = {p.packet_id: p for p in packets}
