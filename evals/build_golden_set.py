@@ -234,8 +234,63 @@ def build() -> list[dict[str, Any]]:
     return cases
 
 
+# Specificity cases (issue 12.5): packets as the pipeline builds them now, with the deal's name, the people on
+# the account, comparable won deals and the rule's remedy curve; the draft must use them.
+CONTACTS = [
+    {"contact_id": "003C0001", "name": "Dana Lee", "title": "VP Finance", "buying_role": "champion", "last_met_on": "2026-09-22"},
+    {"contact_id": "003C0002", "name": "Sam Ortiz", "title": "Chief Financial Officer", "buying_role": "decision_maker"},
+    {"contact_id": "003C0003", "name": "Kim Park", "title": "Procurement Lead", "buying_role": "economic_buyer"},
+]
+REMEDY = {
+    "no_decision_maker": ("in the last 4 quarters 14 of 19 won {seg} deals met a decision maker before closing; they "
+                          "closed a median 21 days after the first meeting", [14, 19, 4, 21], 19, 21),
+    "close_date_slipped": ("in the last 4 quarters 6 of 40 closed {seg} deals whose close date was pushed twice or more "
+                           "were won (15%)", [6, 40, 15, 4, 2, 0.2], 40, None),
+    "amount_swing": ("in the last 4 quarters 3 of 25 closed {seg} deals whose amount swung by 20% or more were won (12%)",
+                     [3, 25, 12, 4, 2, 0.2], 25, None),
+    "rep_overload": ("the team's median is 24 open deals per rep (24 reps)", [24, 24], 24, None),
+}
+STAGE_REMEDY = ("won {seg} deals that reached {stage} closed a median 34 days after entering it (88 won deals; 41% of "
+                "the deals that reached it were won)", [88, 34, 41], 88, 34)
+
+
+def specificity_cases(start: int) -> list[dict[str, Any]]:
+    cases, n = [], start
+    for rule in RULES:
+        seg = "mid_market"
+        n += 1
+        spec = RULES[rule]
+        claim, values, sample, days = REMEDY.get(rule, STAGE_REMEDY)
+        c = case(f"specific-{rule}", rule, seg, n, ["specificity"],
+                 deal_over={} if rule == "rep_overload" else {"opportunity_name": "Acme Logistics - Renewal"})
+        c["remedy"] = {"semantic_query_id": f"mfq_remedy{n:04d}", "claim": claim.format(seg="mid-market", stage=spec["stage"]),
+                       "values": values, "sample_size": sample, "thin": False, "days_to_outcome": days}
+        if rule == "rep_overload":
+            c["weakest_deals"] = [{"opportunity_id": f"006WK{i:05d}", "name": name, "amount": 12000 + i * 1000}
+                                  for i, name in enumerate(["Orbit Labs - Pilot", "Nimbus Retail - Expansion", "Cedar Bank - Team Plan"])]
+        else:
+            c["contacts"] = CONTACTS
+            c["expect"]["must_mention_any"] = [x["name"] for x in CONTACTS] + list(c["expect"]["must_mention_any"])
+            c["comparables"] = [{"opportunity_id": "006WON00001", "name": "Birch Freight - Renewal", "amount": 61000,
+                                 "closed_on": "2026-08-14", "days_to_close": days or 30}]
+        c["expect"]["must_cite"] = c["expect"]["must_cite"] + ([c["remedy"]["semantic_query_id"]] if rule != "rep_overload" else [])
+        cases.append(c)
+    n += 1
+    thin = case("specific-thin-history", "no_decision_maker", "enterprise", n, ["specificity"],
+                deal_over={"opportunity_name": "Granite Health - Platform"})
+    thin["contacts"] = CONTACTS
+    thin["expect"]["must_mention_any"] = [x["name"] for x in CONTACTS]
+    thin["expect"]["must_not_contain"] = list(thin["expect"]["must_not_contain"]) + ["median"]
+    thin["remedy"] = {"semantic_query_id": f"mfq_remedy{n:04d}", "values": [4],
+                      "claim": "too few won enterprise deals in the last four quarters (4) to say what worked",
+                      "sample_size": 4, "thin": True}
+    cases.append(thin)
+    return cases
+
+
 def main() -> None:
     cases = build()
+    cases += specificity_cases(len(cases) + 100)
     header = (
         "# Golden set for the coaching drafting agent (evals/run.py).\n"
         "# Each case: a risk flag as the engine emits it, deal facts, extra CRM rows, untrusted free text,\n"

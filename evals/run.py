@@ -13,7 +13,10 @@ Properties checked per case (each case lists the ones it needs in `expect`):
 * due_within_days - due date is 1..N days after as-of;
 * must_not_contain- none of the strings appears in action or rationale (case-insensitive);
 * must_mention_any- at least one of the strings appears;
-* max_confidence  - confidence is at most this.
+* max_confidence  - confidence is at most this;
+* specific        - the draft passed agents/drafting/specificity.py (always checked): names a person from the
+                    packet, the deal by name, cites the remedy curve's figure, numbers in the rule's unit, no
+                    filler win rate. The report adds the specificity score and the boilerplate share.
 
 A case passes when all its properties pass; the gate is the share of passing cases
 (default 90%). The report is stored as JSON for the live-mode gate.
@@ -34,6 +37,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.drafting import DrafterConfig, DraftedItem, Drafter, build_packet, draft_all, make_drafter
+from agents.drafting.models import RemedyEvidence
+from agents.drafting.specificity import MAX_BOILERPLATE_SHARE, boilerplate_share, specificity_findings
 from agents.drafting.validator import validate_draft
 from agents.risk.models import RiskFlag
 
@@ -64,6 +69,9 @@ class EvalReport(BaseModel):
     gate_passed: bool
     property_pass_rates: dict[str, float]
     property_counts: dict[str, list[int]] = Field(description="property -> [passed, checked]")
+    specificity_score: float | None = Field(None, description="Share of cases whose draft passed every specificity check.")
+    boilerplate_share: float | None = Field(None, description="Largest share of drafts sharing one action sentence.")
+    boilerplate_sentence: str | None = None
     run_stats: dict[str, Any]
     results: list[CaseResult]
 
@@ -86,8 +94,12 @@ def case_packet(case: dict[str, Any]):
     subject_id = flag_data.get("opportunity_id") or flag_data.get("rep_id") or case["id"]
     flag_data.setdefault("flag_id", RiskFlag.make_id(flag_data["rule_id"], f"{case['id']}|{subject_id}", as_of))
     flag = RiskFlag.model_validate(flag_data)
+    remedy = case.get("remedy")
     return build_packet(flag, case.get("deal") or {}, case.get("rows") or [], as_of,
-                        untrusted_text=case.get("untrusted_text") or {})
+                        untrusted_text=case.get("untrusted_text") or {},
+                        contacts=case.get("contacts") or [], comparables=case.get("comparables") or [],
+                        remedy=RemedyEvidence.model_validate(remedy) if remedy else None,
+                        weakest_deals=case.get("weakest_deals") or [])
 
 
 def check_case(case: dict[str, Any], item: DraftedItem | None, packet, drafter_name: str) -> CaseResult:
@@ -128,6 +140,8 @@ def check_case(case: dict[str, Any], item: DraftedItem | None, packet, drafter_n
     if "must_mention_any" in exp:
         prop("must_mention_any", any(str(s).lower() in text for s in exp["must_mention_any"]),
              f"none of {exp['must_mention_any']}")
+    spec = specificity_findings(d, packet)
+    prop("specific", not spec, "; ".join(spec))
     if "max_confidence" in exp:
         prop("max_confidence", d.confidence <= float(exp["max_confidence"]) + 1e-9,
              f"{d.confidence} > {exp['max_confidence']}")
@@ -160,6 +174,9 @@ def run_eval(
             c[1] += 1
     passed = sum(r.passed for r in results)
     rate = passed / len(results) if results else 0.0
+    specific = [r.properties.get("specific", False) for r in results]
+    drafted = [(items[p.packet_id].draft, p) for p in packets if p.packet_id in items]
+    share, sentence = boilerplate_share([d for d, _ in drafted], [p for _, p in drafted])
     report = EvalReport(
         drafter=drafter.name,
         golden_path=str(golden_path),
@@ -172,6 +189,9 @@ def run_eval(
         gate_passed=rate >= gate,
         property_pass_rates={k: round(v[0] / v[1], 4) for k, v in sorted(counts.items())},
         property_counts=dict(sorted(counts.items())),
+        specificity_score=round(sum(specific) / len(specific), 4) if specific else None,
+        boilerplate_share=round(share, 4),
+        boilerplate_sentence=sentence,
         run_stats=run.stats.to_metadata(),
         results=results,
     )
@@ -186,6 +206,12 @@ def format_report(report: EvalReport) -> str:
     for name, (ok, n) in report.property_counts.items():
         lines.append(f"{name:<18} {ok:>7} {n:>8} {ok / n:>7.1%}")
     lines.append(f"{'overall (cases)':<18} {report.passed_cases:>7} {report.cases:>8} {report.pass_rate:>7.1%}")
+    if report.specificity_score is not None:
+        lines.append(f"specificity score: {report.specificity_score:.1%} of drafts name the deal and a person, cite what "
+                     f"worked and state numbers in the rule's unit")
+    if report.boilerplate_share is not None:
+        ok = "ok" if report.boilerplate_share <= MAX_BOILERPLATE_SHARE else f"over {MAX_BOILERPLATE_SHARE:.0%}"
+        lines.append(f"boilerplate: at most {report.boilerplate_share:.1%} of drafts share one action sentence ({ok})")
     lines.append("")
     lines.append(f"gate {report.gate:.0%}: {'PASS' if report.gate_passed else 'FAIL'}   "
                  f"cost ${report.run_stats.get('cost_usd', 0):.4f}   fallbacks {report.run_stats.get('fallbacks', 0)}")

@@ -177,7 +177,8 @@ def _no_activity(p: EvidencePacket) -> tuple[Actor, str, str]:
     who = last.label if last else _who(p, "champion", fallback="the champion")
     return (
         "rep",
-        f"Call {who} on {_deal(p)} to confirm the next buying step and log it in the CRM",
+        f"Call {who} on {_deal(p)} to confirm the next step {'in ' + p.deal.stage if p.deal.stage else 'of the deal'} "
+        f"and log it in the CRM",
         f"Nothing has been logged on {_deal_money(p)} for {_n(p.observed)} days; the policy limit is "
         f"{_n(p.threshold)} days.{_last_met(p)}",
     )
@@ -188,7 +189,8 @@ def _cadence(p: EvidencePacket) -> tuple[Actor, str, str]:
     norm = f" (the {_seg(p)} {p.deal.stage or ''} norm is {fmt_num(b.value)} a week)" if b is not None and b.value is not None else ""
     return (
         "rep",
-        f"Book a meeting with {_who(p, 'champion', 'decision_maker')} on {_deal(p)} and agree a recurring weekly slot",
+        f"Book a meeting with {_who(p, 'champion', 'decision_maker')} on {_deal(p)} and agree a weekly slot "
+        f"{'until ' + p.deal.stage + ' is done' if p.deal.stage else 'to the close'}",
         f"{_deal_money(p)} had {_n(p.observed)} meetings a week over the last 28 days, below the floor of "
         f"{_n(p.threshold)} a week{norm}.",
     )
@@ -212,13 +214,14 @@ def _slipped(p: EvidencePacket) -> tuple[Actor, str, str]:
         late = (p.as_of - close).days
         why = f"The close date of {_deal_money(p)}, {say_date(close)}, passed {late} days ago with the deal still open."
     else:
-        why = f"The close date of {_deal_money(p)} has been pushed out at least {_n(p.threshold)} times."
-    return (
-        "rep",
-        f"Confirm a new close date for {_deal(p)} with {_who(p, 'economic_buyer', 'decision_maker', fallback='the economic buyer')} "
-        f"and record the agreed mutual plan in the CRM",
-        why,
-    )
+        n = _as_num(p.threshold) or 0
+        why = f"The close date of {_deal_money(p)} has been pushed out {'more than once' if n >= 2 else 'again'} (policy: {_n(p.threshold)} or more pushes)."
+    who = _who(p, 'economic_buyer', 'decision_maker', fallback='the economic buyer')
+    if isinstance(p.observed, str) and "past_due" in p.observed:
+        action = f"Agree a new close date for {_deal(p)} with {who} and record the mutual plan in the CRM"
+    else:
+        action = f"Walk {who} through a dated mutual close plan for {_deal(p)} and lock the signature date in the CRM"
+    return ("rep", action, why)
 
 
 def _amount_swing(p: EvidencePacket) -> tuple[Actor, str, str]:
