@@ -518,6 +518,19 @@ def backtest(
         "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "
         "lift = flagged bad% / unflagged bad%; lead = median days from first flag to loss."
     )
+    from agents.review.demotion import demoted_rules, save_backtest_lifts
+
+    pol = load_policy(settings.risk_policy)
+    lifts = {r.rule_id: (round(r.lift, 4) if r.lift is not None else None) for r in report.rules}
+    saved = save_backtest_lifts(settings.home_dir, lifts, start=report.start, end=report.end)
+    demoted = demoted_rules(lifts, pol.demotion.lift_floor, enabled=pol.demotion.enabled)
+    floor = pol.demotion.lift_floor
+    if demoted:
+        console.print(f"Lift floor {floor:g}: the digests show these rules as informational (not to decide): "
+                      + ", ".join(f"{r} (lift {v:.2f})" for r, v in demoted.items()), soft_wrap=True)
+    else:
+        console.print(f"Lift floor {floor:g}: no rule is below it; none is demoted.")
+    console.print(f"Lifts saved to {saved} (the next run's digests read them).", soft_wrap=True)
 
 
 @risk_app.command("snooze")

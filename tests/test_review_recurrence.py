@@ -160,3 +160,24 @@ def test_query_links_open_a_page_beside_the_digest(tmp_path):
     page = (page_html.parent / "queries" / "sq_stage_duration.html").read_text()
     for text in ("75th percentile of days in a stage.", "SELECT percentile_cont(0.75)", "metric_time &lt;= &#x27;2026-10-01&#x27;", "<td", "30"):
         assert text in page
+
+
+def test_demoted_rules_are_informational_and_named_in_the_footer(tmp_path):
+    from agents.review.blocks import digest_messages
+    from agents.review.demotion import demoted_rules, load_backtest_lifts, save_backtest_lifts
+
+    save_backtest_lifts(tmp_path, {"stalled_in_stage": 0.95, "no_recent_activity": 1.8, "amount_swing": None}, start="a", end="b")
+    lifts = load_backtest_lifts(tmp_path)
+    demoted = demoted_rules(lifts, 1.1)
+    assert demoted == {"stalled_in_stage": 0.95}
+    flags = [make_flag("opp-a", "rep-1", amount=90_000.0), make_flag("opp-b", "rep-1", rule="no_recent_activity")]
+    d = build_digests([(f, make_draft(f.opportunity_id)) for f in flags], REPS, MANAGERS, AS_OF, 5,
+                      demoted=demoted, lift_floor=1.1)[0]
+    assert [e.flag.opportunity_id for e in d.entries] == ["opp-b"]
+    assert [e.flag.opportunity_id for e in d.informational] == ["opp-a"]
+    assert all(e.flag.rule_id != "stalled_in_stage" for e in d.decide_first)  # the biggest deal, but demoted
+    page = digest_html(d)
+    assert "Informational: 1 flag(s) from demoted rules" in page and "<details" in page
+    assert "stalled_in_stage (lift 0.95)" in page and "stalled_in_stage (lift 0.95)" in digest_markdown(d)
+    assert any("stalled_in_stage (lift 0.95)" in str(b) for m in digest_messages(d) for b in m["blocks"])
+    assert demoted_rules(lifts, 1.1, enabled=False) == {}

@@ -190,6 +190,12 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
     if quiet:
         names = ", ".join(escape_mrkdwn(s.rep_name) for s in quiet)
         units.append([_context([f"Reviewed, nothing flagged: {names}"], "quiet_reps")])
+    from agents.review.outbox import _demoted_footer
+
+    footer = _demoted_footer(digest)
+    if digest.informational:
+        footer = f"{len(digest.informational)} informational flag(s) from demoted rules are in the outbox copy. " + footer
+    units.append([_context([escape_mrkdwn(footer)], "demoted_rules")])
 
     messages: list[list[dict[str, Any]]] = [list(header)]
     budget = max_blocks - 1  # leave room for a "part k of n" context on continuation messages

@@ -100,6 +100,7 @@ class RepSection:
     entries: list[DigestEntry]
     flagged: int  # flagged deals for this rep, shown or held back
     held_back: list[HeldBack] = dataclasses.field(default_factory=list)
+    informational: list[DigestEntry] = dataclasses.field(default_factory=list)  # demoted rules: shown, not decided
 
     @property
     def omitted(self) -> int:
@@ -123,6 +124,12 @@ class Digest:
     max_items_per_rep: int
     decide_first_n: int = 5
     query_pages: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # id -> page data (query_pages.py)
+    demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
+    lift_floor: float | None = None
+
+    @property
+    def informational(self) -> list[DigestEntry]:
+        return [e for r in self.reps for e in r.informational]
 
     @property
     def reps_reviewed(self) -> int:
@@ -313,6 +320,8 @@ def build_digests(
     query_details: Mapping[str, Mapping[str, Any]] | None = None,
     metric_defs: Mapping[str, Mapping[str, Any]] | None = None,
     related: Mapping[str, Sequence[Link]] | None = None,
+    demoted: Mapping[str, float] | None = None,
+    lift_floor: float | None = None,
 ) -> list[Digest]:
     """One digest per manager (every manager with at least one active rep or one flagged item).
 
@@ -362,7 +371,10 @@ def build_digests(
         sections = []
         for rep_id in rep_ids:
             rep = reps_by_id.get(rep_id, {"rep_id": rep_id, "rep_name": rep_id, "is_active": False})
-            ranked = sorted(by_rep.get(rep_id, []), key=lambda p: _rank_key(p[0]))
+            all_ranked = sorted(by_rep.get(rep_id, []), key=lambda p: _rank_key(p[0]))
+            # Demoted rules (backtest lift below the floor) are informational: listed apart, never decided or capped.
+            info_pairs = [(f, d) for f, d in all_ranked if f.rule_id in (demoted or {})]
+            ranked = [(f, d) for f, d in all_ranked if f.rule_id not in (demoted or {})]
             entries = [
                 DigestEntry(
                     flag=flag,
@@ -393,6 +405,15 @@ def build_digests(
                 capped + held_by_rep.get(rep_id, []),
                 key=lambda h: (-SEVERITY_RANK.get(h.severity or "low", 1) * max(h.amount or 0.0, 1.0), h.flag_id),
             )
+            informational = [
+                DigestEntry(
+                    flag=flag, draft=draft_dict(draft), rank=0, number=0, rep_name=str(rep.get("rep_name") or rep_id),
+                    deal_name=(deal_names or {}).get(str(flag.opportunity_id)) if flag.opportunity_id else None,
+                    crm_links=tuple(crm_link(ref, crm_base_url) for ref in flag.crm_records),
+                    query_links=tuple(query_link(q, saved_query_names, page=q in (query_details or {})) for q in flag.semantic_query_ids),
+                )
+                for flag, draft in info_pairs
+            ]
             sections.append(
                 RepSection(
                     rep_id=rep_id,
@@ -403,6 +424,7 @@ def build_digests(
                     entries=entries,
                     flagged=len({f.opportunity_id or f.flag_id for f, _ in ranked} | {h.opportunity_id or h.flag_id for h in rep_held}),
                     held_back=rep_held,
+                    informational=informational,
                 )
             )
         # Reps with the most urgent item first; reps with nothing flagged last, by name.
@@ -421,6 +443,8 @@ def build_digests(
                 max_items_per_rep=max_items_per_rep,
                 decide_first_n=decide_first_n,
                 query_pages=_pages_for(sections, query_details, metric_defs),
+                demoted=dict(demoted or {}),
+                lift_floor=lift_floor,
             )
         )
     return digests

@@ -135,7 +135,22 @@ def digest_markdown(digest: Digest) -> str:
         for entry in section.entries:
             lines += _entry_md(entry, digest)
     lines += _held_md(digest)
+    if digest.informational:
+        lines += ["## Informational (demoted rules, nothing to decide)", ""]
+        for e in digest.informational:
+            lines.append(f"- {_md_link(e.deal_link)} ({_md(e.rep_name or '')}, {e.flag.rule_id}): {_md(e.flag.message)}")
+        lines.append("")
+    lines += [_demoted_footer(digest), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _demoted_footer(digest: Digest) -> str:
+    if digest.demoted:
+        return (f"Demoted to informational (backtest lift below {digest.lift_floor:g}): "
+                + ", ".join(f"{r} (lift {v:.2f})" for r, v in digest.demoted.items()) + ".")
+    if digest.lift_floor is None:
+        return "No rule demoted: no backtest lifts yet (run `sales-supervisor backtest`)."
+    return f"No rule demoted: every backtested rule has a lift of at least {digest.lift_floor:g}."
 
 
 # Inline styles only: email clients drop <style> blocks and external sheets.
@@ -289,6 +304,16 @@ def digest_html(digest: Digest) -> str:
                 ) + "</tr>"
             )
         parts.append("</table></details>")
+    if digest.informational:
+        parts.append(
+            f'<details style="{c["box"]}" id="informational"><summary style="cursor:pointer;font-weight:600">'
+            f"Informational: {len(digest.informational)} flag(s) from demoted rules (nothing to decide)</summary><ul>"
+        )
+        for entry in digest.informational:
+            parts.append(f'<li style="{c["small"]}">{_a(entry.deal_link)} ({e(entry.rep_name or "")}, '
+                         f'{e(entry.flag.rule_id)}): {e(entry.flag.message)}</li>')
+        parts.append("</ul></details>")
+    parts.append(f'<p style="{c["foot"]}" id="demoted">{e(_demoted_footer(digest))}</p>')
     parts.append(f'<p style="{c["foot"]}">Run {e(digest.run_id)} · decide in Slack or with <code style="{c["code"]}">'
                  "sales-supervisor review</code>.</p>")
     parts.append("</div></body></html>")

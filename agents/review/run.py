@@ -15,6 +15,7 @@ import duckdb
 from agents.drafting.runner import DraftedItem
 from agents.ledger import Ledger
 from agents.review.channels import LocalCrmNotesChannel, SlackDmChannel, SmtpEmailChannel
+from agents.review.demotion import demoted_rules
 from agents.review.digests import Digest, build_digests
 from agents.review.query_pages import load_query_details, metric_definitions
 from agents.review.recurrence import HeldBack, apply_decisions, prior_decisions
@@ -115,7 +116,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
 
 
 def prepare_digests(
-    ledger: Ledger, inputs: dict[str, Any], policy: RiskPolicy, as_of: dt.date, max_items_per_rep: int
+    ledger: Ledger, inputs: dict[str, Any], policy: RiskPolicy, as_of: dt.date, max_items_per_rep: int,
+    *, backtest_lifts: dict[str, float | None] | None = None,
 ) -> list[Digest]:
     """Today's digests with the managers' standing decisions applied (agents/review/recurrence.py).
 
@@ -130,6 +132,8 @@ def prepare_digests(
         notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
         related=inputs.get("related"),
+        demoted=demoted_rules(backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled),
+        lift_floor=policy.demotion.lift_floor if backtest_lifts else None,
     )
 
 

@@ -236,6 +236,13 @@ class DecisionSettings(_Strict):
     cool_off_days: int = Field(21, ge=1, description="A dismissed flag may return after this many days even if unchanged.")
 
 
+class DemotionSettings(_Strict):
+    """Rules earn their place: a rule whose backtest lift is below the floor is shown as informational."""
+
+    enabled: bool = True
+    lift_floor: float = Field(1.1, gt=0, description="Demote rules whose backtest lift (flagged bad% / unflagged bad%) is below this.")
+
+
 class BaselineSettings(_Strict):
     min_closed_deals: int = Field(20, ge=1, description="A slice with a smaller sample falls back to a broader one.")
     fallback_confidence: float = Field(0.7, gt=0, le=1, description="Confidence factor per fallback level.")
@@ -247,6 +254,7 @@ class _PolicyFile(_Strict):
     baselines: BaselineSettings = Field(default_factory=BaselineSettings)
     fatigue: FatigueLimits = Field(default_factory=FatigueLimits)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
+    demotion: DemotionSettings = Field(default_factory=DemotionSettings)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)
@@ -428,6 +436,10 @@ class RiskPolicy:
     @property
     def decisions(self) -> DecisionSettings:
         return self.spec.decisions
+
+    @property
+    def demotion(self) -> DemotionSettings:
+        return self.spec.demotion
 
     def reopen_when(self, rule_id: str) -> ReopenWhen:
         cfg = self.all_rule_configs().get(rule_id)

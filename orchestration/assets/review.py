@@ -42,7 +42,12 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
-        digests = prepare_digests(ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep)
+        from agents.review.demotion import load_backtest_lifts
+
+        digests = prepare_digests(
+            ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep,
+            backtest_lifts=load_backtest_lifts(settings.home_dir),
+        )
         results = [post_digest(ledger, d, client, outbox) for d in digests]
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
