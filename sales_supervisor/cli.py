@@ -147,7 +147,12 @@ def run(
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
     # Without --verbose, a failed step is reported once by the summary, not by Dagster's stack traces.
-    summary = run_daily_job(settings, log_level="INFO" if verbose else "CRITICAL", quiet_steps=not verbose)
+    from sales_supervisor.pipeline import use_local_dagster_home
+    from sales_supervisor.progress import job_step_count, run_progress
+
+    use_local_dagster_home(settings)
+    with run_progress(console, job_step_count(), enabled=None if not verbose else False):
+        summary = run_daily_job(settings, log_level="INFO" if verbose else "CRITICAL", quiet_steps=not verbose)
     _print_run(summary, settings, started)
     if not summary.success:
         raise typer.Exit(1)

@@ -74,7 +74,7 @@ def test_observed_growth_and_cool_off_reopen_a_dismissal(ledger):
     policy = load_policy()
     grown = _next_day(a, observed=64 + 14)
     result = apply_decisions([(grown, {})], priors, policy, NEXT)
-    assert result.notes[grown.flag_id].startswith("proposed again: stalled in stage went from 64 to 78")
+    assert result.notes[grown.flag_id].startswith("proposed again: days in the stage went from 64 to 78")
     later = AS_OF + dt.timedelta(days=policy.decisions.cool_off_days)
     unchanged = _next_day(a, as_of=later)
     result = apply_decisions([(unchanged, {})], prior_decisions(ledger, later), policy, later)

@@ -118,6 +118,17 @@ def _fmt(v: float) -> str:
     return f"{v:g}" if abs(v) >= 1 or v == 0 else f"{v:.2f}"
 
 
+OBSERVED_LABELS = {
+    "stalled_in_stage": "days in the stage",
+    "stale_cycle": "days open",
+    "no_recent_activity": "days without activity",
+    "close_date_slipped": "close-date pushes",
+    "amount_swing": "the amount swing",
+    "rep_overload": "open deals",
+    "meeting_cadence_drop": "meetings a week",
+}
+
+
 def material_changes(before: Mapping[str, Any], now: RiskFlag, reopen: ReopenWhen) -> list[str]:
     """What changed materially between the flag as decided and today's flag (empty: nothing material)."""
     changes = []
@@ -129,7 +140,8 @@ def material_changes(before: Mapping[str, Any], now: RiskFlag, reopen: ReopenWhe
     old_obs, new_obs = _num(before.get("observed")), _num(now.observed)
     if reopen.observed_increase is not None and old_obs is not None and new_obs is not None:
         if new_obs - old_obs >= reopen.observed_increase:
-            changes.append(f"{now.rule_id.replace('_', ' ')} went from {_fmt(old_obs)} to {_fmt(new_obs)}")
+            label = OBSERVED_LABELS.get(now.rule_id, now.rule_id.replace("_", " "))
+            changes.append(f"{label} went from {_fmt(old_obs)} to {_fmt(new_obs)}")
     old_amt, new_amt = _num(before.get("amount")), now.amount
     if reopen.amount_change is not None and old_amt and new_amt is not None:
         if abs(new_amt - old_amt) / abs(old_amt) >= reopen.amount_change:
