@@ -83,6 +83,9 @@ class DigestEntry:
 
     @property
     def baseline_text(self) -> str | None:
+        """The governed baseline the rule compares with; a segment win rate attached as filler is not shown."""
+        if self.flag.baseline is not None and self.flag.baseline.metric in FILLER_BASELINES:
+            return None
         return format_baseline(self.flag)
 
     @property
@@ -180,6 +183,9 @@ def _fmt_number(value: float | str | None) -> str:
 def short_item_id(item_id: str) -> str:
     return item_id[:8] if len(item_id) == 32 and all(ch in "0123456789abcdef" for ch in item_id) else item_id
 
+
+# Baselines some rules carry without comparing with them (the rule measures days, pushes or a swing).
+FILLER_BASELINES = frozenset({"win_rate"})
 
 HELD_BACK_WHY = {
     "cap": "lower severity x amount than the ones shown",
@@ -322,6 +328,7 @@ def build_digests(
     related: Mapping[str, Sequence[Link]] | None = None,
     demoted: Mapping[str, float] | None = None,
     lift_floor: float | None = None,
+    remedy_queries: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Digest]:
     """One digest per manager (every manager with at least one active rep or one flagged item).
 
@@ -384,6 +391,9 @@ def build_digests(
                     crm_links=tuple(crm_link(ref, crm_base_url) for ref in flag.crm_records),
                     query_links=tuple(
                         query_link(q, saved_query_names, page=q in (query_details or {})) for q in flag.semantic_query_ids
+                    ) + tuple(
+                        dataclasses.replace(query_link(q, None, page=q in (query_details or {})), label=f"what worked ({q})")
+                        for q in (remedy_queries or {}).get(flag.flag_id, ()) if q not in flag.semantic_query_ids
                     ),
                     number=number,
                     rep_name=str(rep.get("rep_name") or rep_id),
@@ -456,6 +466,7 @@ def _pages_for(sections, query_details, metric_defs) -> dict[str, dict[str, Any]
     from agents.review.query_pages import page_data
 
     cited = {q for s in sections for e in s.entries for q in e.flag.semantic_query_ids}
+    cited |= {link.url.rsplit("/", 1)[-1].removesuffix(".html") for s in sections for e in s.entries for link in e.query_links if link.url}
     return {q: page_data(query_details[q], metric_defs or {}) for q in sorted(cited) if q in query_details}
 
 

@@ -57,6 +57,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
         ).fetchone()
         pairs = []
         related: dict[str, list[Any]] = {}
+        remedy_queries: dict[str, list[str]] = {}
         if run:
             rows = con.execute(
                 """select f.flag_json, d.draft_json, d.packet_json from risk.coaching_drafts d
@@ -65,7 +66,9 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
                 [run[0]],
             ).fetchall()
             pairs = [(RiskFlag.model_validate_json(f), DraftedItem.model_validate_json(d)) for f, d, _ in rows]
-            related = {flag.flag_id: related_links(json.loads(pk)) for (flag, _), (_, _, pk) in zip(pairs, rows) if pk}
+            packets = {flag.flag_id: json.loads(pk) for (flag, _), (_, _, pk) in zip(pairs, rows) if pk}
+            related = {fid: related_links(pk) for fid, pk in packets.items()}
+            remedy_queries = {fid: [pk["remedy"]["semantic_query_id"]] for fid, pk in packets.items() if pk.get("remedy")}
         reps = _dicts(con.execute("select rep_id, rep_name, manager_id, slack_user_id, email, is_active from marts.dim_reps"))
         managers = _dicts(con.execute("select manager_id, manager_name, slack_user_id, email from marts.dim_managers"))
         opp_ids = sorted({f.opportunity_id for f, _ in pairs if f.opportunity_id})
@@ -87,7 +90,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
             )
         ) if run and _has_table(con, "risk", "suppressed_flags") else []
         opp_ids = sorted(set(opp_ids) | {h["opportunity_id"] for h in held_rows if h["opportunity_id"]})
-        cited = {q for f, _ in pairs for q in f.semantic_query_ids}
+        cited = {q for f, _ in pairs for q in f.semantic_query_ids} | {q for qs in remedy_queries.values() for q in qs}
         query_details = load_query_details(con, cited, as_of) if _has_table(con, "semantic", "semantic_queries") else {}
         query_names = dict(
             con.execute(
@@ -105,6 +108,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
         "risk_run_id": run[0] if run else None,
         "held_back": held_back,
         "related": related,
+        "remedy_queries": remedy_queries,
         "query_details": query_details,
         "metric_defs": metric_definitions(semantic_manifest),
         "pairs": pairs,
@@ -132,6 +136,7 @@ def prepare_digests(
         notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
         related=inputs.get("related"),
+        remedy_queries=inputs.get("remedy_queries"),
         demoted=demoted_rules(backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled),
         lift_floor=policy.demotion.lift_floor if backtest_lifts else None,
     )
