@@ -167,7 +167,7 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
     ]
     if digest.decide_first:
         rows = [
-            f"{i}. {_mrkdwn_link(e.deal_link)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"
+            f"{i}. {_mrkdwn_link(e.deal_link, bold=True)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"
             f"{', ' + format_amount(e.flag.amount) if format_amount(e.flag.amount) else ''}): "
             f"{escape_mrkdwn(e.draft.get('action', ''))}"
             for i, e in enumerate(digest.decide_first, 1)
