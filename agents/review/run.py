@@ -33,8 +33,14 @@ def related_links(packet: dict[str, Any]) -> list[Any]:
     from agents.review.digests import Link
 
     out = []
+    rule, stage = packet.get("rule_id"), (packet.get("deal") or {}).get("stage")
+    after = (
+        "after its first decision-maker meeting" if rule in ("no_decision_maker", "stale_cycle")
+        else "from creation" if rule in ("close_date_slipped", "amount_swing") or not stage
+        else f"after entering {stage}"
+    )
     for c in packet.get("comparables") or []:
-        days = f", closed {c['days_to_close']} days after" if c.get("days_to_close") is not None else ""
+        days = f", closed {c['days_to_close']} days {after}" if c.get("days_to_close") is not None else ""
         out.append(Link(f"won: {c.get('name') or c['opportunity_id']}{days}", c.get("source_url")))
     for c in packet.get("weakest_deals") or []:
         out.append(Link(f"weak: {c.get('name') or c['opportunity_id']}", c.get("source_url")))
