@@ -103,6 +103,10 @@ def test_rerunning_the_same_day_keeps_items_and_decisions(ledger):
     ledger.record_decision(first["opp-a"], "dismiss", "mgr-1", "cli", reason="dup")
     again = _day_one(ledger, [a, b])  # the same as-of run again (e.g. a retried or repeated morning run)
     assert again == first
+    rerun = prepare_digests(ledger, _inputs([(f, make_draft(f.opportunity_id)) for f in (a, b)]), load_policy(), AS_OF, 5)[0]
+    record_digest(ledger, rerun)
+    assert {e.flag.opportunity_id: e.decision for e in rerun.entries} == {"opp-a": "dismiss by mgr-1", "opp-b": None}
+    assert "Decided: dismiss by mgr-1" in digest_markdown(rerun)
     assert ledger.get_decision(first["opp-a"]).action == "dismiss"
     pending = ledger.pending_items("mgr-1", latest_only=False)
     assert [it.item_id for it in pending] == [first["opp-b"]]  # no second set of pending items

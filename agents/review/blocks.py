@@ -118,7 +118,9 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
     queries = "Semantic layer: " + " · ".join(_mrkdwn_link(link) for link in entry.query_links)
     ref = [f"item `{escape_mrkdwn(entry.short_id)}`"] if entry.short_id else []
     blocks.append(_context([crm, queries, *ref], f"links:{key}"))
-    if buttons and entry.item_id:
+    if entry.decision:
+        blocks.append(_context([f"Decided: {escape_mrkdwn(entry.decision)}"], f"decision:{entry.item_id}"))
+    elif buttons and entry.item_id:
         blocks.append(
             {
                 "type": "actions",

@@ -52,6 +52,7 @@ class DigestEntry:
     rep_name: str | None = None
     note: str | None = None  # "proposed again: ..." when a standing decision was reopened
     related_links: tuple[Link, ...] = ()  # comparable won deals, or a rep's weakest open deals
+    decision: str | None = None  # "dismiss by mgr-1" when a re-run of the day finds the item already decided
 
     MAX_CRM_LINKS = 6
 

@@ -78,7 +78,9 @@ def _entry_md(entry: DigestEntry, digest: Digest) -> list[str]:
     more = f" (+{entry.hidden_crm_links} more: `sales-supervisor explain {entry.short_id}`)" if entry.hidden_crm_links else ""
     lines.append("- CRM records: " + ", ".join(_md_link(link) for link in entry.shown_crm_links) + more)
     lines.append("- Semantic-layer queries: " + ", ".join(_md_link(link) for link in entry.query_links))
-    if entry.item_id:
+    if entry.decision:
+        lines.append(f"- Decided: {_md(entry.decision)} (item `{entry.short_id}`)")
+    elif entry.item_id:
         lines.append(f"- Decide: `sales-supervisor review approve|edit|dismiss {entry.short_id} --as {_md(digest.manager_id)}`")
     return lines + [""]
 
@@ -225,7 +227,9 @@ def _entry_html(entry: DigestEntry, digest: Digest) -> str:
         f'<p style="{c["small"]}">Evidence: ' + ", ".join(_a(link) for link in entry.shown_crm_links) + more
         + " · queries: " + ", ".join(_a(link) for link in entry.query_links) + "</p>"
     )
-    if entry.item_id:
+    if entry.decision:
+        parts.append(f'<p style="{c["small"]}"><b>Decided:</b> {e(entry.decision)} (item {e(entry.short_id or "")})</p>')
+    elif entry.item_id:
         parts.append(
             f'<p style="{c["small"]}">Decide: <code style="{c["code"]}">sales-supervisor review approve {e(entry.short_id or "")} '
             f'--as {e(digest.manager_id)}</code> (or edit / dismiss)</p>'

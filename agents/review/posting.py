@@ -54,6 +54,8 @@ def record_digest(ledger: Ledger, digest: Digest, *, actor: str = "pipeline") ->
                 actor=actor,
             )
             entry.item_id = item.item_id
+            decided = ledger.get_decision(item.item_id)
+            entry.decision = f"{decided.action} by {decided.approver_id}" if decided is not None else None
     return row.digest_id
 
 
