@@ -19,9 +19,12 @@ REVIEW_GROUP = "review"
     owners=["team:revenue-operations"],
     kinds={"slack", "python"},
     description=(
-        "One digest per manager per run: every active rep reviewed, at most M items per rep ranked by severity x amount, "
-        "each with the flag, the baseline, the proposed action and links to the CRM rows and semantic query. Posted as "
-        "Block Kit to the manager's Slack DM when SLACK_BOT_TOKEN is set, else written to the outbox (Markdown and HTML)."
+        "One digest per manager per as-of date: every active rep reviewed, a decide-first list, at most M items per rep "
+        "ranked by severity x amount, each with the flag, the proposed action, what worked (remedy curve) and links to "
+        "the CRM rows and to a page per semantic query; held-back flags counted with why and listed; a manager's earlier "
+        "decisions stick (agents/review/recurrence.py); rules below the backtest lift floor shown as informational. "
+        "Posted as Block Kit to the manager's Slack DM when SLACK_BOT_TOKEN is set, else written to the outbox "
+        "(Markdown and styled HTML)."
     ),
     pool="warehouse",
 )
