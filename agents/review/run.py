@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def related_links(packet: dict[str, Any]) -> list[Any]:
     for c in packet.get("weakest_deals") or []:
         out.append(Link(f"weak: {c.get('name') or c['opportunity_id']}", c.get("source_url")))
     return out
+
+
+def _cap_why(reason: str | None) -> str:
+    """The engine's per-rep cap reason, in the digest's words ('below the top 5 of this rep by severity x amount')."""
+    m = re.search(r"already has (\d+) deals", reason or "")
+    return f"below the top {m.group(1)} of this rep by severity x amount" if m else (reason or "per-rep cap")
 
 
 def _has_table(con, schema: str, table: str) -> bool:
@@ -106,7 +113,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
     held_back = [
         HeldBack(
             flag_id=h["flag_id"], rule_id=h["rule_id"], opportunity_id=h["opportunity_id"], rep_id=h["rep_id"],
-            severity=None, amount=h["amount"], kind="cap", why=h["reason"] or "per-rep cap", deal_name=h["deal_name"],
+            severity=None, amount=h["amount"], kind="cap", why=_cap_why(h["reason"]), deal_name=h["deal_name"],
         )
         for h in held_rows
     ]
