@@ -185,3 +185,11 @@ def test_demoted_rules_are_informational_and_named_in_the_footer(tmp_path):
     assert "stalled_in_stage (lift 0.95)" in page and "stalled_in_stage (lift 0.95)" in digest_markdown(d)
     assert any("stalled_in_stage (lift 0.95)" in str(b) for m in digest_messages(d) for b in m["blocks"])
     assert demoted_rules(lifts, 1.1, enabled=False) == {}
+
+
+def test_engine_cap_reasons_read_like_the_digest():
+    from agents.review.run import _cap_why
+
+    assert _cap_why("rep rep-0004 already has 5 deals flagged in this run (ranked by severity x amount)") == (
+        "below the top 5 of this rep by severity x amount")
+    assert _cap_why(None) == "per-rep cap"
