@@ -8,7 +8,10 @@ number (issue 12.3):
   (metrics won_with_dm_meeting, remedy_won_deals, dm_meeting_to_close_p50);
 * close_date_slipped / amount_swing: how often closed deals with two or more pushes / a 20%+ swing
   were won (slipped_win_rate, swing_win_rate);
-* the stage rules (stalled_in_stage, no_recent_activity, meeting_cadence_drop, stale_cycle,
+* stalled_in_stage: how many won deals of the segment left the deal's stage late (past its p75) and
+  still won, and how many of them had a meeting in the 14 days before leaving it (late_won_exits,
+  late_won_exits_after_meeting; marts.fct_stage_exits);
+* the other stage rules (no_recent_activity, meeting_cadence_drop, stale_cycle,
   missing_required_fields): how soon won deals of the segment closed after entering the deal's
   stage, and the stage's win rate (days_to_close_p50, stage_deals_won, stage_win_rate);
 * rep_overload: the team's median open deals per rep (open_deals by rep).
@@ -39,6 +42,9 @@ DEAL_METRICS = (
 )
 STAGE_METRICS = ("stage_win_rate", "stage_deals_won", "days_to_close_p50")
 STAGE_RULES = ("stalled_in_stage", "no_recent_activity", "meeting_cadence_drop", "stale_cycle", "missing_required_fields")
+EXIT_METRICS = ("late_won_exits", "late_won_exits_after_meeting")
+EXIT_SEGMENT = "stage_exit__segment"
+EXIT_STAGE = "stage_exit__stage"
 SEGMENT = "opportunity__segment"
 STAGE = "stage_stint__stage"
 
@@ -56,12 +62,17 @@ class RemedyCurves:
     deal: Any  # SemanticQueryResult: DEAL_METRICS by segment, last LOOKBACK_DAYS
     stage: Any  # SemanticQueryResult: STAGE_METRICS by segment x stage
     reps: Any  # SemanticQueryResult: open_deals by rep
+    exits: Any = None  # SemanticQueryResult: EXIT_METRICS by segment x stage
 
     @property
     def results(self) -> list[Any]:
-        return [self.deal, self.stage, self.reps]
+        return [q for q in (self.deal, self.stage, self.reps, self.exits) if q is not None]
 
     def evidence(self, rule_id: str, segment: str | None, stage: str | None) -> RemedyEvidence | None:
+        if rule_id == "stalled_in_stage" and self.exits is not None:
+            found = late_exit_evidence(segment, stage, self.exits)
+            if found is not None and not found.thin:
+                return found
         return remedy_evidence(rule_id, segment, stage, self.deal, self.stage, self.reps)
 
 
@@ -71,7 +82,22 @@ def fetch_remedy_curves(layer: Any, as_of: dt.date) -> RemedyCurves:
         deal=layer.query(list(DEAL_METRICS), [SEGMENT], where=_where(as_of, LOOKBACK_DAYS)),
         stage=layer.query(list(STAGE_METRICS), [SEGMENT, STAGE], where=_where(as_of, None)),
         reps=layer.query(["open_deals"], ["rep"], where=[]),
+        exits=layer.query(list(EXIT_METRICS), [EXIT_SEGMENT, EXIT_STAGE], where=_where(as_of, None)),
     )
+
+
+def late_exit_evidence(segment: str | None, stage: str | None, exits: Any) -> RemedyEvidence | None:
+    """stalled_in_stage: won deals that left this stage late, and how many had a meeting just before leaving it."""
+    if not stage:
+        return None
+    row = _row(exits, **{EXIT_SEGMENT: segment, EXIT_STAGE: stage}) or {}
+    late, met = _num(row.get("late_won_exits")), _num(row.get("late_won_exits_after_meeting"))
+    seg = _seg(segment)
+    if not late or late < MIN_SAMPLE or met is None:
+        return _thin(exits, f"too few won {seg} deals left {stage} late ({int(late or 0)}) to say what got them moving", late)
+    claim = (f"{int(late)} won {seg} deals left {stage} late (past its p75) and still won; {int(met)} of them had a "
+             f"meeting in the 14 days before leaving it")
+    return RemedyEvidence(semantic_query_id=exits.query_id, claim=claim, values=[late, met, 14.0], sample_size=int(late), thin=False)
 
 
 def _seg(segment: str | None) -> str:

@@ -75,3 +75,24 @@ def test_the_rationale_cites_the_remedy_and_a_comparable():
     assert not validate_draft(draft, packet)
     assert draft.action.startswith("Ask Dana Lee (VP Finance) to introduce Sam Ortiz (CFO) on Acme Logistics - Renewal")
     assert "14 of 19 won smb deals" in draft.rationale and "mfq_deal" in draft.cited_ids
+
+
+def test_stalled_in_stage_cites_late_exits_that_still_won():
+    from agents.remedies import RemedyCurves
+
+    exits = SemanticQueryResult(
+        query_id="mfq_exits", request=SemanticQueryRequest(metrics=("late_won_exits",), group_by=("stage_exit__segment",)),
+        sql="select 1", manifest_hash="h", columns=("stage_exit__segment", "stage_exit__stage", "late_won_exits", "late_won_exits_after_meeting"),
+        rows=({"stage_exit__segment": "smb", "stage_exit__stage": "Proposal", "late_won_exits": 62, "late_won_exits_after_meeting": 55},
+              {"stage_exit__segment": "smb", "stage_exit__stage": "Discovery", "late_won_exits": 3, "late_won_exits_after_meeting": 3}),
+        result_hash="r",
+    )
+    curves = RemedyCurves(as_of=AS_OF, deal=DEAL, stage=STAGE, reps=REPS, exits=exits)
+    ev = curves.evidence("stalled_in_stage", "smb", "Proposal")
+    assert ev.semantic_query_id == "mfq_exits"
+    assert ev.claim == ("62 won smb deals left Proposal late (past its p75) and still won; 55 of them had a meeting in "
+                        "the 14 days before leaving it")
+    assert curves.evidence("stalled_in_stage", "smb", "Discovery").semantic_query_id == "mfq_stage"  # too few: the stage curve
+    packet = build_packet(make_flag("opp-a", "rep-1"), {"opportunity_name": "Acme Logistics - Renewal"}, [], AS_OF, remedy=ev)
+    draft = template_draft(packet)
+    assert not validate_draft(draft, packet) and "55 of them had a meeting" in draft.rationale

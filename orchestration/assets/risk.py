@@ -91,7 +91,7 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
 
 @dg.asset(
     key=["risk", "coaching_drafts"],
-    deps=[risk_flags, dg.AssetKey(["marts", "fct_deal_remedies"])],
+    deps=[risk_flags, dg.AssetKey(["marts", "fct_deal_remedies"]), dg.AssetKey(["marts", "fct_stage_exits"])],
     group_name=RISK_GROUP,
     owners=["team:revenue-operations"],
     kinds={"python", "anthropic"},
