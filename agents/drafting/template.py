@@ -265,7 +265,8 @@ def _custom(p: EvidencePacket) -> tuple[Actor, str, str]:
     if p.action_hint == "alert_manager" or p.subject == "rep":
         return (
             "manager",
-            f"Review {_deal(p)} with {p.rep_label} in your next 1:1 against the {name} rule and agree a dated next step",
+            f"Review {_deal(p)} with {p.rep_label} in your next 1:1 against the {name} rule and agree a dated next step "
+            f"with {_who(p, 'decision_maker', 'champion', fallback='the buyer')}",
             f"{_first_sentence(p.flag_message)}.",
         )
     return (
