@@ -32,8 +32,10 @@ def test_template_drafter_passes_the_specificity_eval(tmp_path):
     assert report.property_pass_rates["specific"] >= 0.9
 
 
-def test_the_templates_before_issue_12_fail_it():
+def test_the_templates_before_issue_12_fail_it(tmp_path):
     old = _old_template()
+    report = run_eval(old.TemplateDrafter(), GOLDEN_PATH, out_path=tmp_path / "old.json")
+    assert not report.gate_passed and report.specificity_score < 0.9  # the eval gate now fails the old templates
     packets = _specific_packets()
     assert len(packets) >= 9
     drafts = [old.template_draft(p) for p in packets]
