@@ -98,3 +98,9 @@ def test_risk_explain_reads_the_latest_run(tmp_path):
     assert result.exit_code == 0, result.output
     for text in ("Acme renewal", "stalled_in_stage", "observed 64", "entered Proposal", "suppressed (snooze)", "on holiday"):
         assert text in result.output, text
+
+
+@pytest.mark.parametrize("args", [["explain"], ["review", "show"], ["risk", "explain"], ["review", "list"]])
+def test_new_commands_have_help(args):
+    result = runner.invoke(app, [*args, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
