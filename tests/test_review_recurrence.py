@@ -193,3 +193,22 @@ def test_engine_cap_reasons_read_like_the_digest():
     assert _cap_why("rep rep-0004 already has 5 deals flagged in this run (ranked by severity x amount)") == (
         "below the top 5 of this rep by severity x amount")
     assert _cap_why(None) == "per-rep cap"
+
+
+def test_a_rerun_that_adds_items_posts_again(tmp_path):
+    from slack_sdk import WebClient
+
+    from agents.review.posting import post_digest
+    from tests.fakes.slack_server import FakeSlackServer
+    from tests.test_review_fixtures import BOT_TOKEN
+
+    first = [(make_flag("opp-a", "rep-1"), make_draft("opp-a"))]
+    more = first + [(make_flag("opp-z", "rep-1", amount=99_000.0), make_draft("opp-z"))]
+    with FakeSlackServer() as slack, open_ledger(home=tmp_path) as ledger:
+        client = WebClient(token=BOT_TOKEN, base_url=slack.base_url)
+        post_digest(ledger, build_digests(first, REPS, MANAGERS, AS_OF, 5)[0], client, tmp_path / "outbox")
+        same = post_digest(ledger, build_digests(first, REPS, MANAGERS, AS_OF, 5)[0], client, tmp_path / "outbox")
+        assert same.already_posted and len(slack.calls_to("chat.postMessage")) == 1
+        grown = post_digest(ledger, build_digests(more, REPS, MANAGERS, AS_OF, 5)[0], client, tmp_path / "outbox")
+        assert not grown.already_posted and len(grown.item_ids) == 2
+        assert len(slack.calls_to("chat.postMessage")) == 2  # the new item does not wait unseen in the ledger

@@ -130,6 +130,7 @@ class Digest:
     query_pages: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # id -> page data (query_pages.py)
     demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
     lift_floor: float | None = None
+    new_flags: list[str] = dataclasses.field(default_factory=list)  # set by record_digest: items not in the ledger before
 
     @property
     def informational(self) -> list[DigestEntry]:

@@ -39,6 +39,8 @@ class PostResult:
 def record_digest(ledger: Ledger, digest: Digest, *, actor: str = "pipeline") -> str:
     """Create the ledger digest and one item per entry (idempotent); sets ``entry.item_id``. Returns the digest id."""
     row = ledger.create_digest(digest.run_id, digest.manager_id, digest.as_of, actor=actor)
+    known = {it.flag_id for it in ledger.items_for_digest(row.digest_id)}
+    digest.new_flags = [e.flag.flag_id for e in digest.entries if e.flag.flag_id not in known]
     for section in digest.reps:
         for entry in section.entries:
             item = ledger.add_item(
@@ -78,7 +80,9 @@ def post_digest(
     item_ids = tuple(e.item_id for e in digest.entries if e.item_id)
     paths = write_digest(digest, outbox_dir)
     existing = ledger.get_digest(digest_id)
-    if existing is not None and existing.status == "posted":
+    # A re-run of the day that found nothing new is not posted again; one that added items is (so no item
+    # waits unseen in the ledger), with the decided ones shown as decided.
+    if existing is not None and existing.status == "posted" and not digest.new_flags:
         return PostResult(digest_id, digest.manager_id, existing.channel or "outbox", item_ids, existing.external_ref, paths, already_posted=True)
 
     if slack_client is None or not digest.slack_user_id:
