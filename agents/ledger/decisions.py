@@ -7,6 +7,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from agents.ledger.integrity import decision_record
 from agents.ledger.errors import AlreadyDecided, LedgerError, NotAuthorised, UnknownItem
 from agents.ledger.models import ACTIONS, APPROVER_CHANNELS, Decision, Item
 from agents.ledger.unit_of_work import UnitOfWork
@@ -101,7 +102,7 @@ def record_decision(
                     payload={
                         **attempt, "decision_id": decision.decision_id, "manager_id": item.manager_id,
                         "on_behalf_of": item.manager_id if approver_id != item.manager_id else None,
-                        "mode": decision.mode,
+                        "mode": decision.mode, **decision_record(decision),
                     },
                 )
                 return decision

@@ -20,7 +20,8 @@ from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agents.ledger.errors import DeliveryConflict, LedgerError, NotApproved, SendsHalted, UnknownDelivery
+from agents.ledger.errors import DecisionNotVerified, DeliveryConflict, LedgerError, NotApproved, SendsHalted, UnknownDelivery
+from agents.ledger.integrity import check_sendable, delivery_record
 from agents.ledger.models import APPROVING_ACTIONS, DELIVERY_CHANNELS, Decision, Delivery, Item
 from agents.ledger.unit_of_work import UnitOfWork
 
@@ -201,6 +202,15 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
                 payload={**base, "refusal": "not_approved", "decision": found},
             )
             refusal = NotApproved(f"item {item_id} has no live approval ({found}): nothing is sent without one")
+        elif problems := check_sendable(s, s.get(Item, item_id), decision):
+            uow.audit(
+                s, actor=actor, action="delivery.refused", subject_type="item", subject_id=item_id,
+                payload={**base, "refusal": "not_verified", "problems": [p.message for p in problems]},
+            )
+            refusal = DecisionNotVerified(
+                f"item {item_id} is not sent: its decision or draft does not match the audit trail ("
+                + "; ".join(p.message for p in problems) + ")"
+            )
         elif existing is None:
             delivery = Delivery(
                 item_id=item_id, channel=channel, idempotency_key=key, status="pending", attempts=1,
@@ -210,7 +220,7 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
             s.flush()
             uow.audit(
                 s, actor=actor, action="delivery.claimed", subject_type="delivery", subject_id=key,
-                payload={**base, "attempt": 1, "decision_id": decision.decision_id},
+                payload={**base, "attempt": 1, "decision_id": decision.decision_id, **delivery_record(delivery)},
             )
             return Claim(delivery, acquired=True, previous_status=None)
         else:
@@ -220,7 +230,10 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
             s.flush()
             uow.audit(
                 s, actor=actor, action="delivery.reclaimed", subject_type="delivery", subject_id=key,
-                payload={**base, "attempt": existing.attempts, "previous_status": previous, "previous_error": existing.error},
+                payload={
+                    **base, "attempt": existing.attempts, "previous_status": previous, "previous_error": existing.error,
+                    **delivery_record(existing),
+                },
             )
             return Claim(existing, acquired=True, previous_status=previous)
     assert refusal is not None
@@ -240,7 +253,10 @@ def mark_sent(uow: UnitOfWork, idempotency_key: str, external_ref: str | None = 
         s.flush()
         uow.audit(
             s, actor=actor, action="delivery.sent", subject_type="delivery", subject_id=idempotency_key,
-            payload={"item_id": delivery.item_id, "channel": delivery.channel, "external_ref": external_ref, "attempts": delivery.attempts},
+            payload={
+                "item_id": delivery.item_id, "channel": delivery.channel, "external_ref": external_ref,
+                "attempts": delivery.attempts, **delivery_record(delivery),
+            },
         )
         return delivery
 
@@ -256,7 +272,10 @@ def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str
         s.flush()
         uow.audit(
             s, actor=actor, action="delivery.failed", subject_type="delivery", subject_id=idempotency_key,
-            payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
+            payload={
+                "item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts,
+                **delivery_record(delivery),
+            },
         )
         return delivery
 

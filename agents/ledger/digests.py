@@ -107,6 +107,8 @@ def add_item(
     error): who may approve follows from it. ``priority``: lower sorts
     first (1 = top of the digest).
     """
+    from agents.ledger.integrity import item_record
+
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
     with uow.write() as s:
@@ -144,6 +146,7 @@ def add_item(
                 "digest_id": digest_id, "flag_id": flag_id, "rule_id": rule_id, "severity": severity,
                 "opportunity_id": opportunity_id, "rep_id": rep_id, "manager_id": digest.manager_id,
                 "priority": priority, "draft": item.draft, "evidence": item.evidence,
+                **item_record(item),
             },
         )
         return item

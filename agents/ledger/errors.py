@@ -37,6 +37,10 @@ class NotApproved(LedgerError):
     """A delivery was claimed for an item without a live-mode approval (invariant 4)."""
 
 
+class DecisionNotVerified(NotApproved):
+    """The item's decision (or its draft) no longer matches what the audit trail recorded: it is not sent."""
+
+
 class SendsHalted(LedgerError):
     """The kill switch is engaged, or the ledger is in shadow mode: nothing may be sent."""
 

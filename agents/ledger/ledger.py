@@ -51,6 +51,7 @@ from agents.ledger.deliveries import (
 )
 from agents.ledger.errors import (
     AlreadyDecided,
+    DecisionNotVerified,
     DeliveryConflict,
     GateNotPassed,
     LedgerError,
@@ -84,6 +85,7 @@ __all__ = [
     "REQUIRED_LIVE_GATES",
     "AlreadyDecided",
     "ApprovedItem",
+    "DecisionNotVerified",
     "Claim",
     "DecisionStats",
     "DeliveryConflict",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
+
+from agents.ledger.integrity import cross_check
 
 from agents.ledger.audit import AuditReport, verify_rows
 from agents.ledger.models import AuditRow
@@ -46,4 +49,9 @@ def verify_audit(uow: UnitOfWork, anchor: tuple[int, str] | None = None) -> Audi
     table = AuditRow.__table__
     with uow.read_engine.connect() as conn:
         result = conn.execution_options(yield_per=2000).execute(select(table).order_by(table.c.seq))
-        return verify_rows(result, anchor=anchor)
+        chain = verify_rows(result, anchor=anchor)
+    with uow.read() as s:
+        rows = list(cross_check(s))
+    if not rows:
+        return chain
+    return dataclasses.replace(chain, ok=False, problems=chain.problems + tuple(rows))
