@@ -231,7 +231,7 @@ def _open_ledger(home: Path | None):
         err.print(f"[red]Cannot read the delegates file:[/red] {exc}")
         raise typer.Exit(2) from None
     try:
-        return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=delegates)
+        return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=delegates, max_edited_chars=settings.max_edited_chars)
     except ModuleNotFoundError as exc:
         err.print(f"[red]The review ledger URL needs a database driver that is not installed:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -240,22 +240,67 @@ def _open_ledger(home: Path | None):
 @audit_app.command("verify")
 def audit_verify(
     home: HomeOpt = None,
-    anchor: Annotated[Optional[str], typer.Option(help="SEQ:HASH of a head recorded elsewhere, to detect rows cut from the end.")] = None,
+    anchor: Annotated[Optional[str], typer.Option(help="SEQ:HASH of a head recorded elsewhere (instead of the latest anchor in the anchor file).")] = None,
+    anchor_file: Annotated[Optional[Path], typer.Option(help="Anchor file to read the latest anchor from (default: SALES_SUPERVISOR_ANCHOR_FILE or <home>/anchors/audit-anchors.jsonl).")] = None,
+    no_anchor: Annotated[bool, typer.Option("--no-anchor", help="Check the chain and the rows only (rows cut from the end go unnoticed).")] = False,
 ) -> None:
-    """Recompute the audit chain; report any altered, deleted or inserted row (exit 1 if tampered)."""
+    """Recompute the audit chain, cross-check items, decisions and deliveries against it, and check the latest anchor (exit 1 if tampered)."""
     from agents.ledger import verify_audit
+    from agents.ledger.anchors import Anchor, AnchorFile, default_anchor_path
 
-    anchor_pair = None
+    settings = _settings(home=home)
+    used: Anchor | None = None
     if anchor:
         seq, _, digest = anchor.partition(":")
         if not seq.isdigit() or not digest:
             err.print(f"[red]--anchor must look like 42:3f2a...; got {anchor!r}[/red]")
             raise typer.Exit(2)
-        anchor_pair = (int(seq), digest)
+        used = Anchor(int(seq), digest, "-", "given on the command line", "--anchor")
+    elif not no_anchor:
+        path = anchor_file or settings.anchor_file or default_anchor_path(settings.home_dir)
+        try:
+            used = AnchorFile(path).latest()
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]Cannot read the anchor file:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        if used is None:
+            console.print(
+                f"[yellow]No anchor at {path}: rows cut from the end or a recomputed chain cannot be detected.[/yellow]",
+                soft_wrap=True,
+            )
     with _open_ledger(home) as ledger:
-        report = verify_audit(ledger, anchor_pair)
-    console.print(str(report))
+        report = verify_audit(ledger, used.pair if used else None)
+    if used is not None:
+        console.print(escape(f"Checked against {used.describe()}."), soft_wrap=True)
+    console.print(escape(str(report)), soft_wrap=True)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    home: HomeOpt = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the anchor).")] = "manual anchor",
+) -> None:
+    """Write the audit chain head to the anchor file(s) now (runs and publishes do this on their own)."""
+    from agents.ledger.anchors import anchor_targets, write_anchor
+
+    settings = _settings(home=home)
+    client = None
+    if settings.anchor_slack_channel:
+        from agents.review.run import slack_web_client
+
+        client = slack_web_client()
+    with _open_ledger(home) as ledger:
+        targets = anchor_targets(
+            settings.home_dir, anchor_file=settings.anchor_file, external_path=settings.anchor_external_path,
+            slack_channel=settings.anchor_slack_channel, slack_client=client,
+        )
+        result = write_anchor(ledger, targets, reason=reason, actor=_operator_label())
+    console.print(escape(f"Anchored seq {result.anchor.seq} {result.anchor.hash} to {', '.join(result.written) or 'nothing'}."), soft_wrap=True)
+    for name, error in result.failed:
+        err.print(escape(f"not written to {name}: {error}"))
+    if result.failed:
         raise typer.Exit(1)
 
 
@@ -289,11 +334,42 @@ def review_list(
         console.print(escape(f"    {draft.get('action', '(no draft)')}"), soft_wrap=True)
 
 
+def _operator(home: Path | None) -> str:
+    """The approver id of whoever runs this command, from the identities file (OS user or SALES_SUPERVISOR_TOKEN)."""
+    import os
+
+    from agents.ledger.identity import Identities, UnknownOperator, current_os_user
+
+    settings = _settings(home=home)
+    try:
+        identities = Identities.load(settings.identities_path)
+        return identities.operator(os_user=current_os_user(), token=os.environ.get("SALES_SUPERVISOR_TOKEN"))
+    except UnknownOperator as exc:
+        err.print(f"[red]Who are you?[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(3) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]Cannot read the identities file:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _operator_label() -> str:
+    from agents.ledger.identity import current_os_user
+
+    return f"os:{current_os_user() or 'unknown'}"
+
+
+def _acting_as(approver: str | None, home: Path | None) -> tuple[str, str]:
+    """(approver, operator): ``--as`` names whom you act for (default: yourself); the ledger judges whether you may."""
+    if approver is not None and not approver.strip():
+        err.print("[red]--as is empty: give the approver id you act as (or leave --as out to act as yourself).[/red]")
+        raise typer.Exit(2)
+    operator = _operator(home)
+    return (approver.strip() if approver else operator), operator
+
+
 def _resolve_item_id(ledger, item_id: str) -> str:
-    """A full item id, or a unique prefix of one."""
-    if ledger.get_item(item_id) is not None or len(item_id) >= 32:
-        return item_id
-    matches = [it.item_id for it in ledger.pending_items(latest_only=False) if it.item_id.startswith(item_id)]
+    """A full item id, or a unique prefix of one (decided items included, so both get the same answer)."""
+    matches = [it.item_id for it in ledger.find_items(item_id)]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -302,33 +378,48 @@ def _resolve_item_id(ledger, item_id: str) -> str:
     return item_id
 
 
-def _decide(item_id: str, action: str, approver: str, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
-    from agents.ledger import AlreadyDecided, NotAuthorised, UnknownItem
+def _decide(item_id: str, action: str, approver: str | None, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
+    from agents.ledger import AlreadyDecided, EditTooLong, NotAuthorised, UnknownItem
 
     if action == "edit" and not (edited_text or "").strip():
         err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
         raise typer.Exit(2)
+    approver, operator = _acting_as(approver, home)
     with _open_ledger(home) as ledger:
         item_id = _resolve_item_id(ledger, item_id)
         try:
-            decision = ledger.record_decision(item_id, action, approver, "cli", edited_text=edited_text, reason=reason)
+            decision = ledger.record_decision(
+                item_id, action, approver, "cli", edited_text=edited_text, reason=reason, operator=operator
+            )
         except NotAuthorised as exc:
-            err.print(f"[red]Refused:[/red] {exc}")
+            err.print(f"[red]Refused:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(3) from None
         except AlreadyDecided as exc:
-            err.print(f"[yellow]Already decided:[/yellow] {exc}")
+            d = exc.decision
+            err.print(
+                f"[yellow]Already decided:[/yellow] item {item_id} was {d.action}d by {d.approver_id} "
+                f"at {d.decided_at:%Y-%m-%d %H:%M}Z; decisions are final.",
+                soft_wrap=True,
+            )
             raise typer.Exit(4) from None
+        except EditTooLong as exc:
+            err.print(f"[red]--text is too long:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from None
         except UnknownItem:
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
-    console.print(f"Recorded: {decision.action} of {item_id} by {approver}.")
+    on_behalf = f" (operator {operator})" if operator != approver else ""
+    console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.")
 
 
-ApproverOpt = Annotated[str, typer.Option("--as", help="Your approver id (the rep's manager, or an allow-listed delegate).")]
+ApproverOpt = Annotated[
+    Optional[str],
+    typer.Option("--as", help="Act as this approver id (default: yourself, from the identities file); only that approver or their delegate may."),
+]
 
 
 @review_app.command("approve")
-def review_approve(item_id: str, approver: ApproverOpt, home: HomeOpt = None) -> None:
+def review_approve(item_id: str, approver: ApproverOpt = None, home: HomeOpt = None) -> None:
     """Approve an item as drafted."""
     _decide(item_id, "approve", approver, home)
 
@@ -336,8 +427,8 @@ def review_approve(item_id: str, approver: ApproverOpt, home: HomeOpt = None) ->
 @review_app.command("edit")
 def review_edit(
     item_id: str,
-    approver: ApproverOpt,
-    text: Annotated[str, typer.Option(help="The action as it should be sent.")],
+    text: Annotated[str, typer.Option(help="The action as it should be sent (at most SALES_SUPERVISOR_MAX_EDITED_CHARS, default 2,000 characters).")],
+    approver: ApproverOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Approve an item with your own wording."""
@@ -347,7 +438,7 @@ def review_edit(
 @review_app.command("dismiss")
 def review_dismiss(
     item_id: str,
-    approver: ApproverOpt,
+    approver: ApproverOpt = None,
     reason: Annotated[Optional[str], typer.Option(help="Why (helps tune the policy).")] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -438,13 +529,14 @@ def backtest(
 @risk_app.command("snooze")
 def risk_snooze(
     opportunity_id: str,
-    until: Annotated[str, typer.Option(help="Date the flag comes back (YYYY-MM-DD).")],
+    until: Annotated[str, typer.Option(help="Last day the flag stays silent (YYYY-MM-DD, inclusive); it can return the day after.")],
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit trail.")],
-    approver: ApproverOpt,
+    approver: ApproverOpt = None,
     rule: Annotated[Optional[str], typer.Option(help="Only this rule (default: every rule on the deal).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Snooze a flagged deal until a date: only its manager or a delegate may; logged, and the flag returns then."""
+    """Snooze a flagged deal through a date: only its manager or a delegate may; logged, and the flag returns after it."""
+    from agents.ledger import NotAuthorised, SnoozeRefused
     from agents.risk.policy import load_policy
 
     try:
@@ -452,32 +544,22 @@ def risk_snooze(
     except ValueError:
         err.print(f"[red]--until must be a date like 2026-11-30, got {until!r}[/red]")
         raise typer.Exit(2) from None
-    if not reason.strip():
-        err.print("[red]--reason is empty: a snooze needs a reason (it is audited).[/red]")
-        raise typer.Exit(2)
     settings = _settings(home=home)
-    if rule is not None:
-        known = load_policy(settings.risk_policy).rule_ids
-        if rule not in known:
-            err.print(f"[red]Unknown rule {rule!r}; the policy's rules are: {', '.join(sorted(known))}[/red]")
-            raise typer.Exit(2)
+    approver, operator = _acting_as(approver, home)
+    known = load_policy(settings.risk_policy).rule_ids
     with _open_ledger(home) as ledger:
-        item = ledger.latest_item_for(opportunity_id)
-        if item is None:
-            err.print(f"[red]{opportunity_id} has never been flagged in a digest; only flagged deals can be snoozed.[/red]")
-            raise typer.Exit(2)
-        if not ledger.is_authorised(approver, item.manager_id):
-            ledger.record_event(approver, "snooze.refused", "opportunity", opportunity_id,
-                                {"reason": "not the deal's manager or a delegate", "manager_id": item.manager_id})
-            err.print(f"[red]Refused:[/red] only {item.manager_id} (the deal's manager) or a delegate may snooze it.")
-            raise typer.Exit(3)
-        digest = ledger.get_digest(item.digest_id)
-        flagged_on = digest.as_of if digest else None
-        if flagged_on is not None and until_d <= flagged_on:
-            err.print(f"[red]--until {until_d} is not after the flag's date ({flagged_on}); it would snooze nothing.[/red]")
-            raise typer.Exit(2)
-        ledger.add_snooze(opportunity_id, until_d, by=approver, reason=reason, rule_id=rule)
-    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} until {until_d} (audited).")
+        try:
+            ledger.snooze(
+                opportunity_id, until_d, by=approver, reason=reason, rule_id=rule, known_rules=known, operator=operator, channel="cli"
+            )
+        except NotAuthorised as exc:
+            err.print(f"[red]Refused:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(3) from None
+        except SnoozeRefused as exc:
+            message = str(exc)
+            err.print(f"[red]{escape(message[:1].upper() + message[1:])}[/red]", soft_wrap=True)
+            raise typer.Exit(2) from None
+    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} through {until_d} (inclusive; audited).")
 
 
 @app.command()

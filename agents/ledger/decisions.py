@@ -8,9 +8,12 @@ from typing import Literal
 from sqlalchemy import select
 
 from agents.ledger.integrity import decision_record
-from agents.ledger.errors import AlreadyDecided, LedgerError, NotAuthorised, UnknownItem
+from agents.ledger.errors import AlreadyDecided, EditTooLong, LedgerError, NotAuthorised, UnknownItem
 from agents.ledger.models import ACTIONS, APPROVER_CHANNELS, Decision, Item
 from agents.ledger.unit_of_work import UnitOfWork
+
+
+DEFAULT_MAX_EDITED_CHARS = 2000
 
 
 class Authorization:
@@ -35,6 +38,9 @@ def record_decision(
     channel: Literal["cli", "slack"],
     edited_text: str | None = None,
     reason: str | None = None,
+    *,
+    operator: str | None = None,
+    max_edited_chars: int = DEFAULT_MAX_EDITED_CHARS,
 ) -> Decision:
     """Record the one effective decision on an item.
 
@@ -43,6 +49,12 @@ def record_decision(
     final: repeating the same decision (a Slack retry, a double click)
     returns the recorded one unchanged; a different second decision raises
     ``AlreadyDecided`` and is audited as refused.
+
+    ``operator``: who is really at the keyboard, when an interface knows it
+    (the CLI's identities file). An operator may decide as ``approver_id`` only
+    if it is them or they are that approver's delegate; otherwise
+    ``NotAuthorised`` (audited). Both are recorded in the audit row.
+    Edited text longer than ``max_edited_chars`` is refused (``EditTooLong``).
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
@@ -52,15 +64,31 @@ def record_decision(
         raise ValueError("an edit needs the edited text")
     if action != "edit" and edited_text is not None:
         raise ValueError("edited_text goes only with action='edit'")
-    if not approver_id:
-        raise ValueError("approver_id is required")
-    attempt = {"action": action, "approver_id": approver_id, "channel": channel, "edited_text": edited_text, "reason": reason}
+    if not approver_id or not approver_id.strip():
+        raise ValueError("approver_id is required (an empty --as names nobody)")
+    if edited_text is not None and len(edited_text) > max_edited_chars:
+        raise EditTooLong(
+            f"the edited text is {len(edited_text):,} characters; the limit is {max_edited_chars:,}. "
+            "Shorten it (a coaching action is a sentence or two)."
+        )
+    attempt = {
+        "action": action, "approver_id": approver_id, "channel": channel, "edited_text": edited_text, "reason": reason,
+        "operator": operator or approver_id,
+    }
     refusal: LedgerError | None = None
     with uow.write() as s:
         item = s.get(Item, item_id)
         if item is None:
             raise UnknownItem(item_id)
-        if not auth.is_authorised(approver_id, item.manager_id):
+        if operator is not None and operator != approver_id and operator not in auth.delegates_of(approver_id):
+            uow.audit(
+                s, actor=operator, action="decision.refused", subject_type="item", subject_id=item_id,
+                payload={**attempt, "refusal": "operator_may_not_act_as", "manager_id": item.manager_id},
+            )
+            refusal = NotAuthorised(
+                f"{operator} may not act as {approver_id}: only {approver_id} or one of their delegates may"
+            )
+        elif not auth.is_authorised(approver_id, item.manager_id):
             # Only this audit row is in the transaction: it commits, then the caller gets the exception.
             uow.audit(
                 s, actor=approver_id, action="decision.refused", subject_type="item", subject_id=item_id,

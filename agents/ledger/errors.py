@@ -51,3 +51,11 @@ class DeliveryConflict(LedgerError):
 
 class GateNotPassed(LedgerError):
     """Live mode was requested without every required gate recorded as passed."""
+
+
+class EditTooLong(LedgerError, ValueError):
+    """Edited coaching text over the configured limit (default 2,000 characters)."""
+
+
+class SnoozeRefused(LedgerError, ValueError):
+    """A snooze that would do nothing or cannot be judged: unknown deal or rule, no reason, an end date not after the flag."""

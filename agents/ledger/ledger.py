@@ -41,7 +41,7 @@ from agents.ledger import modes as _modes
 from agents.ledger import snoozes as _snoozes
 from agents.ledger import trail as _trail
 from agents.ledger.audit import AuditReport
-from agents.ledger.decisions import Authorization
+from agents.ledger.decisions import DEFAULT_MAX_EDITED_CHARS, Authorization
 from agents.ledger.deliveries import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -53,6 +53,8 @@ from agents.ledger.errors import (
     AlreadyDecided,
     DecisionNotVerified,
     DeliveryConflict,
+    EditTooLong,
+    SnoozeRefused,
     GateNotPassed,
     LedgerError,
     NotApproved,
@@ -89,6 +91,8 @@ __all__ = [
     "Claim",
     "DecisionStats",
     "DeliveryConflict",
+    "EditTooLong",
+    "SnoozeRefused",
     "GateNotPassed",
     "Ledger",
     "LedgerError",
@@ -112,6 +116,7 @@ def open_ledger(
     delegates: Mapping[str, Iterable[str]] | None = None,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
     clock: Callable[[], dt.datetime] | None = None,
+    max_edited_chars: int = DEFAULT_MAX_EDITED_CHARS,
 ) -> Ledger:
     """Open (creating and migrating as needed) the ledger at ``url``, or ``<home>/ledger.sqlite``.
 
@@ -128,7 +133,7 @@ def open_ledger(
     except Exception:
         engine.dispose()
         raise
-    return Ledger(engine, delegates=delegates, clock=clock)
+    return Ledger(engine, delegates=delegates, clock=clock, max_edited_chars=max_edited_chars)
 
 
 class Ledger:
@@ -140,8 +145,10 @@ class Ledger:
         *,
         delegates: Mapping[str, Iterable[str]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        max_edited_chars: int = DEFAULT_MAX_EDITED_CHARS,
     ):
         self.engine = engine
+        self.max_edited_chars = max_edited_chars
         self.uow = UnitOfWork(engine, clock=clock)
         self.authorization = Authorization(delegates)
 
@@ -249,9 +256,12 @@ class Ledger:
         channel: Literal["cli", "slack"],
         edited_text: str | None = None,
         reason: str | None = None,
+        *,
+        operator: str | None = None,
     ) -> Decision:
         return _decisions.record_decision(
-            self.uow, self.authorization, item_id, action, approver_id, channel, edited_text=edited_text, reason=reason
+            self.uow, self.authorization, item_id, action, approver_id, channel, edited_text=edited_text, reason=reason,
+            operator=operator, max_edited_chars=self.max_edited_chars,
         )
 
     def get_decision(self, item_id: str) -> Decision | None:
@@ -317,6 +327,16 @@ class Ledger:
         rule_id: str | None = None, starts: dt.date | None = None,
     ) -> Snooze:
         return _snoozes.add_snooze(self.uow, opportunity_id, until, by=by, reason=reason, rule_id=rule_id, starts=starts)
+
+    def snooze(
+        self, opportunity_id: str, until: dt.date, *, by: str, reason: str, rule_id: str | None = None,
+        known_rules: Iterable[str] | None = None, operator: str | None = None, channel: str = "cli",
+    ) -> Snooze:
+        """Snooze with the rules (manager or delegate, audited refusals); ``add_snooze`` is the bare write."""
+        return _snoozes.snooze(
+            self.uow, self.authorization, opportunity_id, until, by=by, reason=reason, rule_id=rule_id,
+            known_rules=known_rules, operator=operator, channel=channel,
+        )
 
     def active_snoozes(self, as_of: dt.date) -> list[Snooze]:
         return _snoozes.active_snoozes(self.uow, as_of)
