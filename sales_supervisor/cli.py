@@ -202,16 +202,25 @@ def eval_cmd(
         DrafterChoice, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set, else template), template or claude.")
     ] = "auto",
     gate: Annotated[float, typer.Option(help="Minimum overall pass rate; below it the command exits 1.")] = 0.9,
-    out: Annotated[Optional[Path], typer.Option(help="Where to store the result (default <home>/evals/latest.json, read by the live-mode gate).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the full report (default <home>/evals/latest.json).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Run the drafter over the golden set, print pass rates per property, store the result for the live-mode gate."""
-    from evals.run import main as eval_main
+    """Run the drafter over the golden set, print pass rates per property, and record the result in the ledger.
+
+    The live-mode gate reads the result recorded for the drafter and model live mode will use
+    (SALES_SUPERVISOR_DRAFTER_MODEL, the pipeline's setting), from the ledger (audited), never from the file.
+    """
+    from evals.run import GOLDEN_PATH, _drafter_from_env, format_report, run_eval
 
     settings = _settings(home=home)
     target = out or settings.home_dir / "evals" / "latest.json"
-    code = eval_main(["--drafter", str(drafter.value if hasattr(drafter, "value") else drafter), "--gate", str(gate), "--out", str(target)])
-    raise typer.Exit(code or 0)
+    chosen = _drafter_from_env(str(drafter.value if hasattr(drafter, "value") else drafter))
+    report = run_eval(chosen, GOLDEN_PATH, out_path=target, gate=gate)
+    console.print(format_report(report), markup=False, soft_wrap=True)
+    with _open_ledger(home) as ledger:
+        ledger.record_eval(report.drafter, report.model_dump(mode="json"), actor=_operator_label())
+    console.print(f"Recorded in the ledger for drafter {report.drafter} (the live-mode gate reads it from there).")
+    raise typer.Exit(0 if report.gate_passed else 1)
 
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)

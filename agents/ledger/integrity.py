@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.ledger.audit import AuditProblem, canonical_json, compute_row_hash
-from agents.ledger.models import AuditRow, Decision, Delivery, Item
+from agents.ledger.models import AuditRow, Decision, Delivery, Item, Meta
 
 ITEM_FIELDS = (
     "item_id", "digest_id", "opportunity_id", "rep_id", "manager_id", "rule_id", "severity", "priority",
@@ -68,6 +68,11 @@ def decision_record(decision: Decision) -> dict[str, Any]:
 def delivery_record(delivery: Delivery) -> dict[str, Any]:
     content = _content(delivery, DELIVERY_FIELDS)
     return {"record": content, "record_sha256": _sha(content)}
+
+
+def eval_record(value: dict[str, Any]) -> dict[str, str]:
+    """Commits an ``eval.recorded`` audit row to the stored eval result (a row of ``meta``)."""
+    return {"record_sha256": _sha(dict(value))}
 
 
 def _differing_fields(row: Any, fields: Iterable[str], payload: dict[str, Any]) -> list[str]:
@@ -157,6 +162,23 @@ def cross_check(session: Session) -> Iterator[AuditProblem]:
     for delivery in session.scalars(select(Delivery).order_by(Delivery.delivery_id)):
         if (p := _check_delivery(session, delivery)) is not None:
             yield p
+    for meta in session.scalars(select(Meta).where(Meta.key.like("eval:%")).order_by(Meta.key)):
+        if (p := _check_eval(session, meta)) is not None:
+            yield p
+
+
+def _check_eval(session: Session, meta: Meta) -> AuditProblem | None:
+    drafter = meta.key.split(":", 1)[1]
+    audit = _latest_audit(session, "eval", drafter, ("eval.recorded",))
+    if audit is None:
+        return AuditProblem(0, "unrecorded", f"eval result for {drafter}: no audit row records it (written outside the ledger)")
+    payload = json.loads(audit.payload)
+    if payload.get("record_sha256") != _sha(dict(meta.value or {})):
+        return AuditProblem(
+            audit.seq, "row_mismatch",
+            f"seq {audit.seq}: the eval result for {drafter} differs from what the audit trail recorded (changed outside the ledger)",
+        )
+    return None
 
 
 def check_sendable(session: Session, item: Item, decision: Decision) -> list[AuditProblem]:

@@ -292,6 +292,13 @@ class Ledger:
     def release_kill_switch(self, *, actor: str, reason: str) -> None:
         _modes.release_kill_switch(self.uow, actor=actor, reason=reason)
 
+    def record_eval(self, drafter: str, result: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
+        """Store (and audit) an eval result for a drafter; the live-mode gate reads it from here."""
+        return _modes.record_eval(self.uow, drafter, result, actor=actor)
+
+    def latest_eval(self, drafter: str) -> dict[str, Any] | None:
+        return _modes.latest_eval(self.uow, drafter)
+
     # -- deliveries (invariant 6)
 
     @staticmethod

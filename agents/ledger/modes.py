@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
+
+from agents.ledger.audit import format_timestamp
 
 from agents.ledger.deliveries import sends_allowed_in
 from agents.ledger.errors import GateNotPassed, LedgerError
@@ -69,3 +71,36 @@ def release_kill_switch(uow: UnitOfWork, *, actor: str, reason: str) -> None:
     with uow.write() as s:
         uow.set_meta(s, "kill_switch", {"engaged": False, "by": actor, "reason": reason}, actor)
         uow.audit(s, actor=actor, action="kill_switch.released", subject_type="ledger", subject_id="kill_switch", payload={"reason": reason})
+
+
+EVAL_META_PREFIX = "eval:"
+
+
+def record_eval(uow: UnitOfWork, drafter: str, result: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
+    """Store an eval result for ``drafter`` (its ``Drafter.name``, model included), audited.
+
+    ``result`` carries at least ``pass_rate``; cases, gate, golden_sha256 and
+    run_at are kept when present. The live-mode gate reads only these.
+    """
+    from agents.ledger.integrity import eval_record
+
+    key = EVAL_META_PREFIX + drafter
+    if not drafter or len(key) > 64:
+        raise ValueError(f"a drafter name of 1 to {64 - len(EVAL_META_PREFIX)} characters is required, got {drafter!r}")
+    rate = result.get("pass_rate")
+    if rate is None or not 0 <= float(rate) <= 1:
+        raise ValueError(f"pass_rate must be between 0 and 1, got {rate!r}")
+    value = {"drafter": drafter, "pass_rate": float(rate), "recorded_by": actor}
+    for field in ("cases", "passed_cases", "gate", "gate_passed", "golden_sha256", "run_at"):
+        if result.get(field) is not None:
+            value[field] = result[field]
+    with uow.write() as s:
+        value["recorded_at"] = format_timestamp(uow.now())
+        uow.set_meta(s, key, value, actor)
+        uow.audit(s, actor=actor, action="eval.recorded", subject_type="eval", subject_id=drafter, payload={**value, **eval_record(value)})
+    return value
+
+
+def latest_eval(uow: UnitOfWork, drafter: str) -> dict[str, Any] | None:
+    with uow.read() as s:
+        return uow.get_meta(s, EVAL_META_PREFIX + drafter, None)
