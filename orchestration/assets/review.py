@@ -63,7 +63,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
-        anchored = _anchor(ledger, settings, client, f"run {context.run_id[:8]} (digests as of {as_of})")
+        anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     if unrouted:
         context.log.warning(
@@ -140,10 +140,12 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
         mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
         channels = make_channels(ledger, settings.home_dir, crm_note_channel=crm_note_writer(settings.crm_source, ledger))
         report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
-        anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run_id[:8]} ({mode})")
-    counts = {**report.counts, "audit_anchor": dg.MetadataValue.json(anchored)}
+        anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
+    counts = {**report.counts, "audit_anchor": anchored}
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
-    return dg.MaterializeResult(metadata={k: v for k, v in counts.items() if v is not None})
+    return dg.MaterializeResult(
+        metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in counts.items() if v is not None}
+    )
 
 
 publish_job = dg.define_asset_job(
