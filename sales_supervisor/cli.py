@@ -418,7 +418,7 @@ def _decide(item_id: str, action: str, approver: str | None, home: Path | None, 
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
     on_behalf = f" (operator {operator})" if operator != approver else ""
-    console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.")
+    console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.", soft_wrap=True)
 
 
 ApproverOpt = Annotated[
