@@ -406,7 +406,8 @@ def _decide(item_id: str, action: str, approver: str | None, home: Path | None, 
         except AlreadyDecided as exc:
             d = exc.decision
             err.print(
-                f"[yellow]Already decided:[/yellow] item {item_id} was {d.action}d by {d.approver_id} "
+                f"[yellow]Already decided:[/yellow] item {item_id} was "
+                f"{ {'approve': 'approved', 'edit': 'edited and approved', 'dismiss': 'dismissed'}.get(d.action, d.action)} by {d.approver_id} "
                 f"at {d.decided_at:%Y-%m-%d %H:%M}Z; decisions are final.",
                 soft_wrap=True,
             )

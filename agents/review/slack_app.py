@@ -254,7 +254,10 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         except AlreadyDecided as exc:
             ack()
             previous = exc.decision
-            ephemeral(channel, user, f"Already decided: {previous.action} by {previous.approver_id}. Decisions are final.")
+            ephemeral(
+                channel, user,
+                f"Already decided: {previous.action} by {previous.approver_id} at {previous.decided_at:%Y-%m-%d %H:%M}Z. Decisions are final.",
+            )
             return
         ack()
         text = decision_text(decision.action, user, decision.approver_id, decision.decided_at, decision.mode)
