@@ -101,7 +101,8 @@ def _print_run(summary, settings: Settings, started: float) -> None:
             )
         home_flag = f" --home {settings.home_dir}" if settings.home_dir != Settings().home_dir else ""
         console.print(
-            f"Decide: `.venv/bin/sales-supervisor review list{home_flag}`, then `review approve ITEM --as MANAGER_ID{home_flag}`.",
+            f"Decide: `.venv/bin/sales-supervisor review list{home_flag}`, then `review approve ITEM{home_flag}` "
+            f"(once, map your login to your approver id: `users: {{<login>: MANAGER_ID}}` in {settings.identities_path}).",
             soft_wrap=True,
         )
     checks = summary.checks
@@ -327,7 +328,7 @@ def review_list(
         return
     items = sorted(items, key=lambda it: (it.manager_id, it.rep_id or "", -(it.priority or 0)))
     console.print(
-        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU` "
+        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM` "
         "(a unique prefix of the item id is enough):\n",
         soft_wrap=True,
     )
