@@ -24,7 +24,7 @@ from agents.review.slack_app import wsgi_app
 from agents.risk.engine import Snooze as EngineSnooze
 from sales_supervisor.cli import app
 from tests.test_review_fixtures import AS_OF, form_body, make_flag, sign
-from tests.test_review_slack import _block_action, _dispatch, app as slack_app, client, digests, ledger, posted, slack  # noqa: F401
+from tests.test_review_slack import _dispatch, app as slack_app, client, digests, ledger, posted, slack  # noqa: F401
 
 runner = CliRunner()
 
