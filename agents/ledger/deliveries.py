@@ -77,6 +77,19 @@ class ApprovedItem:
         return self.decision.edited_text
 
 
+def audit_delivery(uow: UnitOfWork, s: Session, delivery: Delivery, action: str, *, actor: str, payload: Mapping) -> None:
+    """The audit row for a change to ``delivery``, committing to its content after the change.
+
+    Every change to a delivery row goes through here (a new status included), so
+    ``audit verify`` can cross-check the row against its newest audit row.
+    """
+    s.flush()
+    uow.audit(
+        s, actor=actor, action=action, subject_type="delivery", subject_id=delivery.idempotency_key,
+        payload={**payload, **delivery_record(delivery)},
+    )
+
+
 def delivery_key(item_id: str, channel: str) -> str:
     """The canonical idempotency key: one delivery per item per channel, ever."""
     return f"sales-supervisor/{channel}/{item_id}"
@@ -218,22 +231,16 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
             )
             s.add(delivery)
             s.flush()
-            uow.audit(
-                s, actor=actor, action="delivery.claimed", subject_type="delivery", subject_id=key,
-                payload={**base, "attempt": 1, "decision_id": decision.decision_id, **delivery_record(delivery)},
-            )
+            audit_delivery(uow, s, delivery, "delivery.claimed", actor=actor, payload={**base, "attempt": 1, "decision_id": decision.decision_id})
             return Claim(delivery, acquired=True, previous_status=None)
         else:
             previous = existing.status
             existing.status, existing.attempts = "pending", existing.attempts + 1
             existing.claimed_at, existing.lease_until = now, now + lease
             s.flush()
-            uow.audit(
-                s, actor=actor, action="delivery.reclaimed", subject_type="delivery", subject_id=key,
-                payload={
-                    **base, "attempt": existing.attempts, "previous_status": previous, "previous_error": existing.error,
-                    **delivery_record(existing),
-                },
+            audit_delivery(
+                uow, s, existing, "delivery.reclaimed", actor=actor,
+                payload={**base, "attempt": existing.attempts, "previous_status": previous, "previous_error": existing.error},
             )
             return Claim(existing, acquired=True, previous_status=previous)
     assert refusal is not None
@@ -251,12 +258,9 @@ def mark_sent(uow: UnitOfWork, idempotency_key: str, external_ref: str | None = 
         delivery.status, delivery.external_ref, delivery.sent_at = "sent", external_ref, uow.now()
         delivery.lease_until, delivery.error = None, None
         s.flush()
-        uow.audit(
-            s, actor=actor, action="delivery.sent", subject_type="delivery", subject_id=idempotency_key,
-            payload={
-                "item_id": delivery.item_id, "channel": delivery.channel, "external_ref": external_ref,
-                "attempts": delivery.attempts, **delivery_record(delivery),
-            },
+        audit_delivery(
+            uow, s, delivery, "delivery.sent", actor=actor,
+            payload={"item_id": delivery.item_id, "channel": delivery.channel, "external_ref": external_ref, "attempts": delivery.attempts},
         )
         return delivery
 
@@ -270,12 +274,9 @@ def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str
             raise LedgerError(f"delivery {idempotency_key!r} was already sent; it cannot fail now")
         delivery.status, delivery.error, delivery.lease_until = "failed", error, None
         s.flush()
-        uow.audit(
-            s, actor=actor, action="delivery.failed", subject_type="delivery", subject_id=idempotency_key,
-            payload={
-                "item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts,
-                **delivery_record(delivery),
-            },
+        audit_delivery(
+            uow, s, delivery, "delivery.failed", actor=actor,
+            payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
         )
         return delivery
 

@@ -11,7 +11,7 @@ digest and compares it with the newest audit row that records it:
 
 - item:     ``item.added`` (the item as drafted: draft, evidence, manager, rule...)
 - decision: ``decision.recorded`` (action, approver, edited text, mode...)
-- delivery: the newest of ``delivery.claimed/reclaimed/sent/failed`` (status, attempts, external ref...)
+- delivery: the newest audit row about it (``deliveries.audit_delivery`` writes every one: status, attempts, external ref...)
 
 A row whose digest differs is reported ``row_mismatch`` (naming the fields
 that differ from the audited payload when it holds them); a row no audit row
@@ -43,7 +43,6 @@ DELIVERY_FIELDS = (
     "delivery_id", "item_id", "channel", "idempotency_key", "status", "attempts", "external_ref",
     "created_at", "claimed_at", "lease_until", "sent_at", "error",
 )
-DELIVERY_ACTIONS = ("delivery.claimed", "delivery.reclaimed", "delivery.sent", "delivery.failed")
 
 
 def _content(row: Any, fields: Iterable[str]) -> dict[str, Any]:
@@ -117,13 +116,12 @@ def _mismatch(label: str, row: Any, fields: tuple[str, ...], audit: AuditRow | A
     return None
 
 
-def _latest_audit(session: Session, subject_type: str, subject_id: str, actions: Iterable[str]) -> AuditRow | None:
-    return session.scalars(
-        select(AuditRow)
-        .where(AuditRow.subject_type == subject_type, AuditRow.subject_id == subject_id, AuditRow.action.in_(tuple(actions)))
-        .order_by(AuditRow.seq.desc())
-        .limit(1)
-    ).first()
+def _latest_audit(session: Session, subject_type: str, subject_id: str, actions: Iterable[str] | None) -> AuditRow | None:
+    """The newest audit row about a subject (of one of ``actions``; ``None``: any action)."""
+    query = select(AuditRow).where(AuditRow.subject_type == subject_type, AuditRow.subject_id == subject_id)
+    if actions is not None:
+        query = query.where(AuditRow.action.in_(tuple(actions)))
+    return session.scalars(query.order_by(AuditRow.seq.desc()).limit(1)).first()
 
 
 def _check_item(session: Session, item: Item) -> AuditProblem | None:
@@ -143,7 +141,7 @@ def _check_decision(session: Session, decision: Decision) -> AuditProblem | None
 
 
 def _check_delivery(session: Session, delivery: Delivery) -> AuditProblem | None:
-    audit = _latest_audit(session, "delivery", delivery.idempotency_key, DELIVERY_ACTIONS)
+    audit = _latest_audit(session, "delivery", delivery.idempotency_key, None)
     if audit is None:
         return AuditProblem(
             0, "unrecorded", f"delivery {delivery.idempotency_key}: no audit row records it (inserted outside the ledger)"
