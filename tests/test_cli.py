@@ -18,7 +18,7 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     "args",
     [[], ["run"], ["demo"], ["generate-demo-crm"], ["audit"], ["audit", "verify"], ["review"], ["review", "list"],
-     ["review", "approve"], ["review", "edit"], ["review", "dismiss"]],
+     ["review", "approve"], ["review", "edit"], ["review", "dismiss"], ["audit", "anchor"], ["risk", "snooze"]],
 )
 def test_every_command_has_help(args):
     result = runner.invoke(app, [*args, "--help"])
