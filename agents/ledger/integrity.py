@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agents.ledger.audit import AuditProblem, canonical_json, compute_row_hash
@@ -140,26 +140,35 @@ def _check_decision(session: Session, decision: Decision) -> AuditProblem | None
     return _mismatch(f"the decision on item {decision.item_id}", decision, DECISION_FIELDS, audit)
 
 
-def _check_delivery(session: Session, delivery: Delivery) -> AuditProblem | None:
-    audit = _latest_audit(session, "delivery", delivery.idempotency_key, None)
-    if audit is None:
-        return AuditProblem(
-            0, "unrecorded", f"delivery {delivery.idempotency_key}: no audit row records it (inserted outside the ledger)"
-        )
-    return _mismatch(f"delivery {delivery.idempotency_key}", delivery, DELIVERY_FIELDS, audit)
+def _with_latest_audit(model: Any, subject_type: str, subject_key: Any, actions: tuple[str, ...] | None, order_by: Any):
+    """Each row of ``model`` with its newest recording audit row (or None), in one set-based query."""
+    latest = select(func.max(AuditRow.seq)).where(AuditRow.subject_type == subject_type, AuditRow.subject_id == subject_key)
+    if actions is not None:
+        latest = latest.where(AuditRow.action.in_(actions))
+    latest = latest.correlate(model).scalar_subquery()
+    return (
+        select(model, AuditRow)
+        .outerjoin(AuditRow, AuditRow.seq == latest)
+        .order_by(order_by)
+        .execution_options(yield_per=1000)
+    )
 
 
 def cross_check(session: Session) -> Iterator[AuditProblem]:
-    """Every current item, decision and delivery against the audit row that records it."""
-    for item in session.scalars(select(Item).order_by(Item.created_at, Item.item_id)):
-        if (p := _check_item(session, item)) is not None:
-            yield p
-    for decision in session.scalars(select(Decision).order_by(Decision.decision_id)):
-        if (p := _check_decision(session, decision)) is not None:
-            yield p
-    for delivery in session.scalars(select(Delivery).order_by(Delivery.delivery_id)):
-        if (p := _check_delivery(session, delivery)) is not None:
-            yield p
+    """Every current item, decision, delivery and eval result against the audit row that records it."""
+    checks = (
+        (Item, "item", Item.item_id, ("item.added",), Item.item_id, lambda r: f"item {r.item_id}", lambda r: f"item {r.item_id} (as drafted)", ITEM_FIELDS),
+        (Decision, "item", Decision.item_id, ("decision.recorded",), Decision.decision_id,
+         lambda r: f"decision on item {r.item_id}", lambda r: f"the decision on item {r.item_id}", DECISION_FIELDS),
+        (Delivery, "delivery", Delivery.idempotency_key, None, Delivery.delivery_id,
+         lambda r: f"delivery {r.idempotency_key}", lambda r: f"delivery {r.idempotency_key}", DELIVERY_FIELDS),
+    )
+    for model, subject_type, key, actions, order, name, label, fields in checks:
+        for row, audit in session.execute(_with_latest_audit(model, subject_type, key, actions, order)):
+            if audit is None:
+                yield AuditProblem(0, "unrecorded", f"{name(row)}: no audit row records it (inserted outside the ledger)")
+            elif (p := _mismatch(label(row), row, fields, audit)) is not None:
+                yield p
     for meta in session.scalars(select(Meta).where(Meta.key.like("eval:%")).order_by(Meta.key)):
         if (p := _check_eval(session, meta)) is not None:
             yield p
