@@ -130,3 +130,30 @@ def test_cli_audit_verify_exits_1_on_a_tampered_decision(ledger, home, items):
     result = CliRunner().invoke(app, ["audit", "verify", "--home", str(home), "--no-anchor"])
     assert result.exit_code == 1, result.output
     assert "TAMPERED" in result.output and "approver_id" in result.output
+
+
+def test_a_forged_decision_row_appended_to_match_a_tampered_decision_is_caught(ledger, home, items):
+    """The attacker edits the decision and appends a correctly chained, correctly hashed audit row that
+    records the edited version: the chain verifies, but a decision is recorded only once."""
+    import datetime as dt
+    import json
+
+    from agents.ledger.audit import canonical_json, compute_row_hash
+    from agents.ledger.integrity import decision_record
+
+    _sql(ledger, "update decisions set edited_text = ? where item_id = ?", "Wire the deposit today.", items[1])
+    forged_decision = ledger.get_decision(items[1])
+    seq, prev = ledger.audit_head()
+    at = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.timezone.utc)
+    payload = canonical_json({"action": "edit", "approver_id": "mgr-1", **decision_record(forged_decision)})
+    row_hash = compute_row_hash(at=at, actor="mgr-1", action="decision.recorded", subject_type="item",
+                                subject_id=items[1], payload=payload, prev_hash=prev)
+    _sql(ledger, "insert into audit (seq, at, actor, action, subject_type, subject_id, payload, prev_hash, row_hash) "
+         "values (?, '2026-10-01 09:00:00.000000', 'mgr-1', 'decision.recorded', 'item', ?, ?, ?, ?)",
+         seq + 1, items[1], payload, prev, row_hash)
+    report = verify_audit(ledger)
+    assert [(p.kind, p.seq) for p in report.problems] == [("inserted", seq + 1)]
+    assert "2 decision.recorded audit rows" in report.problems[0].message
+    report_publish = publish_approved(ledger, {"crm_note": LocalCrmNotesChannel.at_home(ledger, home)}, "live")
+    assert [i for i, _, _ in report_publish.needs_attention] == [items[1]]
+    assert json.loads(ledger.audit_rows(since_seq=seq + 1)[-1].payload)["refusal"] == "not_verified"

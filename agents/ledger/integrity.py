@@ -126,6 +126,13 @@ def _latest_audit(session: Session, subject_type: str, subject_id: str, actions:
 
 def _check_item(session: Session, item: Item) -> AuditProblem | None:
     audit = _latest_audit(session, "item", item.item_id, ("item.added",))
+    added = session.scalar(
+        select(func.count()).select_from(AuditRow).where(
+            AuditRow.subject_type == "item", AuditRow.subject_id == item.item_id, AuditRow.action == "item.added"
+        )
+    )
+    if added and added > 1:
+        return _recorded_twice(audit.seq, "item.added", item.item_id, added)
     if audit is None:
         return AuditProblem(0, "unrecorded", f"item {item.item_id}: no audit row records it (inserted outside the ledger)")
     return _mismatch(f"item {item.item_id} (as drafted)", item, ITEM_FIELDS, audit)
@@ -133,6 +140,13 @@ def _check_item(session: Session, item: Item) -> AuditProblem | None:
 
 def _check_decision(session: Session, decision: Decision) -> AuditProblem | None:
     audit = _latest_audit(session, "item", decision.item_id, ("decision.recorded",))
+    recorded = session.scalar(
+        select(func.count()).select_from(AuditRow).where(
+            AuditRow.subject_type == "item", AuditRow.subject_id == decision.item_id, AuditRow.action == "decision.recorded"
+        )
+    )
+    if recorded and recorded > 1:
+        return _recorded_twice(audit.seq, "decision.recorded", decision.item_id, recorded)
     if audit is None:
         return AuditProblem(
             0, "unrecorded", f"decision on item {decision.item_id}: no audit row records it (inserted outside the ledger)"
@@ -154,8 +168,30 @@ def _with_latest_audit(model: Any, subject_type: str, subject_key: Any, actions:
     )
 
 
+def _recorded_twice(seq: int, action: str, item_id: str, n: int) -> AuditProblem:
+    return AuditProblem(
+        seq, "inserted",
+        f"seq {seq}: item {item_id} has {n} {action} audit rows; the ledger writes one, so the later ones were appended outside it",
+    )
+
+
 def cross_check(session: Session) -> Iterator[AuditProblem]:
-    """Every current item, decision, delivery and eval result against the audit row that records it."""
+    """Every current item, decision, delivery and eval result against the audit row that records it.
+
+    An item is added once and decided once: a second ``item.added`` or
+    ``decision.recorded`` row for the same item (a forged row appended to make
+    a tampered row match) is reported as inserted.
+    """
+    for action in ("item.added", "decision.recorded"):
+        twice = (
+            select(AuditRow.subject_id, func.count(), func.max(AuditRow.seq))
+            .where(AuditRow.subject_type == "item", AuditRow.action == action)
+            .group_by(AuditRow.subject_id)
+            .having(func.count() > 1)
+            .order_by(AuditRow.subject_id)
+        )
+        for item_id, n, last in session.execute(twice):
+            yield _recorded_twice(last, action, item_id, n)
     checks = (
         (Item, "item", Item.item_id, ("item.added",), Item.item_id, lambda r: f"item {r.item_id}", lambda r: f"item {r.item_id} (as drafted)", ITEM_FIELDS),
         (Decision, "item", Decision.item_id, ("decision.recorded",), Decision.decision_id,
