@@ -8,6 +8,7 @@ decision or draft no longer matches it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -157,3 +158,33 @@ def test_a_forged_decision_row_appended_to_match_a_tampered_decision_is_caught(l
     report_publish = publish_approved(ledger, {"crm_note": LocalCrmNotesChannel.at_home(ledger, home)}, "live")
     assert [i for i, _, _ in report_publish.needs_attention] == [items[1]]
     assert json.loads(ledger.audit_rows(since_seq=seq + 1)[-1].payload)["refusal"] == "not_verified"
+
+
+@pytest.mark.skipif(not os.environ.get("SALES_SUPERVISOR_TEST_POSTGRES_URL"), reason="no Postgres server configured")
+def test_tampering_is_detected_on_a_postgres_ledger_too(tmp_path):
+    """Same commitments on Postgres (JSON and timestamps round-trip there too); the edit is undone after."""
+    import uuid
+
+    from sqlalchemy import text
+
+    url = os.environ["SALES_SUPERVISOR_TEST_POSTGRES_URL"]
+    with open_ledger(url, clock=Clock()) as pg:
+        pg.set_mode("live", actor="ops", reason="test", gates=GATES)
+        digest = pg.create_digest(f"run-{uuid.uuid4().hex}", "mgr-1", AS_OF)
+        item = pg.add_item(digest.digest_id, flag_id="f1", rule_id="r", severity="high",
+                           draft={"action": "Call the buyer", "confidence": 0.7}, evidence={"amount": 12345.5, "ids": ["opp-1"]})
+        pg.record_decision(item.item_id, "edit", "mgr-1", "cli", edited_text="Call the buyer on Monday.")
+        key = pg.delivery_key(item.item_id, "crm_note")
+        pg.claim_delivery(item.item_id, "crm_note", key)
+        pg.mark_sent(key, "note-1")
+        pg.set_mode("shadow", actor="ops", reason="test")
+        assert verify_audit(pg).ok, str(verify_audit(pg))
+        with pg.engine.begin() as conn:
+            conn.execute(text("update decisions set approver_id = 'mallory' where item_id = :i"), {"i": item.item_id})
+        try:
+            report = verify_audit(pg)
+            assert [p.kind for p in report.problems] == ["row_mismatch"] and "approver_id" in report.problems[0].message
+        finally:
+            with pg.engine.begin() as conn:
+                conn.execute(text("update decisions set approver_id = 'mgr-1' where item_id = :i"), {"i": item.item_id})
+        assert verify_audit(pg).ok
