@@ -12,6 +12,11 @@ delegates; anyone unmapped becomes ``slack:<user id>``, which a delegates
 list may also name), and ``Ledger.record_decision`` refuses and audits
 everyone else. The decision is stored before ``ack()``, so by the time Slack
 gets its 200 the decision is durable; the message update follows.
+
+The Snooze button goes through ``Ledger.snooze`` (the same rules and audited
+refusals as the CLI). A signed payload of the wrong shape gets a 400 (the
+``_RefuseMalformed`` middleware, after the signature check), and a body bolt
+cannot even parse gets a 400 from ``wsgi_app``'s guard, never a 500.
 """
 
 from __future__ import annotations
