@@ -28,6 +28,7 @@ import json
 
 import dlt
 import duckdb
+import pyarrow as pa
 from dlt.common.schema.typing import TColumnSchema
 
 from connectors.csv_folder import Batch, ObjectReport
@@ -213,6 +214,12 @@ def crm_dlt_source(
             else source.read(obj.name)
         )
         for batch in batches:
+            if batch.table is not None and batch.table.num_rows:
+                # the columnar path: an Arrow table goes to dlt as Parquet, no per-row Python
+                n = batch.table.num_rows
+                yield batch.table.append_column("_source_system", pa.array([source.source_system] * n, pa.string())).append_column(
+                    "_loaded_at", pa.array([stamp] * n, pa.timestamp("us"))
+                )
             for row in batch.rows:
                 row["_source_system"] = source.source_system
                 row["_loaded_at"] = stamp
@@ -373,7 +380,9 @@ def land_source(
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
     pipeline = crm_dlt_pipeline(warehouse, Path(work_dir) / "dlt", source_dataset(source))
     try:
-        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors))
+        # Canonical sources hand dlt Arrow tables: Parquet load files, not INSERT statements.
+        file_format = "parquet" if source_dataset(source) == RAW_DATASET else None
+        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors), loader_file_format=file_format)
     finally:
         write_rejections(warehouse, spool)
     if getattr(source, "incremental", False):

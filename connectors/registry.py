@@ -47,7 +47,9 @@ def open_crm_source(settings: Settings, progress: Callable[[str, int], None] | N
     if settings.crm_source == "csv":
         if settings.csv_folder is None:
             raise MappingError("SALES_SUPERVISOR_CRM_SOURCE=csv needs SALES_SUPERVISOR_CSV_FOLDER (the export folder)")
-        return CsvFolderSource(settings.csv_folder, settings.csv_mapping)
+        return CsvFolderSource(
+            settings.csv_folder, settings.csv_mapping, as_of=settings.as_of, work_dir=settings.home_dir / "landing" / "spill"
+        )
     raise MappingError(f"unknown CRM source {settings.crm_source!r} (expected demo, csv, {', '.join(API_SOURCES)})")
 
 
