@@ -92,6 +92,10 @@ class CsvFolderSource:
     def source_system(self) -> str:
         return self.mapping.source_system
 
+    @property
+    def max_quarantine_share(self) -> float:
+        return self.mapping.plausibility.max_quarantine_share
+
     # -- stages --------------------------------------------------------------------------
     def stages(self) -> list[StageSpec]:
         """The declared stages: from the mapping, else from the mapped 'stages' file."""

@@ -270,6 +270,22 @@ def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path, dataset: str = RAW_DA
 
 
 LANDING_REPORTS_TABLE = "landing_reports"
+LANDING_REPORT_EXTRA_COLUMNS = {
+    "input_rows": "BIGINT",  # = rows + rejected + skipped, or the check on the object fails
+    "reasons": "VARCHAR",  # JSON: quarantine reason -> rows
+    "absent_fields": "VARCHAR",  # canonical fields the source does not have (e.g. is_active)
+    "notes": "VARCHAR",
+    "max_quarantine_share": "DOUBLE",
+}
+DEFAULT_MAX_QUARANTINE_SHARE = 0.2
+
+
+def _merge_counts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _ensure_table(con, obj: RawObject, schema: str) -> None:
@@ -348,6 +364,11 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
                     "rows": rows,
                     "rejected": sum(r.rejected for r in reps),
                     "skipped": sum(r.skipped for r in reps),
+                    "input_rows": sum(getattr(r, "input_count", r.rows + r.rejected + r.skipped) for r in reps),
+                    "reasons": json.dumps(_merge_counts(getattr(r, "reasons", {}) for r in reps)),
+                    "absent_fields": ", ".join(sorted({f for r in reps for f in getattr(r, "absent_fields", [])})) or None,
+                    "notes": "; ".join(n for r in reps for n in getattr(r, "notes", [])) or None,
+                    "max_quarantine_share": getattr(source, "max_quarantine_share", DEFAULT_MAX_QUARANTINE_SHARE),
                 }
             )
         con.execute(
@@ -355,8 +376,12 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
                 landing_id VARCHAR, loaded_at TIMESTAMP, object VARCHAR, source_system VARCHAR,
                 source_file VARCHAR, present BOOLEAN, rows BIGINT, rejected BIGINT, skipped BIGINT)"""
         )
+        # columns added since the table was first created (a warehouse from an older version)
+        for column, type_ in LANDING_REPORT_EXTRA_COLUMNS.items():
+            con.execute(f"alter table {RAW_DATASET}.{LANDING_REPORTS_TABLE} add column if not exists {column} {type_}")
+        names = ", ".join(reports[0]) if reports else ""
         con.executemany(
-            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} ({names}) values ({', '.join('?' for _ in reports[0])})",
             [list(r.values()) for r in reports],
         )
     return reports
@@ -403,3 +428,51 @@ def latest_landing_report(con, object_name: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(zip([d[0] for d in cur.description], row))
+
+
+_CAUSES = (
+    ("unknown stage", "is the stage list complete (the mapping's stages, or did the CRM's stage export/read succeed)?"),
+    ("not valid in the file's encoding", "is formats.encoding right for this export (utf-8, latin-1, utf-16)?"),
+    ("unparseable", "do formats.date / formats.timestamp match how the export writes dates?"),
+    ("fields than the header", "is formats.delimiter right, and is the file cut or joined from several exports?"),
+    ("duplicate primary key", "is the id column mapped right, or does the file hold several snapshots?"),
+    ("plausible window", "are the dates placeholders, or should plausibility.min_date / max_years_ahead be wider?"),
+    ("above the ceiling", "is the amount in cents, or should plausibility.max_amount be higher?"),
+    ("missing required value", "is the right column mapped to this field?"),
+)
+
+
+def quarantine_verdict(report: dict[str, Any]) -> tuple[str, bool, bool, str]:
+    """(severity, identity holds, share within the limit, description) for one object's landing report.
+
+    Every input row must be landed, quarantined or skipped; a quarantined share above the limit
+    is an ERROR whose message names the commonest reason and its likely cause.
+    """
+    rows, rejected, skipped = report["rows"], report["rejected"], report["skipped"]
+    input_rows = report.get("input_rows")
+    input_rows = rows + rejected + skipped if input_rows is None else input_rows
+    limit = report.get("max_quarantine_share")
+    limit = DEFAULT_MAX_QUARANTINE_SHARE if limit is None else limit
+    reasons = json.loads(report.get("reasons") or "{}")
+    accounted = input_rows == rows + rejected + skipped
+    share = rejected / input_rows if input_rows else 0.0
+    within = share <= limit
+    obj = report["object"]
+    text = (
+        f"{obj}: {input_rows} input row(s) = {rows} landed + {rejected} quarantined + {skipped} skipped"
+        if accounted
+        else f"{obj}: {input_rows} input row(s) but {rows} landed + {rejected} quarantined + {skipped} skipped: rows unaccounted for"
+    )
+    if report.get("source_file"):
+        text += f" (from {report['source_file']})"
+    if rejected:
+        top, n = next(iter(reasons.items()), ("unknown", rejected))
+        cause = next((hint for key, hint in _CAUSES if key in top), "")
+        lead = f"all {input_rows} {obj} quarantined" if rejected == input_rows else f"{share:.0%} of {obj} quarantined"
+        text = (
+            f"{lead} (limit {limit:.0%}): {n} x {top}" + (f" - {cause}" if cause else "") + f". {text}"
+            if not within
+            else text + f"; commonest reason: {n} x {top}"
+        )
+    severity = "ERROR" if not (accounted and within) else "WARN"
+    return severity, accounted, within, text

@@ -145,10 +145,30 @@ def test_landing_assets_quarantine_bad_rows_and_the_check_reports_them(tmp_path)
     }
     opp_check = evaluations[("raw/opportunities", "no_rejected_rows")]
     assert not opp_check.passed
-    assert opp_check.severity == dg.AssetCheckSeverity.WARN
-    assert "raw.opportunities: 5 row(s) of Deals.csv quarantined" in opp_check.description
+    # 5 of 7 quarantined is above the 20% limit: an ERROR naming the commonest reason
+    assert opp_check.severity == dg.AssetCheckSeverity.ERROR
+    assert opp_check.description.startswith("71% of opportunities quarantined (limit 20%): ")
+    assert "opportunities: 7 input row(s) = 2 landed + 5 quarantined + 0 skipped (from Deals.csv)" in opp_check.description
     assert "row 2: opportunity_id: missing required value" in opp_check.description
+    accounts_check = evaluations[("raw/accounts", "no_rejected_rows")]
+    assert not accounts_check.passed and accounts_check.severity == dg.AssetCheckSeverity.ERROR  # 1 of 2
     assert evaluations[("raw/stages", "no_rejected_rows")].passed
     mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert mats["raw/opportunities"]["rows_rejected"].value == 5
     assert mats["raw/opportunities"]["rows_landed"].value == 2
+
+
+def test_quarantine_verdict_names_the_likely_cause_and_checks_the_accounting():
+    from connectors.landing import quarantine_verdict
+
+    report = {"object": "opportunities", "rows": 0, "rejected": 31, "skipped": 0, "input_rows": 31, "source_file": "Opportunity.csv",
+              "reasons": '{"stage: unknown stage \'Closed Won\'": 31}', "max_quarantine_share": 0.2}
+    severity, accounted, within, text = quarantine_verdict(report)
+    assert (severity, accounted, within) == ("ERROR", True, False)
+    assert text.startswith("all 31 opportunities quarantined (limit 20%): 31 x stage: unknown stage 'Closed Won' - is the stage list complete")
+    ok = dict(report, rows=30, rejected=1, reasons='{"amount: negative amount: -1": 1}')
+    assert quarantine_verdict(ok)[:3] == ("WARN", True, True)
+    lost = dict(report, rows=20, rejected=1, reasons="{}")
+    severity, accounted, _, text = quarantine_verdict(lost)
+    assert severity == "ERROR" and not accounted and "unaccounted for" in text
+    assert quarantine_verdict(dict(ok, max_quarantine_share=0.01))[0] == "ERROR"
