@@ -378,7 +378,7 @@ class ColumnarReader:
         return json.dumps({"row_as_read": text or fallback or ""}, ensure_ascii=False)
 
     def latest_timestamp(self, names: list[str]) -> dt.datetime | None:
-        cols = [_ident(n) for n in names if any(f.name == n for f in self.obj.fields)]
+        cols = [_ident(n) for n in names if n == "_modified" or any(f.name == n for f in self.obj.fields)]
         if not cols:
             return None
         row = self.con.execute(

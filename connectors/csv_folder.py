@@ -139,6 +139,32 @@ class CsvFolderSource:
             if om.modified and om.modified not in header:
                 raise MappingError(f"{path}: objects.{name}.modified column {om.modified!r} not in the file's header")
 
+    # Event times that say when the export was taken (planned dates such as close_date, and
+    # activities, which may be scheduled in the future, are left out).
+    AS_OF_FIELDS = {
+        "opportunities": ["created_at", "closed_at"],
+        "stage_history": ["entered_at"],
+        "field_history": ["changed_at"],
+    }
+
+    def latest_timestamp(self) -> dt.datetime | None:
+        """The export's latest event time (and last-modified time where mapped): a file export's
+        default as-of date, so an old export is judged as of when it was taken, not today."""
+        latest: list[dt.datetime] = []
+        stage_names = {s.name for s in self.stages()}
+        for name, fields in self.AS_OF_FIELDS.items():
+            om = self.mapping.objects.get(name)
+            if om is None or not (self.folder / om.file).exists():
+                continue
+            reader = self._reader(name, om, self.folder / om.file, stage_names)
+            try:
+                value = reader.latest_timestamp(fields + (["_modified"] if om.modified else []))
+            finally:
+                reader.close()
+            if value is not None:
+                latest.append(value)
+        return max(latest) if latest else None
+
     # -- reading --------------------------------------------------------------------------
     def read(self, object_name: str, batch_size: int = 5000, cursor: str | None = None) -> Iterator[Batch]:
         """Typed rows (and rejections) of one canonical object, in batches (``cursor`` is ignored: a snapshot)."""

@@ -168,9 +168,19 @@ def run(
     except Exception as exc:  # noqa: BLE001 - missing credentials, a bad folder or mapping: one line, no traceback
         err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
         raise typer.Exit(2) from None
+    from connectors.registry import export_as_of
+
+    as_of_note = ""
+    try:
+        export_date = export_as_of(settings)
+    except Exception as exc:  # noqa: BLE001 - the landing reports the file's problems; fall back to today
+        export_date, as_of_note = None, f" (the export's latest timestamp could not be read: {exc}; using today)"
+    if export_date is not None:
+        settings = settings.model_copy(update={"as_of": export_date})
+        as_of_note = " (the export's latest timestamp; --as-of to choose another date)"
     started = time.monotonic()
     console.print(
-        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
+        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()}{as_of_note} "
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
     # Without --verbose, a failed step is reported once by the summary, not by Dagster's stack traces.

@@ -82,3 +82,28 @@ def test_landing_summary_names_missing_objects_absent_fields_and_rules_not_appli
     assert any("no activity log" in m for m in out.missing)
     assert not any("quotas" in m for m in out.missing)  # another landing's report
     assert out.not_applicable == ["no_recent_activity: the source has no activity log (12)"]
+
+
+def test_a_file_exports_default_as_of_is_its_latest_timestamp(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import sales_supervisor.pipeline as pipeline
+    from connectors.registry import export_as_of
+    from sales_supervisor.settings import Settings
+
+    export = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "salesforce_de_sample_export"
+    mapping = Path(__file__).resolve().parents[1] / "connectors" / "mappings" / "salesforce_data_export.yaml"
+    settings = Settings(home=tmp_path, crm_source="csv", csv_folder=export, csv_mapping=mapping)
+    assert export_as_of(settings) == dt.date(2018, 10, 13)  # every record was created 2018-10-13 17:16:45
+    assert export_as_of(settings.model_copy(update={"as_of": dt.date(2019, 1, 1)})) is None  # --as-of wins
+    seen = {}
+
+    def fake_run(settings, **kw):
+        seen["as_of"] = settings.effective_as_of()
+        return _summary(tmp_path, [])
+
+    monkeypatch.setattr(pipeline, "run_daily_job", fake_run)
+    result = runner.invoke(app, ["run", "--home", str(tmp_path), "--source", "csv", "--csv-folder", str(export), "--mapping", str(mapping)])
+    assert result.exit_code == 0, result.output
+    assert seen["as_of"] == dt.date(2018, 10, 13)
+    assert "as of 2018-10-13 (the export's latest timestamp" in " ".join(result.output.split())
