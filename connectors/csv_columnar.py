@@ -113,10 +113,12 @@ class ColumnarReader:
         plausibility: Plausibility,
         modified_column: str | None,
         work_dir: Path | None = None,
+        record_url: str | None = None,
     ):
         self.path, self.obj, self.header, self.plan = path, obj, header, plan
         self.constants, self.skip_when, self.formats = constants, skip_when, formats
         self.stages, self.plausibility, self.modified_column = stages, plausibility, modified_column
+        self.record_url = record_url  # the mapping's crm_base_url: source_url of records whose file has none
         self.encoding = duckdb_encoding(formats.encoding)
         self.con = duckdb.connect()
         self.con.execute("set memory_limit = '1GB'")
@@ -216,6 +218,12 @@ class ColumnarReader:
     def _field_sql(self, f) -> tuple[str, list[tuple[str, str]]]:
         """(typed value, [(condition, reason SQL)]) for one canonical field."""
         raw = self._raw(f.name)
+        if f.name == "source_url" and self.record_url and raw == "NULL::VARCHAR":
+            record_id = self._raw(self.obj.primary_key[0])
+            if "{record_id}" in self.record_url:
+                before, _, after = self.record_url.partition("{record_id}")
+                return f"{_q(before)} || url_encode({record_id}) || {_q(after)}", []
+            return f"{_q(self.record_url.rstrip('/') + '/')} || url_encode({record_id})", []
         fmt = self.formats
         p = self.plausibility
         problems: list[tuple[str, str]] = []

@@ -196,7 +196,10 @@ class CsvFolderSource:
             report = ObjectReport(
                 object_name, om.file, rows=res.landed, rejected=res.quarantined, skipped=res.skipped,
                 input_rows=res.input_rows, reasons=dict(res.reasons),
-                absent_fields=[f for f, col in reader.plan.items() if col is None and f not in om.constants],
+                absent_fields=[
+                    f for f, col in reader.plan.items()
+                    if col is None and f not in om.constants and not (f == "source_url" and self.mapping.crm_base_url)
+                ],
                 notes=self._notes(object_name, res),
             )
             self.reports[object_name] = report
@@ -241,7 +244,7 @@ class CsvFolderSource:
         return ColumnarReader(
             path, obj, header, plan, om.constants, om.skip_when, fmt,
             {s.lower(): s for s in stage_names} if stage_names else None,
-            plausible, om.modified, self.work_dir,
+            plausible, om.modified, self.work_dir, record_url=self.mapping.crm_base_url,
         )
 
     @staticmethod

@@ -85,7 +85,11 @@ class Plausibility(BaseModel):
 class CsvMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source_system: str = Field(default="csv", description="Recorded on every landed row.")
-    crm_base_url: str | None = Field(default=None, description="Deep-link base; the record id is appended.")
+    crm_base_url: str | None = Field(
+        default=None,
+        description="Where the CRM's records live: the record id is appended (or fills {record_id}); becomes "
+        "source_url of deals whose file has no URL column, so every CRM link in digests opens the record.",
+    )
     stages: list[StageSpec] | None = Field(
         default=None, description="The CRM's stages in order. Required unless a 'stages' object file is mapped."
     )

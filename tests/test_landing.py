@@ -172,3 +172,12 @@ def test_quarantine_verdict_names_the_likely_cause_and_checks_the_accounting():
     severity, accounted, _, text = quarantine_verdict(lost)
     assert severity == "ERROR" and not accounted and "unaccounted for" in text
     assert quarantine_verdict(dict(ok, max_quarantine_share=0.01))[0] == "ERROR"
+
+
+def test_the_mappings_crm_base_url_becomes_each_deals_source_url(tmp_path):
+    source = CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml")
+    rows, _ = _read_all(source, "opportunities")
+    assert [r["source_url"] for r in rows] == ["https://crm.acme.invalid/deals/D-1", "https://crm.acme.invalid/deals/D-7"]
+    mapping = load_mapping(BAD_ROWS / "mapping.yaml").model_copy(update={"crm_base_url": "https://acme.example/r/{record_id}/view"})
+    rows, _ = _read_all(CsvFolderSource(BAD_ROWS, mapping), "opportunities")
+    assert rows[0]["source_url"] == "https://acme.example/r/D-1/view"
