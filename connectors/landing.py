@@ -81,6 +81,13 @@ def _column_hints(obj: RawObject) -> dict[str, TColumnSchema]:
     return cols
 
 
+def _arrow_schema(obj: RawObject, schema: pa.Schema) -> pa.Schema:
+    """The batch's schema with the nullability of the dlt hints (required fields are never null
+    after validation), so dlt merges the Arrow and dlt schemas without warnings."""
+    required = {f.name for f in obj.fields if f.required}
+    return pa.schema([f.with_nullable(f.name not in required) for f in schema])
+
+
 CURSORS_TABLE = "_crm_cursors"
 
 
@@ -217,9 +224,10 @@ def crm_dlt_source(
             if batch.table is not None and batch.table.num_rows:
                 # the columnar path: an Arrow table goes to dlt as Parquet, no per-row Python
                 n = batch.table.num_rows
-                yield batch.table.append_column("_source_system", pa.array([source.source_system] * n, pa.string())).append_column(
+                table = batch.table.append_column("_source_system", pa.array([source.source_system] * n, pa.string())).append_column(
                     "_loaded_at", pa.array([stamp] * n, pa.timestamp("us"))
                 )
+                yield table.cast(_arrow_schema(obj, table.schema))
             for row in batch.rows:
                 row["_source_system"] = source.source_system
                 row["_loaded_at"] = stamp
