@@ -235,7 +235,7 @@ def landing_summary(warehouse: Path, run_id: str) -> LandingSummary:
             reports = []
         absent = {r["object"] for r in reports if not r["present"]}
         for r in reports:
-            if r["object"] == "managers" and "reps" in absent:
+            if r["object"] == "managers" and not r["present"] and "reps" in absent:
                 continue  # one users file holds both: said once, under reps
             if not r["present"]:
                 effect = MISSING_OBJECT_EFFECTS.get(r["object"])
