@@ -413,9 +413,9 @@ def land_source(
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
     pipeline = crm_dlt_pipeline(warehouse, Path(work_dir) / "dlt", source_dataset(source))
     try:
-        # Canonical sources hand dlt Arrow tables: Parquet load files, not INSERT statements.
-        file_format = "parquet" if source_dataset(source) == RAW_DATASET else None
-        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors), loader_file_format=file_format)
+        # Parquet load files, not INSERT statements: canonical sources hand dlt Arrow tables, and
+        # the API connectors' validated row batches are written column-wise too.
+        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors), loader_file_format="parquet")
     finally:
         write_rejections(warehouse, spool)
     if getattr(source, "incremental", False):
