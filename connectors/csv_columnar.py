@@ -121,7 +121,7 @@ class ColumnarReader:
         self.record_url = record_url  # the mapping's crm_base_url: source_url of records whose file has none
         self.encoding = duckdb_encoding(formats.encoding)
         self.con = duckdb.connect()
-        self.con.execute("set memory_limit = '1GB'")
+        self.con.execute("set memory_limit = '512MB'")
         self.con.execute("set preserve_insertion_order = true")
         if work_dir is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
