@@ -162,3 +162,31 @@ def test_landing_each_file_through_dlt_never_raises(tmp_path, name):
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("select count(*) from raw.opportunities").fetchone()[0] == n_landed
         assert con.execute("select count(*) from raw.rejected_rows where reason is not null").fetchone()[0] == n_quarantined
+
+
+@pytest.mark.slow
+def test_sales_supervisor_run_on_a_file_with_every_kind_of_damage_exits_1_without_a_traceback(tmp_path):
+    """The whole run on one file mixing the corpus' damage: no traceback, an ERROR check for the
+    quarantined share, exit code 1 and 'succeeded with N failed checks' on the first line."""
+    from typer.testing import CliRunner
+
+    from sales_supervisor.cli import app
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    header = (CORPUS / "nul_byte.csv").read_bytes().split(b"\n", 1)[0] + b"\n"
+    body = b"".join(
+        (CORPUS / name).read_bytes().split(b"\n", 1)[1].replace(b"O-", name[:3].encode() + b"-")
+        for name in ("invalid_utf8.csv", "nul_byte.csv", "too_many_fields.csv", "duplicate_keys.csv",
+                     "implausible_values.csv", "formula_text.csv", "unterminated_quote.csv")
+    )
+    (folder / "Deals.csv").write_bytes(header + body)
+    result = CliRunner().invoke(
+        app, ["run", "--home", str(tmp_path / "var"), "--source", "csv", "--csv-folder", str(folder), "--mapping", str(MAPPING)]
+    )
+    out = " ".join(result.output.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in out
+    assert result.exit_code == 1, result.output
+    assert "succeeded with 1 failed check" in out or "succeeded with" in out and "failed checks" in out
+    assert "ERROR raw/opportunities no_rejected_rows" in out
