@@ -156,6 +156,7 @@ def test_landing_assets_quarantine_bad_rows_and_the_check_reports_them(tmp_path)
     mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert mats["raw/opportunities"]["rows_rejected"].value == 5
     assert mats["raw/opportunities"]["rows_landed"].value == 2
+    assert mats["raw/opportunities"]["rows_input"].value == 7 and mats["raw/opportunities"]["rows_skipped"].value == 0
 
 
 def test_quarantine_verdict_names_the_likely_cause_and_checks_the_accounting():
