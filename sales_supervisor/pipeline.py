@@ -198,7 +198,7 @@ MISSING_OBJECT_EFFECTS = {
     "managers": "no managers in the export: flags reach no manager (no digests)",
     "activities": "no activity log in the export: activity rules (no_recent_activity, meeting_cadence_drop, "
     "large_deal_gone_quiet) not applicable",
-    "stage_history": "no stage history in the export: stage durations and stalled_in_stage use only the current stage",
+    "stage_history": "no stage history in the export: stalled_in_stage not applicable, no stage-duration baselines",
     "field_history": "no field history in the export: amount_swing not applicable, close_date_slipped sees only "
     "close dates already past",
     "contacts": "no contacts in the export: no_decision_maker not applicable, drafts name no person to call",
