@@ -140,12 +140,32 @@ class ColumnarReader:
             f"rejects_table={_q(rejects)}, rejects_scan={_q(rejects + '_scan')}, null_padding=false)"
         )
 
-    def _odd_quotes(self) -> bool:
-        count = 0
+    def _scan(self) -> tuple[bool, bool]:
+        """(an odd number of quote characters, any blank line): two byte counts, no parsing."""
+        quotes, blank, tail = 0, False, b""
         with self.path.open("rb") as fh:
             while chunk := fh.read(1 << 24):
-                count += chunk.count(b'"')
-        return count % 2 == 1
+                quotes += chunk.count(b'"')
+                window = tail + chunk
+                blank = blank or b"\n\n" in window or b"\n\r\n" in window
+                tail = chunk[-2:]
+        return quotes % 2 == 1, blank
+
+    def _blank_lines(self) -> list[int]:
+        """Record numbers of blank lines (DuckDB skips them but counts them in its line numbers).
+        Only files that have blank lines pay for this pass."""
+        py_encoding = "latin-1" if self.encoding == "latin-1" else "utf-8"
+        numbers = []
+        with self.path.open(encoding=py_encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=self.formats.delimiter)
+            try:
+                next(reader, None)
+                for n, record in enumerate(reader, start=1):
+                    if not record:
+                        numbers.append(n)
+            except csv.Error:
+                pass
+        return numbers
 
     def _prepare(self) -> None:
         con = self.con
@@ -156,7 +176,8 @@ class ColumnarReader:
             "create temp table parse_rejects as select distinct on (line) line - 1 as _row, column_name, error_type, "
             "error_message, csv_line, line_byte_position from rej order by line"
         )
-        if self._odd_quotes():
+        odd_quotes, blank_lines = self._scan()
+        if odd_quotes:
             # DuckDB's strict reader drops an unterminated quoted field at the end of the file
             # without a reject; the lenient reader reports it (with the rows it swallowed).
             con.execute(f"create temp table lenient as select count(*) from {self._read_csv(False, 'rej2')}")
@@ -166,10 +187,14 @@ class ColumnarReader:
                 "where error_type = 'MISSING COLUMNS' and line - 1 > coalesce((select max(_row) from parse_rejects), 0) "
                 "and line - 1 > (select count(*) from split) + (select count(*) from parse_rejects)"
             )
-        # The k-th split row's record number in the file skips the rows DuckDB rejected.
+        # The k-th split row's record number in the file skips the rows DuckDB rejected (and the
+        # blank lines it skipped, which its line numbers count).
+        con.execute("create temp table gaps as select _row from parse_rejects")
+        if blank_lines:
+            con.executemany("insert into gaps values (?)", [[n] for n in self._blank_lines()])
         con.execute(
             "create temp table reject_gaps as select adj, max(n) as n from (select _row - row_number() over (order by _row) "
-            "as adj, row_number() over (order by _row) as n from parse_rejects) group by adj"
+            "as adj, row_number() over (order by _row) as n from (select distinct _row from gaps)) group by adj"
         )
         con.execute(
             "create temp table numbered as select s.*, s._k + coalesce(g.n, 0) as _row from split s "

@@ -34,6 +34,7 @@ EXPECTED = {
     "implausible_values.csv": (4, 1, 3, 0, ["outside the plausible window", "outside the plausible window", "above the ceiling"]),
     "missing_created.csv": (2, 2, 0, 0, []),
     "empty.csv": (0, 0, 0, 0, []),
+    "blank_lines.csv": (3, 2, 1, 0, ["more fields than the header"]),
     "header_only_no_newline.csv": (0, 0, 0, 0, []),
 }
 
@@ -82,6 +83,13 @@ def test_row_numbers_count_records_not_lines(tmp_path):
     assert [r["_source_row"] for r in rows] == [1, 2, 3]
     assert rows[1]["opportunity_name"] == "Deal 2\r\nsecond line, with comma"
     assert rows[0]["opportunity_id"] == "O-1"  # the BOM is not part of the first header
+
+
+def test_row_numbers_stay_right_after_a_blank_line(tmp_path):
+    rows, rejected = _read(CsvFolderSource(_folder(tmp_path, "blank_lines.csv"), MAPPING))
+    # the blank line is record 2 (DuckDB's line numbers count it): O-2 is 3, O-3 is 4
+    assert [(r["opportunity_id"], r["_source_row"]) for r in rows] == [("O-1", 1), ("O-3", 4)]
+    assert [r["row_number"] for r in rejected] == [3] and "O-2" in rejected[0]["raw_record"]
 
 
 def test_invalid_bytes_travel_with_the_quarantined_row(tmp_path):
