@@ -88,6 +88,32 @@ def _arrow_schema(obj: RawObject, schema: pa.Schema) -> pa.Schema:
     return pa.schema([f.with_nullable(f.name not in required) for f in schema])
 
 
+_ARROW_TYPES = {
+    ID: pa.string(), STR: pa.string(), STAGE: pa.string(), INT: pa.int64(), AMOUNT: pa.float64(),
+    BOOL: pa.bool_(), DATE: pa.date32(), TIMESTAMP: pa.timestamp("us"),
+}
+_LINEAGE_ARROW = {
+    "_source_system": pa.string(), "_source_file": pa.string(), "_source_row": pa.int64(),
+    "_loaded_at": pa.timestamp("us"), "_is_deleted": pa.bool_(), "_extra": pa.string(),
+}
+
+
+def _as_arrow(obj: RawObject, rows: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+    """A batch of validated row dicts (the API connectors') as one Arrow table of the table's
+    declared types, so dlt takes its columnar path. Rows with a key or a value outside the
+    declared shape go as they are (dlt infers them), so nothing is dropped."""
+    fields = {f.name: _ARROW_TYPES[f.type] for f in obj.fields} | _LINEAGE_ARROW
+    present = set().union(*(r.keys() for r in rows))
+    if not present <= set(fields):
+        return rows
+    required = {f.name for f in obj.fields if f.required}
+    schema = pa.schema([pa.field(n, t, nullable=n not in required) for n, t in fields.items() if n in present])
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return rows
+
+
 CURSORS_TABLE = "_crm_cursors"
 
 
@@ -235,7 +261,7 @@ def crm_dlt_source(
                 if isinstance(extra, dict):  # unknown source fields travel as JSON text
                     row["_extra"] = json.dumps(extra, default=str, sort_keys=True) if extra else None
             if batch.rows:
-                yield batch.rows
+                yield _as_arrow(obj, batch.rows)
             if batch.rejected:
                 if spool is None:
                     raise RuntimeError(f"{len(batch.rejected)} rejected {obj.name} rows and no spool to keep them")

@@ -182,3 +182,23 @@ def test_the_mappings_crm_base_url_becomes_each_deals_source_url(tmp_path):
     mapping = load_mapping(BAD_ROWS / "mapping.yaml").model_copy(update={"crm_base_url": "https://acme.example/r/{record_id}/view"})
     rows, _ = _read_all(CsvFolderSource(BAD_ROWS, mapping), "opportunities")
     assert rows[0]["source_url"] == "https://acme.example/r/D-1/view"
+
+
+def test_api_row_batches_go_to_dlt_as_arrow_tables_of_the_declared_types():
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from connectors.landing import _as_arrow
+    from connectors.pipedrive.tables import TABLES
+
+    acts = TABLES["activities"]
+    row = {f.name: None for f in acts.fields} | {"id": "3001", "done": True, "add_time": dt.datetime(2026, 8, 10),
+                                                 "_source_system": "pipedrive", "_extra": "{}", "_is_deleted": False}
+    table = _as_arrow(acts, [row, dict(row, id="3002", done=False)])
+    assert isinstance(table, pa.Table) and table.num_rows == 2
+    assert table.schema.field("done").type == pa.bool_() and table.schema.field("add_time").type == pa.timestamp("us")
+    assert not table.schema.field("id").nullable
+    # a key outside the declared shape: the rows go as they are (nothing dropped)
+    odd = [dict(row, surprise=1)]
+    assert _as_arrow(acts, odd) is odd
