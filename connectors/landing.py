@@ -510,3 +510,16 @@ def quarantine_verdict(report: dict[str, Any]) -> tuple[str, bool, bool, str]:
         )
     severity = "ERROR" if not (accounted and within) else "WARN"
     return severity, accounted, within, text
+
+
+def with_reasons(con, report: dict[str, Any]) -> dict[str, Any]:
+    """The report with its quarantine reasons; for sources that do not count them while reading
+    (the API connectors), counted from this landing's rows in raw.rejected_rows."""
+    if not report.get("rejected") or report.get("reasons") not in (None, "", "{}"):
+        return report
+    counts = con.execute(
+        f"select regexp_replace(reason, ' [(](known|expected).*$', ''), count(*) from {RAW_DATASET}.{REJECTED_TABLE} "
+        "where landing_id = ? and object = ? group by 1 order by 2 desc, 1 limit 5",
+        [report["landing_id"], report["object"]],
+    ).fetchall()
+    return dict(report, reasons=json.dumps(dict(counts)))

@@ -4,7 +4,7 @@
 import duckdb
 import dagster as dg
 
-from connectors.landing import latest_landing_report, quarantine_verdict
+from connectors.landing import latest_landing_report, quarantine_verdict, with_reasons
 from connectors.schema import RAW_OBJECTS
 from orchestration.assets.landing import raw_key
 from orchestration.resources import SupervisorSettings
@@ -33,6 +33,7 @@ def _rejected_rows_check(object_name: str) -> dg.AssetChecksDefinition:
                 "order by row_number limit 3",
                 [report["landing_id"], object_name],
             ).fetchall()
+            report = with_reasons(con, report)
         severity, accounted, within, text = quarantine_verdict(report)
         examples = "; ".join(f"row {r}: {reason[:200]}" for r, _, reason in samples)
         return dg.AssetCheckResult(

@@ -202,3 +202,21 @@ def test_api_row_batches_go_to_dlt_as_arrow_tables_of_the_declared_types():
     # a key outside the declared shape: the rows go as they are (nothing dropped)
     odd = [dict(row, surprise=1)]
     assert _as_arrow(acts, odd) is odd
+
+
+def test_reasons_of_an_api_landing_are_counted_from_its_quarantined_rows(tmp_path):
+    from connectors.landing import quarantine_verdict, with_reasons
+    from connectors.schema import create_rejected_rows_sql
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema raw")
+        con.execute(create_rejected_rows_sql("raw"))
+        for i in range(3):
+            con.execute(
+                "insert into raw.rejected_rows (object, row_number, field, reason, landing_id) values "
+                "('opportunities', ?, 'stage', 'stage: unknown stage ''Closed Won'' (known: )', 'L1')", [i]
+            )
+        report = {"landing_id": "L1", "object": "opportunities", "rows": 0, "rejected": 3, "skipped": 0,
+                  "input_rows": None, "reasons": "{}", "source_file": "raw_salesforce.opportunity (0)"}
+        text = quarantine_verdict(with_reasons(con, report))[3]
+    assert text.startswith("all 3 opportunities quarantined (limit 20%): 3 x stage: unknown stage 'Closed Won' - is the stage list complete")
