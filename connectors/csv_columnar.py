@@ -200,6 +200,7 @@ class ColumnarReader:
             "create temp table numbered as select s.*, s._k + coalesce(g.n, 0) as _row from split s "
             "asof left join reject_gaps g on s._k > g.adj"
         )
+        con.execute("drop table split")
         con.execute(self._validated_sql())
         r = self.result
         counts = con.execute(
@@ -316,7 +317,6 @@ class ColumnarReader:
             f"{self._col(col)} in ({', '.join(_q(v) for v in values)})"
             for col, values in self.skip_when.items() if col in self.header
         ) or "false"
-        record = "json_object(" + ", ".join(f"{_q(h)}, {c}" for h, c in zip(self.header, self.cols)) + ")" if self.cols else "'{}'"
         names = [_ident(f.name) for f in self.obj.fields]
         pk = ", ".join(_ident(k) for k in self.obj.primary_key)
         modified = (
@@ -327,7 +327,7 @@ class ColumnarReader:
             create temp table validated as
             with typed as (
                 select _row, {', '.join(typed)}, {problems_sql} as _problems, coalesce({skip}, false) as _skip,
-                       {record} as _record, {modified} as _modified
+                       {modified} as _modified
                 from numbered
             ), ranked as (
                 select *, case when not _skip and len(_problems) = 0
@@ -348,6 +348,12 @@ class ColumnarReader:
             select *, (not _skip and len(_problems) = 0 and _same_rank = 1 and _pk_rank = 1) as _ok from keyed
         """
 
+    def _record_sql(self, alias: str) -> str:
+        """The row as read (JSON of header -> text), built only for the quarantined rows."""
+        if not self.cols:
+            return "'{}'"
+        return "json_object(" + ", ".join(f"{_q(h)}, {alias}.{c}" for h, c in zip(self.header, self.cols)) + ")::VARCHAR"
+
     # -- output ------------------------------------------------------------------------------
     def rows(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         names = ", ".join(_ident(f.name) for f in self.obj.fields)
@@ -365,15 +371,17 @@ class ColumnarReader:
             for k, v in _PARSE_REASONS.items()
         ) + " else lower(error_type) || ': ' || error_message end"
         sql = f"""
-            select _row as row_number, NULL as field, array_to_string(_problems, '; ') as reason,
-                   _record::VARCHAR as raw_record, NULL::BIGINT as at_byte
-            from validated where not _ok and not _skip and _same_rank = 1 and len(_problems) > 0
+            select v._row as row_number, NULL as field, array_to_string(v._problems, '; ') as reason,
+                   {self._record_sql('n')} as raw_record, NULL::BIGINT as at_byte
+            from validated v join numbered n on n._row = v._row
+            where not v._ok and not v._skip and v._same_rank = 1 and len(v._problems) > 0
             union all
-            select _row, {_q(', '.join(self.obj.primary_key))},
-                   'duplicate primary key: kept row ' || _kept_row ||
+            select v._row, {_q(', '.join(self.obj.primary_key))},
+                   'duplicate primary key: kept row ' || v._kept_row ||
                    {_q(' (the latest ' + self.modified_column + ')') if self.modified_column else _q(' (the last in the file)')},
-                   _record::VARCHAR, NULL
-            from validated where not _skip and len(_problems) = 0 and _same_rank = 1 and _pk_rank > 1
+                   {self._record_sql('n')}, NULL
+            from validated v join numbered n on n._row = v._row
+            where not v._skip and len(v._problems) = 0 and v._same_rank = 1 and v._pk_rank > 1
             union all
             select _row, coalesce(column_name, '(row)'), {parse_reason}, csv_line, line_byte_position from parse_rejects
             order by 1
