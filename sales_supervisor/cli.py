@@ -48,10 +48,29 @@ def _settings(**overrides) -> Settings:
 def _print_run(summary, settings: Settings, started: float) -> None:
     from sales_supervisor.pipeline import warehouse_counts
 
-    status = "[green]succeeded[/green]" if summary.success else "[red]FAILED[/red]"
+    from sales_supervisor.pipeline import landing_summary
+
+    failed_errors = summary.failed_error_checks
+    if not summary.success:
+        status = "[red]FAILED[/red]"
+    elif failed_errors:
+        status = f"[red]succeeded with {len(failed_errors)} failed check{'s' if len(failed_errors) != 1 else ''}[/red]"
+    else:
+        status = "[green]succeeded[/green]"
     console.print(f"\nRun {summary.run_id[:8]} {status} in {time.monotonic() - started:.0f} s (as of {summary.as_of}).")
     for failure in summary.failures:
         console.print(f"  [red]step failed[/red] {escape(failure)}", soft_wrap=True)
+    landing = landing_summary(summary.warehouse, summary.run_id)
+    if landing.lines:
+        console.print("Landed (every input row landed, quarantined in raw.rejected_rows, or skipped):")
+        for line in landing.lines:
+            console.print(f"  {escape(line)}", soft_wrap=True)
+    for line in landing.missing + landing.absent_fields:
+        console.print(f"  [yellow]{escape(line)}[/yellow]", soft_wrap=True)
+    if landing.not_applicable:
+        console.print("Rules not applicable (the data they need is missing):")
+        for line in landing.not_applicable:
+            console.print(f"  {escape(line)}", soft_wrap=True)
     counts = warehouse_counts(summary.warehouse)
     table = Table(title="What it produced", show_lines=False)
     table.add_column("table")
@@ -94,9 +113,14 @@ def _print_run(summary, settings: Settings, started: float) -> None:
             soft_wrap=True,
         )
         if digests.get("unrouted_items"):
+            why = (
+                "the export has no users file (reps/managers)"
+                if any(m.startswith(("no users", "no managers")) for m in landing.missing)
+                else "the source has no reps/managers for their owners (map the CRM's users file)"
+            )
             console.print(
-                f"[yellow]{digests['unrouted_items']} flagged deal(s) reached no manager:[/yellow] the source has no "
-                "reps/managers for their owners (map the CRM's users file). They are in risk.coaching_drafts.",
+                f"[yellow]{digests['unrouted_items']} flagged deal(s) reached no manager:[/yellow] {why}. "
+                "They are in risk.coaching_drafts.",
                 soft_wrap=True,
             )
         home_flag = f" --home {settings.home_dir}" if settings.home_dir != Settings().home_dir else ""
@@ -124,7 +148,10 @@ def _print_run(summary, settings: Settings, started: float) -> None:
 def run(
     home: HomeOpt = None,
     as_of: AsOfOpt = None,
-    source: Annotated[Optional[str], typer.Option(help="CRM source: demo or csv.")] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option(help="CRM source: demo, csv, hubspot, salesforce or pipedrive (default: SALES_SUPERVISOR_CRM_SOURCE, else demo)."),
+    ] = None,
     csv_folder: Annotated[Optional[Path], typer.Option(help="Folder of CSV exports (with --source csv).")] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="Column-mapping YAML for the CSV folder.")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Demo CRM scale (multiplies reps and deals).")] = None,
@@ -139,18 +166,28 @@ def run(
 
     try:
         preflight(settings)
-    except (MappingError, ValueError) as exc:
-        err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc))}")
+    except Exception as exc:  # noqa: BLE001 - missing credentials, a bad folder or mapping: one line, no traceback
+        err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
         raise typer.Exit(2) from None
+    from connectors.registry import export_as_of
+
+    as_of_note = ""
+    try:
+        export_date = export_as_of(settings)
+    except Exception as exc:  # noqa: BLE001 - the landing reports the file's problems; fall back to today
+        export_date, as_of_note = None, f" (the export's latest timestamp could not be read: {exc}; using today)"
+    if export_date is not None:
+        settings = settings.model_copy(update={"as_of": export_date})
+        as_of_note = " (the export's latest timestamp; --as-of to choose another date)"
     started = time.monotonic()
     console.print(
-        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
+        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()}{as_of_note} "
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
     # Without --verbose, a failed step is reported once by the summary, not by Dagster's stack traces.
     summary = run_daily_job(settings, log_level="INFO" if verbose else "CRITICAL", quiet_steps=not verbose)
     _print_run(summary, settings, started)
-    if not summary.success:
+    if not summary.success or summary.failed_error_checks:
         raise typer.Exit(1)
 
 
