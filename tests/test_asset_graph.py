@@ -33,6 +33,10 @@ def _graph() -> dict:
         "assets": assets,
         "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
         "schedules": sorted(s.name for s in defs.get_repository_def().schedule_defs),
+        "sensors": {
+            s.name: {"job": s.job_name, "minimum_interval_seconds": s.minimum_interval_seconds, "default_status": s.default_status.value}
+            for s in defs.get_repository_def().sensor_defs
+        },
     }
 
 
