@@ -77,6 +77,7 @@ class ScriptedSmtp:
         self.rcpt_replies: list[str] = []
         self.data_reply = "250 Message accepted for delivery"
         self.data_stall_s = 0.0
+        self.drop_after_data = False
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_replies:
@@ -89,6 +90,8 @@ class ScriptedSmtp:
             self.messages.append(envelope)
         if self.data_stall_s:
             await asyncio.sleep(self.data_stall_s)
+        if self.drop_after_data:  # the message is kept, the connection drops before the reply
+            server.transport.abort()
         return self.data_reply
 
     async def handle_QUIT(self, server, session, envelope):
@@ -160,6 +163,19 @@ def test_email_data_sent_without_an_answer_is_unknown_never_resent_until_a_perso
     [resolved] = [r for r in ledger.audit_rows() if r.action == "delivery.resolved"]
     assert resolved.actor == "ops-ana" and '"verdict":"not_sent"' in resolved.payload.replace(" ", "")
     assert ledger.verify_audit().ok
+
+
+def test_email_connection_dropped_after_data_is_unknown_not_resent(ledger, home, smtp):
+    handler, port = smtp
+    handler.drop_after_data = True
+    approve(ledger, home)
+    channel = email_channel(ledger, port)
+    first = publish_approved(ledger, {"rep_email": channel}, "live")
+    assert len(first.needs_attention) == 1 and not first.sent and not first.failed
+    handler.drop_after_data = False
+    again = publish_approved(ledger, {"rep_email": channel}, "live")
+    assert len(again.needs_attention) == 1 and not again.sent
+    assert len(handler.messages) == 1
 
 
 def test_email_refused_before_data_is_not_sent_and_retried_once_accepted(ledger, home, smtp):
