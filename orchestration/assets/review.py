@@ -126,6 +126,11 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
         report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
     counts = report.counts
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
+    if report.needs_attention:
+        context.log.warning(
+            f"{len(report.needs_attention)} delivery(ies) have an unknown outcome and are not resent: "
+            "`sales-supervisor publish attention` lists them, `publish resolve` records what a person found"
+        )
     return dg.MaterializeResult(metadata={k: v for k, v in counts.items() if v is not None})
 
 
