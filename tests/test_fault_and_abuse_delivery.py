@@ -423,3 +423,33 @@ def test_crm_note_without_a_connection_is_not_sent(ledger, crm):
     _, _, make_writer, deal, _ = CRMS[crm]()
     with pytest.raises(NotSent):
         make_writer(ledger, closed_port_url()).send(_crm_message(deal, f"refused-{crm}"))
+
+
+# --------------------------------------------------------------------------- the ledger migration
+
+
+def test_an_existing_ledger_gains_the_unknown_status_and_keeps_its_deliveries(tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from agents.ledger import create_ledger_engine, ledger_url
+    from agents.ledger.migrations import alembic_config
+
+    url = ledger_url(tmp_path)
+    engine = create_ledger_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), "0001_initial")
+        conn.execute(text("INSERT INTO digests (digest_id, run_id, manager_id, as_of, created_at, status) "
+                          "VALUES ('d1', 'r1', 'mgr-1', '2026-10-01', '2026-10-01 08:00:00', 'created')"))
+        conn.execute(text("INSERT INTO items (item_id, digest_id, manager_id, rule_id, severity, priority, draft, evidence, "
+                          "flag_id, created_at) VALUES ('i1', 'd1', 'mgr-1', 'r', 'high', 0, '{}', '{}', 'f1', '2026-10-01 08:00:00')"))
+        conn.execute(text("INSERT INTO deliveries (item_id, channel, idempotency_key, status, attempts, created_at) "
+                          "VALUES ('i1', 'rep_email', 'k1', 'pending', 1, '2026-10-01 08:00:00')"))
+        with pytest.raises(Exception):  # the old schema refuses the new status
+            with conn.begin_nested():
+                conn.execute(text("UPDATE deliveries SET status = 'unknown' WHERE idempotency_key = 'k1'"))
+    engine.dispose()
+    with open_ledger(url) as ledger:  # migrates to the head
+        ledger.mark_unknown("k1", "outcome unknown, not resent: test")
+        assert [d.idempotency_key for d in ledger.deliveries_needing_attention()] == ["k1"]
+        assert ledger.resolve_delivery("k1", sent=True, resolver="ops-ana").status == "sent"
