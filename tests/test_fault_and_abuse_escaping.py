@@ -161,3 +161,13 @@ def test_salesforce_task_carries_the_deal_as_inert_text(ledger):
         [post] = [r for r in sf.requests if r.method == "POST"]
     assert_inert_plain(post.body["Description"])
     assert "evil.example" not in post.body["Subject"]
+
+
+def test_only_http_links_may_be_live():
+    from agents.review.escaping import safe_link_url
+
+    assert safe_link_url("https://acme.my.salesforce.com/lightning/r/Opportunity/006A/view") is not None
+    for bad in ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html;base64,PHNjcmlwdD4=", "vbscript:x",
+                "https://evil.example/x|Reset your password", 'https://a.example/" onmouseover="x', "//evil.example/x",
+                "https://a.example/\nx", "", None, "https:///nohost"):
+        assert safe_link_url(bad) is None, bad

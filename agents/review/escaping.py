@@ -52,3 +52,30 @@ def html_text(text: str) -> str:
 def plain_text(text: str) -> str:
     """Untrusted text for a plain-text body (email text part, Salesforce Task description)."""
     return defang_urls(text)
+
+
+_SAFE_SCHEMES = ("https", "http")
+
+
+def safe_link_url(url: str | None) -> str | None:
+    """A URL fit to be a live link (``href``, Markdown, Slack ``<url|label>``), else None.
+
+    Only absolute http(s) URLs with a host, no whitespace, quotes or angle brackets; a
+    ``javascript:``, ``data:`` or ``vbscript:`` URL (or anything else a CRM field could hold)
+    is refused, so a renderer shows the label as plain text instead. For renderers that build
+    links from CRM data, such as the manager digests.
+    """
+    from urllib.parse import urlsplit
+
+    if not url:
+        return None
+    url = url.strip()
+    if any(c.isspace() or c in "<>\"'`|" for c in url) or any(ord(c) < 32 for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _SAFE_SCHEMES or not parts.netloc:
+        return None
+    return url
