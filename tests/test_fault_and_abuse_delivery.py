@@ -14,6 +14,7 @@ Salesforce note writers) against a local fake that fails at one point of the exc
 from __future__ import annotations
 
 import asyncio
+import getpass
 import socket
 
 import pytest
@@ -151,12 +152,13 @@ def test_email_data_sent_without_an_answer_is_unknown_never_resent_until_a_perso
     assert delivery.status == "unknown"
     listed = runner.invoke(app, ["publish", "attention", "--home", str(home)])
     assert listed.exit_code == 1 and f"{delivery.delivery_id}  rep_email" in listed.output, listed.output
-    # a person checked the rep's inbox and found nothing: recorded, audited, sent once more
-    done = runner.invoke(app, ["publish", "resolve", str(delivery.delivery_id), "--not-sent", "--as", "ops-ana", "--note", "not in the inbox"])
-    assert done.exit_code == 2  # no --home: no such delivery in ./var
-    done = runner.invoke(app, ["publish", "resolve", str(delivery.delivery_id), "--not-sent", "--as", "ops-ana",
-                                "--note", "not in the inbox", "--home", str(home)])
+    # a person checked the rep's inbox and found nothing: recorded under their established identity, sent once more
+    (home / "identities.yaml").write_text(f"users:\n  {getpass.getuser()}: ops-ana\n")
+    resolve = ["publish", "resolve", str(delivery.delivery_id), "--not-sent", "--note", "not in the inbox", "--home", str(home)]
+    assert runner.invoke(app, [*resolve, "--as", "mgr-1"]).exit_code == 3  # nobody resolves as someone else
+    done = runner.invoke(app, [*resolve, "--as", "ops-ana"])
     assert done.exit_code == 0, done.output
+    assert runner.invoke(app, resolve).exit_code == 4  # already resolved: refused
     resent = publish_approved(ledger, {"rep_email": channel}, "live")
     assert len(resent.sent) == 1 and len(handler.messages) == 2
     assert runner.invoke(app, ["publish", "attention", "--home", str(home)]).exit_code == 0
