@@ -10,14 +10,13 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import SupervisorSettings
-from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
+# The manifest comes from the preparation step (sales_supervisor.dbt.prepare_dbt_project: `make prepare`,
+# the CLI, or `dagster dev` through prepare_if_dev), so the asset graph matches what `dbt build` runs.
+# This module is imported only when the code location loads (orchestration.definitions imports it lazily).
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Parse when the manifest is missing (fresh clone) or older than the project's files,
-# so the asset graph always matches what `dbt build` runs.
-if manifest_is_stale():
-    parse_dbt_project()
+dbt_project.prepare_if_dev()
 
 DEFAULT_OWNERS = ["team:analytics-engineering"]
 
