@@ -79,7 +79,10 @@ def _fresh_run_home(bench_home: Path, scale: int) -> Path:
 
 
 def run_child(scale: int, seed: int, bench_home: Path) -> dict:
+    from sales_supervisor.pycache import keep_bytecode_cache
     from sales_supervisor.settings import Settings
+
+    keep_bytecode_cache(bench_home.parent)
 
     home = _fresh_run_home(bench_home, scale)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
@@ -211,7 +214,6 @@ def run_scale(scale: int, seed: int, bench_home: Path, interval: float) -> dict:
 
     out_file = bench_home / f".child-scale{scale}.json"
     env = dict(os.environ)
-    env.setdefault("PYTHONPYCACHEPREFIX", str(bench_home.parent / "pycache"))
     cmd = [sys.executable, __file__, "--child", "--scale", str(scale), "--seed", str(seed),
            "--home", str(bench_home), "--out", str(out_file)]
     samples: list[tuple[float, float, int]] = []
