@@ -20,7 +20,7 @@ def build_definitions() -> dg.Definitions:
     from dagster_dbt import DbtCliResource
 
     from orchestration.assets.dbt import dbt_models, dbt_project
-    from orchestration.assets.landing import crm_landing, native_table_assets
+    from orchestration.assets.landing import active_source_asset, crm_landing
     from orchestration.assets.review import (
         approval_sensor,
         every_flag_reaches_a_manager,
@@ -36,7 +36,7 @@ def build_definitions() -> dg.Definitions:
     from sales_supervisor.dbt import dbt_executable
 
     return dg.Definitions(
-        assets=[crm_landing, *native_table_assets(), dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching],
+        assets=[crm_landing, active_source_asset(), dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching],
         asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks, risk_flags_evidence_rate, every_flag_reaches_a_manager],
         jobs=[daily_supervisor_job, publish_job],
         sensors=[approval_sensor],

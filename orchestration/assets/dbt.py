@@ -1,6 +1,7 @@
 """dbt staging and marts as Dagster assets; dbt tests surface as asset checks."""
 
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -21,11 +22,29 @@ dbt_project.prepare_if_dev()
 DEFAULT_OWNERS = ["team:analytics-engineering"]
 
 
+@functools.cache
+def native_feeds() -> dict[str, dict[str, str]]:
+    """dataset (raw_<crm>) -> native table -> the canonical object it feeds."""
+    from connectors.landing import native_table_specs
+
+    return {
+        dataset: {name: obj.feeds or "opportunities" for name, obj in tables.items()}
+        for dataset, tables in native_table_specs().items()
+    }
+
+
 class SupervisorDbtTranslator(DagsterDbtTranslator):
     """Keys and groups come from dbt metadata (schema and folder), never from model names."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         schema = dbt_resource_props.get("schema") or "main"
+        if dbt_resource_props["resource_type"] == "source" and schema in native_feeds():
+            # A CRM-native table (raw_<crm>.<table>) is drawn as the canonical landing asset it feeds
+            # (raw/<object>), which the landing materializes whatever the source: the landing group
+            # stays one asset per canonical object and the graph is the same for every CRM.
+            feeds = native_feeds()[schema].get(dbt_resource_props["name"])
+            if feeds:
+                return dg.AssetKey(["raw", feeds])
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -41,7 +60,10 @@ class SupervisorDbtTranslator(DagsterDbtTranslator):
         return [owner] if owner else DEFAULT_OWNERS
 
 
-dbt_translator = SupervisorDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+dbt_translator = SupervisorDbtTranslator(
+    # several native tables of a CRM feed one canonical object: their dbt sources share its key
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_duplicate_source_asset_keys=True)
+)
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=dbt_translator, pool="warehouse")

@@ -38,6 +38,13 @@ def native_table_key(dataset: str, table: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, table])
 
 
+def active_source_asset() -> dg.AssetSpec:
+    """raw.active_source, the one landing asset besides the canonical objects. A native CRM's own
+    tables are not assets of their own: dbt draws each as the canonical object it feeds
+    (orchestration/assets/dbt.py), so the graph shows one landing asset per object for every source."""
+    return native_table_assets()[0]
+
+
 def native_table_assets() -> list[dg.AssetSpec]:
     """Every native CRM connector's landed tables (raw_<crm>.<table>), always in the graph,
     whichever CRM is the source: each hangs off the landing asset of the object it feeds, and
