@@ -281,9 +281,10 @@ def print_result(r: dict) -> None:
         print(f"  FAILED {f}")
     risk, floor = r["steps"].get("risk flags"), r.get("floor") or {}
     if risk and "wall_s" in floor:
-        print(f"  risk flags step {risk['wall_s']:.2f} s vs floor query {floor['wall_s']:.2f} s "
-              f"({risk['wall_s'] / max(floor['wall_s'], 1e-3):.1f}x; floor finds stalled_in_stage "
-              f"{floor['stalled_in_stage']}, no_recent_activity {floor['no_recent_activity']})")
+        print(f"  risk flags step {risk['wall_s']:.2f} s wall, {risk['cpu_s']:.2f} CPU-s vs floor query "
+              f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.2f} CPU-s ({risk['wall_s'] / max(floor['wall_s'], 1e-3):.0f}x "
+              f"wall; the floor finds stalled_in_stage {floor['stalled_in_stage']}, "
+              f"no_recent_activity {floor['no_recent_activity']} before overrides, exclusions and fatigue)")
     print("  rows per table:")
     for table, n in r["rows"].items():
         print(f"    {table:<40}{n:>12,}")
