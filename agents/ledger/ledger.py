@@ -33,6 +33,7 @@ import dataclasses
 import datetime as dt
 import json
 import statistics
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -323,6 +324,7 @@ class Ledger:
         self._read_engine = engine.execution_options(ledger_read_only=True)
         self._delegates = {manager: frozenset(ds) for manager, ds in (delegates or {}).items()}
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._batch = threading.local()  # the open batch() transaction of this thread, if any
 
     # -- plumbing
 
@@ -346,8 +348,25 @@ class Ledger:
         return now.astimezone(dt.timezone.utc)
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction (one write lock, one commit), e.g. a digest
+        and its items; an error rolls them all back. Nested batches join the outer one."""
+        if getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with self._write() as session:
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[Session]:
         """One short write transaction holding the ledger's write lock from its first statement."""
+        if (batch := getattr(self._batch, "session", None)) is not None:
+            yield batch
+            return
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             if self.engine.dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK_KEY})
