@@ -257,7 +257,16 @@ class DealFeatures:
         return getattr(self, name, None)
 
     def scalars(self) -> dict[str, Any]:
-        """The feature values custom rules and playbook conditions see (FEATURE_NAMES)."""
+        """The feature values custom rules and playbook conditions see (FEATURE_NAMES).
+
+        Computed once per deal (playbook conditions and custom rules both read them); a copy is returned."""
+        cached = self.__dict__.get("_scalars")
+        if cached is None:
+            cached = self._compute_scalars()
+            self.__dict__["_scalars"] = cached  # a frozen dataclass: a cache beside the fields, not a field
+        return dict(cached)
+
+    def _compute_scalars(self) -> dict[str, Any]:
         swings = self.amount_swings(30)
         return {
             "amount": self.amount,
