@@ -21,6 +21,7 @@ same rules. Results also go to ``<home>/bench/bench-<UTC time>.json`` (and
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -94,6 +95,7 @@ def run_child(scale: int, seed: int, bench_home: Path) -> dict:
     t0 = time.time()
     ensure_demo_crm(settings)
     generate = {"step": "generate", "start": t0, "end": time.time(), "cached": cached}
+    (home / ".generate.json").write_text(json.dumps(generate))  # for a partial report after --timeout
 
     from sales_supervisor.pipeline import run_daily_job, warehouse_counts
 
@@ -101,23 +103,7 @@ def run_child(scale: int, seed: int, bench_home: Path) -> dict:
     summary = run_daily_job(settings)
     ended = time.time()
 
-    import dagster as dg
-
-    windows = [generate]
-    with dg.DagsterInstance.get() as instance:
-        starts: dict[str, float] = {}
-        for entry in instance.all_logs(summary.run_id):
-            ev = entry.dagster_event
-            if ev is None or entry.step_key is None:
-                continue
-            if ev.event_type == dg.DagsterEventType.STEP_START:
-                starts[entry.step_key] = entry.timestamp
-            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                windows.append({
-                    "step": bench_step(entry.step_key), "step_key": entry.step_key,
-                    "start": starts.get(entry.step_key, entry.timestamp), "end": entry.timestamp,
-                    "ok": ev.event_type == dg.DagsterEventType.STEP_SUCCESS,
-                })
+    windows = [generate, *step_windows(home / "dagster", summary.run_id)]
     counts = warehouse_counts(settings.warehouse_path)
     flags_by_rule, floor = {}, {}
     import duckdb
@@ -139,6 +125,37 @@ def run_child(scale: int, seed: int, bench_home: Path) -> dict:
         "failures": summary.failures, "run_start": started, "run_end": ended, "windows": windows,
         "rows": counts, "flags_by_rule": flags_by_rule, "floor": floor,
     }
+
+
+def step_windows(dagster_home: Path, run_id: str | None = None, now: float | None = None) -> list[dict]:
+    """Each step's [start, end] from the Dagster event log (the latest run when run_id is None). A step
+    still running (the run was stopped) ends at ``now`` and is marked unfinished."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    windows, starts = [], {}
+    with dg.DagsterInstance.get() as instance:
+        if run_id is None:
+            runs = instance.get_runs(limit=1)
+            if not runs:
+                return []
+            run_id = runs[0].run_id
+        for entry in instance.all_logs(run_id):
+            ev = entry.dagster_event
+            if ev is None or entry.step_key is None:
+                continue
+            if ev.event_type == dg.DagsterEventType.STEP_START:
+                starts[entry.step_key] = entry.timestamp
+            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                start = starts.pop(entry.step_key, entry.timestamp)
+                windows.append({
+                    "step": bench_step(entry.step_key), "step_key": entry.step_key, "start": start,
+                    "end": entry.timestamp, "ok": ev.event_type == dg.DagsterEventType.STEP_SUCCESS,
+                })
+    for key, start in starts.items():
+        windows.append({"step": bench_step(key), "step_key": key, "start": start, "end": now or time.time(),
+                        "ok": False, "unfinished": True})
+    return windows
 
 
 # The floor: one hand-written DuckDB query over the marts for two rules of the default policy,
@@ -209,7 +226,7 @@ def _tree_sample(root) -> tuple[float, int]:
     return cpu, rss
 
 
-def run_scale(scale: int, seed: int, bench_home: Path, interval: float) -> dict:
+def run_scale(scale: int, seed: int, bench_home: Path, interval: float, timeout: float | None = None) -> dict:
     import psutil
 
     out_file = bench_home / f".child-scale{scale}.json"
@@ -219,16 +236,43 @@ def run_scale(scale: int, seed: int, bench_home: Path, interval: float) -> dict:
     samples: list[tuple[float, float, int]] = []
     proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT)
     root = psutil.Process(proc.pid)
-    cpu_max = 0.0
+    cpu_max, began, timed_out = 0.0, time.time(), False
     while proc.poll() is None:
         cpu, rss = _tree_sample(root)
         cpu_max = max(cpu_max, cpu)  # a child that exited but is not yet reaped drops out for a moment
         samples.append((time.time(), cpu_max, rss))
+        if timeout is not None and time.time() - began > timeout:
+            timed_out = True
+            for p in [*root.children(recursive=True), root]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.wait()
+            break
         time.sleep(interval)
-    if proc.returncode != 0 or not out_file.exists():
+    if timed_out:
+        # What finished before the timeout, from the event log; the running step counts up to the kill.
+        home = bench_home / f"scale{scale}"
+        gen = home / ".generate.json"
+        ended = time.time()
+        windows = ([json.loads(gen.read_text())] if gen.exists() else []) + (
+            step_windows(home / "dagster", now=ended) if gen.exists() else [])
+        result = {"scale": scale, "seed": seed, "success": False, "partial": True,
+                  "failures": [f"stopped after --timeout {timeout:.0f} s"], "run_start": began, "run_end": ended,
+                  "windows": windows or [{"step": "generate", "start": began, "end": ended, "unfinished": True}],
+                  "rows": {}, "flags_by_rule": {}, "floor": {}}
+    elif proc.returncode != 0 or not out_file.exists():
         return {"scale": scale, "success": False, "error": f"child exited with {proc.returncode}"}
-    result = json.loads(out_file.read_text())
-    out_file.unlink()
+    else:
+        result = json.loads(out_file.read_text())
+        out_file.unlink()
+
+    return summarise(result, samples)
+
+
+def summarise(result: dict, samples: list[tuple[float, float, int]]) -> dict:
+    """Per bench step: wall time (sum of its Dagster steps' windows), CPU time of the process tree spent
+    inside those windows, and the largest tree RSS sampled in them; plus the end-to-end figures.
+    ``samples``: (time, cumulative tree CPU seconds, tree RSS bytes)."""
 
     def window(start: float, end: float) -> tuple[float, int]:
         inside = [s for s in samples if start <= s[0] <= end]
@@ -249,6 +293,8 @@ def run_scale(scale: int, seed: int, bench_home: Path, interval: float) -> dict:
         agg["n"] += 1
         if w["step"] == "generate":
             agg["cached"] = w.get("cached", False)
+        if w.get("unfinished"):
+            agg["unfinished"] = True
     start = result["windows"][0]["start"]
     total_cpu, _ = window(start, result["run_end"])
     result["steps"] = steps
@@ -263,7 +309,8 @@ def run_scale(scale: int, seed: int, bench_home: Path, interval: float) -> dict:
 
 
 def print_result(r: dict) -> None:
-    print(f"\n== scale {r['scale']} ==" + ("" if r.get("success") else "  (RUN FAILED)"))
+    state = "" if r.get("success") else ("  (PARTIAL: stopped by --timeout)" if r.get("partial") else "  (RUN FAILED)")
+    print(f"\n== scale {r['scale']} ==" + state)
     if "steps" not in r:
         print(f"  {r.get('error')}")
         return
@@ -273,6 +320,7 @@ def print_result(r: dict) -> None:
         if s is None:
             continue
         note = " (cached)" if s.get("cached") else (f" ({s['n']} steps)" if s["n"] > 1 else "")
+        note += " (unfinished: stopped by --timeout)" if s.get("unfinished") else ""
         print(f"  {name:<16}{s['wall_s']:>10.1f}{s['cpu_s']:>10.1f}{s['peak_mb']:>10.0f}{note}")
     e = r["end_to_end"]
     print(f"  {'end to end':<16}{e['wall_s']:>10.1f}{e['cpu_s']:>10.1f}{e['peak_mb']:>10.0f}"
@@ -297,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--interval", type=float, default=0.25, help="sampling interval in seconds")
     ap.add_argument("--home", type=Path, help="bench folder (default <SALES_SUPERVISOR_HOME or var>/bench)")
+    ap.add_argument("--timeout", type=float, help="stop a scale after this many seconds and report what finished")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -316,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for scale in args.scales:
         print(f"scale {scale}: running ...", file=sys.stderr, flush=True)
-        r = run_scale(scale, args.seed, bench_home, args.interval)
+        r = run_scale(scale, args.seed, bench_home, args.interval, args.timeout)
         report["results"].append(r)
         print_result(r)
         ok &= bool(r.get("success"))
