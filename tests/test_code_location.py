@@ -109,3 +109,14 @@ def test_loading_the_definitions_runs_no_subprocess_and_builds_no_dlt_pipeline()
     assert result["assets"] > 20
     assert result["events"] == [], f"work when loading: {result['events'][:10]}"
     assert result["sdks"] == [], f"SDKs imported on the offline path: {result['sdks']}"
+
+
+def test_the_offline_drafting_path_does_not_import_the_anthropic_sdk():
+    result = _run(
+        "from agents.drafting import DrafterConfig, draft_all, make_drafter\n"
+        "drafter = make_drafter(DrafterConfig(api_key=None))\n"
+        "offline = 'anthropic' in sys.modules\n"
+        "from agents.drafting import ClaudeDrafter\n"  # still importable on demand
+        "result = {'offline': offline, 'drafter': type(drafter).__name__, 'claude': ClaudeDrafter.__name__}\n"
+    )
+    assert result == {"offline": False, "drafter": "TemplateDrafter", "claude": "ClaudeDrafter"}
