@@ -76,3 +76,15 @@ def test_a_risk_run_is_stored_in_bulk_with_every_value(tmp_path, monkeypatch):
         assert sorted(na) == sorted((n.rule_id, n.reason, n.count) for n in run.not_applicable)
         stored_q = con.execute("select query_id, row_count, as_of from semantic.semantic_queries").fetchall()
         assert sorted(stored_q) == sorted((q.query_id, len(q.rows), AS_OF) for q in queries)
+
+
+def test_bulk_insert_with_named_columns_casts_to_the_table_types(tmp_path):
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema risk")
+        con.execute("create table risk.t (a VARCHAR, d DATE, x DOUBLE, n BIGINT, empty VARCHAR)")
+        rows = [["one", dt.date(2026, 10, 1), 1, 2, None], ["two", None, 2.5, None, None]]
+        store.bulk_insert(con, "risk.t", rows, columns=["a", "d", "x", "n", "empty"])
+        assert con.execute("select * from risk.t order by a").fetchall() == [
+            ("one", dt.date(2026, 10, 1), 1.0, 2, None), ("two", None, 2.5, None, None)]
+        store.bulk_insert(con, "risk.t", [], columns=["a"])  # nothing to do
+        assert con.execute("select count(*) from risk.t").fetchone()[0] == 2

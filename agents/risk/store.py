@@ -60,14 +60,15 @@ _COLUMNS = {
 }
 
 
-def bulk_insert(con, table: str, rows: list[list]) -> None:
+def bulk_insert(con, table: str, rows: list[list], columns: list[str] | None = None) -> None:
     """Append rows to a table in one statement, through an Arrow table (DuckDB scans it in bulk,
-    instead of binding parameters row by row as executemany does). Columns follow ``_COLUMNS``."""
+    instead of binding parameters row by row as executemany does). ``columns`` name the rows'
+    values in order (default: the table's columns in ``_COLUMNS``)."""
     if not rows:
         return
     import pyarrow as pa
 
-    names = _COLUMNS[table]
+    names = columns or _COLUMNS[table]
     types = dict(con.execute(f"select column_name, data_type from duckdb_columns() where "
                              f"schema_name || '.' || table_name = ?", [table]).fetchall())
     # Each column cast to the table's type in SQL; Arrow only carries the values (None-only columns too).
