@@ -1,25 +1,26 @@
 """Read a folder of CSV exports through a column mapping, validating every row.
 
-Rows are read one at a time (constant memory whatever the file size) and come
-out in batches of typed rows in the canonical shape. A row that cannot be used
-(missing id, unparseable date, negative amount, unknown stage, ...) is never
-dropped and never crashes the run: it comes out as a rejection carrying the
+Each file is read column-wise in DuckDB (connectors/csv_columnar.py) and comes out
+in Arrow batches of typed rows in the canonical shape (memory bounded by the batch
+size). A row that cannot be used (missing id, unparseable or implausible date,
+negative amount, unknown stage, invalid bytes, too many fields, duplicate key, ...)
+is never dropped and never crashes the run: it comes out as a rejection carrying the
 file, the row number, the field(s), the reason and the row as read.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from connectors.csv_columnar import ColumnarReader, EncodingNotSupported, Plausibility, read_header
 from connectors.mapping import CsvMapping, MappingError, ObjectMapping, StageSpec, identity_mapping, load_mapping
-from connectors.schema import AMOUNT, RAW_OBJECTS, Field, RawObject
-from connectors.values import ValueProblem, parse_value
+from connectors.schema import RAW_OBJECTS, RawObject
 
 # Objects a run cannot do without; the others may be absent from an export
 # (their rules then report "not applicable" downstream).
@@ -30,8 +31,14 @@ REQUIRED_OBJECTS = ("opportunities",)
 
 @dataclass
 class Batch:
+    """Landed rows (as dicts, or columnar as ``table``) and quarantined rows of one batch."""
+
     rows: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    table: pa.Table | None = None
+
+    def row_dicts(self) -> list[dict[str, Any]]:
+        return self.rows + (self.table.to_pylist() if self.table is not None else [])
 
 
 @dataclass
@@ -42,6 +49,14 @@ class ObjectReport:
     rejected: int = 0
     skipped: int = 0
     present: bool = True
+    input_rows: int | None = None  # None: the source does not count its input separately (= rows + rejected + skipped)
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantine reason -> rows
+    absent_fields: list[str] = field(default_factory=list)  # canonical fields the source does not have
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def input_count(self) -> int:
+        return self.input_rows if self.input_rows is not None else self.rows + self.rejected + self.skipped
 
 
 class CsvFolderSource:
@@ -52,7 +67,13 @@ class CsvFolderSource:
 
     incremental = False
 
-    def __init__(self, folder: Path | str, mapping: CsvMapping | Path | str | None = None):
+    def __init__(
+        self,
+        folder: Path | str,
+        mapping: CsvMapping | Path | str | None = None,
+        as_of: dt.date | None = None,
+        work_dir: Path | None = None,
+    ):
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise MappingError(f"{self.folder}: CSV export folder not found")
@@ -64,10 +85,16 @@ class CsvFolderSource:
         self.reports: dict[str, ObjectReport] = {}
         self.cursors: dict[str, str] = {}
         self._stages: list[StageSpec] | None = None
+        self.as_of = as_of  # the plausible-date window ends this many years after it (default: today)
+        self.work_dir = work_dir  # DuckDB spills here when a file does not fit its memory limit
 
     @property
     def source_system(self) -> str:
         return self.mapping.source_system
+
+    @property
+    def max_quarantine_share(self) -> float:
+        return self.mapping.plausibility.max_quarantine_share
 
     # -- stages --------------------------------------------------------------------------
     def stages(self) -> list[StageSpec]:
@@ -78,7 +105,7 @@ class CsvFolderSource:
             else:
                 specs = []
                 for batch in self._read("stages", stage_names=None):
-                    for r in batch.rows:
+                    for r in batch.row_dicts():
                         specs.append(
                             StageSpec(name=r["stage"], order=r["stage_order"], closed=bool(r["is_closed"]), won=bool(r["is_won"]))
                         )
@@ -104,9 +131,39 @@ class CsvFolderSource:
                 if name in REQUIRED_OBJECTS:
                     raise MappingError(f"{self.folder}: required object {name!r} not found ({path})")
                 continue
-            with path.open(newline="", encoding=self.mapping.formats.encoding) as fh:
-                header = next(csv.reader(fh, delimiter=self.mapping.formats.delimiter), [])
+            try:
+                header = read_header(path, self.mapping.formats.encoding, self.mapping.formats.delimiter)
+            except EncodingNotSupported as exc:
+                raise MappingError(f"{path}: {exc}") from None
             self._column_plan(RAW_OBJECTS[name], om, header, path)
+            if om.modified and om.modified not in header:
+                raise MappingError(f"{path}: objects.{name}.modified column {om.modified!r} not in the file's header")
+
+    # Event times that say when the export was taken (planned dates such as close_date, and
+    # activities, which may be scheduled in the future, are left out).
+    AS_OF_FIELDS = {
+        "opportunities": ["created_at", "closed_at"],
+        "stage_history": ["entered_at"],
+        "field_history": ["changed_at"],
+    }
+
+    def latest_timestamp(self) -> dt.datetime | None:
+        """The export's latest event time (and last-modified time where mapped): a file export's
+        default as-of date, so an old export is judged as of when it was taken, not today."""
+        latest: list[dt.datetime] = []
+        stage_names = {s.name for s in self.stages()}
+        for name, fields in self.AS_OF_FIELDS.items():
+            om = self.mapping.objects.get(name)
+            if om is None or not (self.folder / om.file).exists():
+                continue
+            reader = self._reader(name, om, self.folder / om.file, stage_names)
+            try:
+                value = reader.latest_timestamp(fields + (["_modified"] if om.modified else []))
+            finally:
+                reader.close()
+            if value is not None:
+                latest.append(value)
+        return max(latest) if latest else None
 
     # -- reading --------------------------------------------------------------------------
     def read(self, object_name: str, batch_size: int = 5000, cursor: str | None = None) -> Iterator[Batch]:
@@ -123,7 +180,7 @@ class CsvFolderSource:
         stage_names = {s.name for s in self.stages()} if object_name != "stages" else None
         yield from self._read(object_name, stage_names, batch_size)
 
-    def _read(self, object_name: str, stage_names: set[str] | None, batch_size: int = 5000) -> Iterator[Batch]:
+    def _read(self, object_name: str, stage_names: set[str] | None, batch_size: int = 50_000) -> Iterator[Batch]:
         obj = RAW_OBJECTS[object_name]
         om = self.mapping.objects.get(object_name)
         path = self.folder / om.file if om else None
@@ -133,42 +190,62 @@ class CsvFolderSource:
                 raise MappingError(f"{self.folder}: required object {object_name!r} not found ({where})")
             self.reports[object_name] = ObjectReport(object_name, om.file if om else None, present=False)
             return
-        report = ObjectReport(object_name, om.file)
-        self.reports[object_name] = report
-        stage_lookup = {s.lower(): s for s in stage_names} if stage_names else None
-        fmt = self.mapping.formats
-        with path.open(newline="", encoding=fmt.encoding) as fh:
-            reader = csv.DictReader(fh, delimiter=fmt.delimiter)
-            header = reader.fieldnames or []
-            plan = self._column_plan(obj, om, header, path)
-            batch = Batch()
-            for row_number, record in enumerate(reader, start=1):
-                if any(record.get(col) in values for col, values in om.skip_when.items()):
-                    report.skipped += 1
-                    continue
-                typed, problems = self._convert(obj, plan, om, record, stage_lookup)
-                if problems:
-                    report.rejected += 1
-                    batch.rejected.append(
-                        {
-                            "object": object_name,
-                            "source_file": om.file,
-                            "row_number": row_number,
-                            "field": ", ".join(p[0] for p in problems),
-                            "reason": "; ".join(f"{f}: {why}" for f, why in problems),
-                            "raw_record": json.dumps(record, ensure_ascii=False, default=str),
-                        }
+        reader = self._reader(object_name, om, path, stage_names)
+        try:
+            res = reader.result
+            report = ObjectReport(
+                object_name, om.file, rows=res.landed, rejected=res.quarantined, skipped=res.skipped,
+                input_rows=res.input_rows, reasons=dict(res.reasons),
+                absent_fields=[
+                    f for f, col in reader.plan.items()
+                    if col is None and f not in om.constants and not (f == "source_url" and self.mapping.crm_base_url)
+                ],
+                notes=self._notes(object_name, res),
+            )
+            self.reports[object_name] = report
+            for rejected in reader.rejections(object_name, om.file, batch_size):
+                yield Batch(rejected=rejected)
+            for record_batch in reader.rows(batch_size):
+                if record_batch.num_rows:
+                    table = pa.Table.from_batches([record_batch]).append_column(
+                        "_source_file", pa.array([om.file] * record_batch.num_rows, pa.string())
                     )
-                else:
-                    report.rows += 1
-                    typed["_source_file"] = om.file
-                    typed["_source_row"] = row_number
-                    batch.rows.append(typed)
-                if len(batch.rows) + len(batch.rejected) >= batch_size:
-                    yield batch
-                    batch = Batch()
-            if batch.rows or batch.rejected:
-                yield batch
+                    yield Batch(table=table)
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _notes(object_name: str, res) -> list[str]:
+        notes = []
+        if res.identical_duplicates:
+            notes.append(f"{res.identical_duplicates} identical repeated row(s) kept once")
+        if res.duplicate_keys:
+            notes.append(f"{res.duplicate_keys} row(s) with a duplicate primary key quarantined")
+        return notes
+
+    def _reader(self, object_name: str, om: ObjectMapping, path: Path, stage_names: set[str] | None) -> ColumnarReader:
+        fmt = self.mapping.formats
+        try:
+            header = read_header(path, fmt.encoding, fmt.delimiter)
+        except EncodingNotSupported as exc:
+            raise MappingError(f"{path}: {exc}") from None
+        obj = RAW_OBJECTS[object_name]
+        plan = self._column_plan(obj, om, header, path)
+        if om.modified and om.modified not in header:
+            raise MappingError(f"{path}: objects.{object_name}.modified column {om.modified!r} not in the file's header")
+        p = self.mapping.plausibility
+        as_of = self.as_of or dt.date.today()
+        plausible = Plausibility(
+            min_date=p.min_date,
+            max_date=as_of.replace(year=as_of.year + p.max_years_ahead) if not (as_of.month == 2 and as_of.day == 29)
+            else dt.date(as_of.year + p.max_years_ahead, 2, 28),
+            max_amount=p.max_amount,
+        )
+        return ColumnarReader(
+            path, obj, header, plan, om.constants, om.skip_when, fmt,
+            {s.lower(): s for s in stage_names} if stage_names else None,
+            plausible, om.modified, self.work_dir, record_url=self.mapping.crm_base_url,
+        )
 
     @staticmethod
     def _column_plan(obj: RawObject, om: ObjectMapping, header: list[str], path: Path) -> dict[str, str | None]:
@@ -187,43 +264,11 @@ class CsvFolderSource:
                 plan[f.name] = om.columns[f.name]
             else:
                 plan[f.name] = f.name if f.name in header else None
+        missing_required = [f.name for f in obj.fields if f.required and plan[f.name] is None and f.name not in om.constants]
+        if missing_required:
+            raise MappingError(
+                f"{path}: no column for the required field(s) {', '.join(missing_required)} of {obj.name} "
+                f"(map them under objects.{obj.name}.columns; the file's header: "
+                f"{', '.join(header[:12])}{', ...' if len(header) > 12 else ''})"
+            )
         return plan
-
-    def _convert(self, obj, plan, om, record, stage_lookup):
-        typed: dict[str, Any] = {}
-        problems: list[tuple[str, str]] = []
-        for f in obj.fields:
-            if f.name in om.constants:
-                raw = om.constants[f.name]
-                raw = None if raw is None else str(raw)
-            else:
-                col = plan[f.name]
-                raw = record.get(col) if col else None
-            try:
-                typed[f.name] = self._parse(f, raw, stage_lookup)
-            except ValueProblem as exc:
-                problems.append((f.name, str(exc)))
-        return typed, problems
-
-    def _parse(self, f: Field, raw: str | None, stage_lookup: dict[str, str] | None) -> Any:
-        fmt = self.mapping.formats
-        if f.type == AMOUNT and isinstance(raw, str) and fmt.delimiter != ",":
-            raw = raw.replace(",", "")  # thousands separators, where the comma is not the delimiter
-        return parse_value(
-            f,
-            raw,
-            parse_date=lambda v: _parse_datetime(v, fmt.date, "date").date(),
-            parse_timestamp=lambda v: _parse_datetime(v, fmt.timestamp, "timestamp"),
-            stages=stage_lookup,
-            true_values=fmt.true_values,
-            false_values=fmt.false_values,
-        )
-
-
-def _parse_datetime(value: str, formats: list[str], kind: str) -> dt.datetime:
-    for pattern in formats:
-        try:
-            return dt.datetime.strptime(value, pattern)
-        except ValueError:
-            continue
-    raise ValueProblem(f"unparseable {kind}: {value!r} (expected {' or '.join(formats[:2])})")

@@ -28,6 +28,7 @@ import json
 
 import dlt
 import duckdb
+import pyarrow as pa
 from dlt.common.schema.typing import TColumnSchema
 
 from connectors.csv_folder import Batch, ObjectReport
@@ -78,6 +79,39 @@ def _column_hints(obj: RawObject) -> dict[str, TColumnSchema]:
     cols["_is_deleted"] = {"data_type": "bool"}
     cols["_extra"] = {"data_type": "text"}
     return cols
+
+
+def _arrow_schema(obj: RawObject, schema: pa.Schema) -> pa.Schema:
+    """The batch's schema with the nullability of the dlt hints (required fields are never null
+    after validation), so dlt merges the Arrow and dlt schemas without warnings."""
+    required = {f.name for f in obj.fields if f.required}
+    return pa.schema([f.with_nullable(f.name not in required) for f in schema])
+
+
+_ARROW_TYPES = {
+    ID: pa.string(), STR: pa.string(), STAGE: pa.string(), INT: pa.int64(), AMOUNT: pa.float64(),
+    BOOL: pa.bool_(), DATE: pa.date32(), TIMESTAMP: pa.timestamp("us"),
+}
+_LINEAGE_ARROW = {
+    "_source_system": pa.string(), "_source_file": pa.string(), "_source_row": pa.int64(),
+    "_loaded_at": pa.timestamp("us"), "_is_deleted": pa.bool_(), "_extra": pa.string(),
+}
+
+
+def _as_arrow(obj: RawObject, rows: list[dict[str, Any]]) -> pa.Table | list[dict[str, Any]]:
+    """A batch of validated row dicts (the API connectors') as one Arrow table of the table's
+    declared types, so dlt takes its columnar path. Rows with a key or a value outside the
+    declared shape go as they are (dlt infers them), so nothing is dropped."""
+    fields = {f.name: _ARROW_TYPES[f.type] for f in obj.fields} | _LINEAGE_ARROW
+    present = set().union(*(r.keys() for r in rows))
+    if not present <= set(fields):
+        return rows
+    required = {f.name for f in obj.fields if f.required}
+    schema = pa.schema([pa.field(n, t, nullable=n not in required) for n, t in fields.items() if n in present])
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        return rows
 
 
 CURSORS_TABLE = "_crm_cursors"
@@ -213,6 +247,13 @@ def crm_dlt_source(
             else source.read(obj.name)
         )
         for batch in batches:
+            if batch.table is not None and batch.table.num_rows:
+                # the columnar path: an Arrow table goes to dlt as Parquet, no per-row Python
+                n = batch.table.num_rows
+                table = batch.table.append_column("_source_system", pa.array([source.source_system] * n, pa.string())).append_column(
+                    "_loaded_at", pa.array([stamp] * n, pa.timestamp("us"))
+                )
+                yield table.cast(_arrow_schema(obj, table.schema))
             for row in batch.rows:
                 row["_source_system"] = source.source_system
                 row["_loaded_at"] = stamp
@@ -220,7 +261,7 @@ def crm_dlt_source(
                 if isinstance(extra, dict):  # unknown source fields travel as JSON text
                     row["_extra"] = json.dumps(extra, default=str, sort_keys=True) if extra else None
             if batch.rows:
-                yield batch.rows
+                yield _as_arrow(obj, batch.rows)
             if batch.rejected:
                 if spool is None:
                     raise RuntimeError(f"{len(batch.rejected)} rejected {obj.name} rows and no spool to keep them")
@@ -263,6 +304,22 @@ def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path, dataset: str = RAW_DA
 
 
 LANDING_REPORTS_TABLE = "landing_reports"
+LANDING_REPORT_EXTRA_COLUMNS = {
+    "input_rows": "BIGINT",  # = rows + rejected + skipped, or the check on the object fails
+    "reasons": "VARCHAR",  # JSON: quarantine reason -> rows
+    "absent_fields": "VARCHAR",  # canonical fields the source does not have (e.g. is_active)
+    "notes": "VARCHAR",
+    "max_quarantine_share": "DOUBLE",
+}
+DEFAULT_MAX_QUARANTINE_SHARE = 0.2
+
+
+def _merge_counts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def _ensure_table(con, obj: RawObject, schema: str) -> None:
@@ -341,6 +398,11 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
                     "rows": rows,
                     "rejected": sum(r.rejected for r in reps),
                     "skipped": sum(r.skipped for r in reps),
+                    "input_rows": sum(getattr(r, "input_count", r.rows + r.rejected + r.skipped) for r in reps),
+                    "reasons": json.dumps(_merge_counts(getattr(r, "reasons", {}) for r in reps)),
+                    "absent_fields": ", ".join(sorted({f for r in reps for f in getattr(r, "absent_fields", [])})) or None,
+                    "notes": "; ".join(n for r in reps for n in getattr(r, "notes", [])) or None,
+                    "max_quarantine_share": getattr(source, "max_quarantine_share", DEFAULT_MAX_QUARANTINE_SHARE),
                 }
             )
         con.execute(
@@ -348,8 +410,12 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
                 landing_id VARCHAR, loaded_at TIMESTAMP, object VARCHAR, source_system VARCHAR,
                 source_file VARCHAR, present BOOLEAN, rows BIGINT, rejected BIGINT, skipped BIGINT)"""
         )
+        # columns added since the table was first created (a warehouse from an older version)
+        for column, type_ in LANDING_REPORT_EXTRA_COLUMNS.items():
+            con.execute(f"alter table {RAW_DATASET}.{LANDING_REPORTS_TABLE} add column if not exists {column} {type_}")
+        names = ", ".join(reports[0]) if reports else ""
         con.executemany(
-            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} ({names}) values ({', '.join('?' for _ in reports[0])})",
             [list(r.values()) for r in reports],
         )
     return reports
@@ -373,7 +439,9 @@ def land_source(
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
     pipeline = crm_dlt_pipeline(warehouse, Path(work_dir) / "dlt", source_dataset(source))
     try:
-        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors))
+        # Parquet load files, not INSERT statements: canonical sources hand dlt Arrow tables, and
+        # the API connectors' validated row batches are written column-wise too.
+        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors), loader_file_format="parquet")
     finally:
         write_rejections(warehouse, spool)
     if getattr(source, "incremental", False):
@@ -394,3 +462,64 @@ def latest_landing_report(con, object_name: str) -> dict[str, Any] | None:
     if row is None:
         return None
     return dict(zip([d[0] for d in cur.description], row))
+
+
+_CAUSES = (
+    ("unknown stage", "is the stage list complete (the mapping's stages, or did the CRM's stage export/read succeed)?"),
+    ("not valid in the file's encoding", "is formats.encoding right for this export (utf-8, latin-1, utf-16)?"),
+    ("unparseable", "do formats.date / formats.timestamp match how the export writes dates?"),
+    ("fields than the header", "is formats.delimiter right, and is the file cut or joined from several exports?"),
+    ("duplicate primary key", "is the id column mapped right, or does the file hold several snapshots?"),
+    ("plausible window", "are the dates placeholders, or should plausibility.min_date / max_years_ahead be wider?"),
+    ("above the ceiling", "is the amount in cents, or should plausibility.max_amount be higher?"),
+    ("missing required value", "is the right column mapped to this field?"),
+)
+
+
+def quarantine_verdict(report: dict[str, Any]) -> tuple[str, bool, bool, str]:
+    """(severity, identity holds, share within the limit, description) for one object's landing report.
+
+    Every input row must be landed, quarantined or skipped; a quarantined share above the limit
+    is an ERROR whose message names the commonest reason and its likely cause.
+    """
+    rows, rejected, skipped = report["rows"], report["rejected"], report["skipped"]
+    input_rows = report.get("input_rows")
+    input_rows = rows + rejected + skipped if input_rows is None else input_rows
+    limit = report.get("max_quarantine_share")
+    limit = DEFAULT_MAX_QUARANTINE_SHARE if limit is None else limit
+    reasons = json.loads(report.get("reasons") or "{}")
+    accounted = input_rows == rows + rejected + skipped
+    share = rejected / input_rows if input_rows else 0.0
+    within = share <= limit
+    obj = report["object"]
+    text = (
+        f"{obj}: {input_rows} input row(s) = {rows} landed + {rejected} quarantined + {skipped} skipped"
+        if accounted
+        else f"{obj}: {input_rows} input row(s) but {rows} landed + {rejected} quarantined + {skipped} skipped: rows unaccounted for"
+    )
+    if report.get("source_file"):
+        text += f" (from {report['source_file']})"
+    if rejected:
+        top, n = next(iter(reasons.items()), ("unknown", rejected))
+        cause = next((hint for key, hint in _CAUSES if key in top), "")
+        lead = f"all {input_rows} {obj} quarantined" if rejected == input_rows else f"{share:.0%} of {obj} quarantined"
+        text = (
+            f"{lead} (limit {limit:.0%}): {n} x {top}" + (f" - {cause}" if cause else "") + f". {text}"
+            if not within
+            else text + f"; commonest reason: {n} x {top}"
+        )
+    severity = "ERROR" if not (accounted and within) else "WARN"
+    return severity, accounted, within, text
+
+
+def with_reasons(con, report: dict[str, Any]) -> dict[str, Any]:
+    """The report with its quarantine reasons; for sources that do not count them while reading
+    (the API connectors), counted from this landing's rows in raw.rejected_rows."""
+    if not report.get("rejected") or report.get("reasons") not in (None, "", "{}"):
+        return report
+    counts = con.execute(
+        f"select regexp_replace(reason, ' [(](known|expected).*$', ''), count(*) from {RAW_DATASET}.{REJECTED_TABLE} "
+        "where landing_id = ? and object = ? group by 1 order by 2 desc, 1 limit 5",
+        [report["landing_id"], report["object"]],
+    ).fetchall()
+    return dict(report, reasons=json.dumps(dict(counts)))

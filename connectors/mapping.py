@@ -7,6 +7,7 @@ connectors/mappings/.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,11 @@ class ObjectMapping(BaseModel):
         default_factory=dict,
         description="source column -> values; rows matching any are skipped and counted (e.g. IsDeleted: ['1']).",
     )
+    modified: str | None = Field(
+        default=None,
+        description="source column of the record's last-modified time (e.g. LastModifiedDate): of rows sharing a "
+        "primary key the latest modified is kept, else the last in the file; the others are quarantined as duplicates.",
+    )
 
 
 class Formats(BaseModel):
@@ -58,18 +64,38 @@ class Formats(BaseModel):
     true_values: list[str] = Field(default_factory=lambda: ["true", "1", "yes", "y", "t"])
     false_values: list[str] = Field(default_factory=lambda: ["false", "0", "no", "n", "f"])
     delimiter: str = ","
-    encoding: str = "utf-8-sig"
+    encoding: str = Field(
+        default="utf-8-sig",
+        description="utf-8 (a BOM is skipped), utf-16 or latin-1; bytes invalid in it quarantine their rows.",
+    )
+
+
+class Plausibility(BaseModel):
+    """Values outside these bounds are quarantined as implausible (typos, placeholder dates)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_date: dt.date = Field(default=dt.date(1990, 1, 1), description="earliest plausible date or timestamp")
+    max_years_ahead: int = Field(default=10, ge=0, description="latest plausible date: the as-of date plus this many years")
+    max_amount: float = Field(default=10_000_000_000, gt=0, description="largest plausible amount")
+    max_quarantine_share: float = Field(
+        default=0.2, ge=0, le=1, description="an object with a larger share of its rows quarantined fails an ERROR check"
+    )
 
 
 class CsvMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
     source_system: str = Field(default="csv", description="Recorded on every landed row.")
-    crm_base_url: str | None = Field(default=None, description="Deep-link base; the record id is appended.")
+    crm_base_url: str | None = Field(
+        default=None,
+        description="Where the CRM's records live: the record id is appended (or fills {record_id}); becomes "
+        "source_url of deals whose file has no URL column, so every CRM link in digests opens the record.",
+    )
     stages: list[StageSpec] | None = Field(
         default=None, description="The CRM's stages in order. Required unless a 'stages' object file is mapped."
     )
     objects: dict[str, ObjectMapping]
     formats: Formats = Field(default_factory=Formats)
+    plausibility: Plausibility = Field(default_factory=Plausibility)
 
     @field_validator("objects")
     @classmethod

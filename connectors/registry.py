@@ -47,7 +47,9 @@ def open_crm_source(settings: Settings, progress: Callable[[str, int], None] | N
     if settings.crm_source == "csv":
         if settings.csv_folder is None:
             raise MappingError("SALES_SUPERVISOR_CRM_SOURCE=csv needs SALES_SUPERVISOR_CSV_FOLDER (the export folder)")
-        return CsvFolderSource(settings.csv_folder, settings.csv_mapping)
+        return CsvFolderSource(
+            settings.csv_folder, settings.csv_mapping, as_of=settings.as_of, work_dir=settings.home_dir / "landing" / "spill"
+        )
     raise MappingError(f"unknown CRM source {settings.crm_source!r} (expected demo, csv, {', '.join(API_SOURCES)})")
 
 
@@ -66,3 +68,12 @@ def preflight(settings: Settings) -> None:
         _load(*API_SOURCES[settings.crm_source]).from_env()
     elif settings.crm_source == "csv":
         open_crm_source(settings).check()
+
+
+def export_as_of(settings: Settings):
+    """The as-of date of a CSV export when none is given: the date of its latest event
+    (None for other sources, and for an export without timestamps)."""
+    if settings.crm_source != "csv" or settings.as_of is not None or settings.csv_folder is None:
+        return None
+    latest = CsvFolderSource(settings.csv_folder, settings.csv_mapping, work_dir=settings.home_dir / "landing" / "spill").latest_timestamp()
+    return latest.date() if latest else None

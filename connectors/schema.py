@@ -161,7 +161,7 @@ RAW_OBJECTS: dict[str, RawObject] = {
                 _f("opportunity_name", STR),
                 _f("stage", STAGE, True),
                 _f("amount", AMOUNT),
-                _f("created_at", TIMESTAMP, True),
+                _f("created_at", TIMESTAMP),  # some CRMs leave it empty on first-stage deals
                 _f("close_date", DATE),
                 _f("is_closed", BOOL),
                 _f("is_won", BOOL),

@@ -34,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.drafting import DrafterConfig, DraftedItem, Drafter, build_packet, draft_all, make_drafter
+from agents.drafting.config import DRAFTER_MODEL_ENV
 from agents.drafting.validator import validate_draft
 from agents.risk.models import RiskFlag
 
@@ -204,7 +205,7 @@ def _drafter_from_env(kind: str) -> Drafter:
     cfg = DrafterConfig(
         api_key=key,
         base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
-        model=os.environ.get("SALES_SUPERVISOR_DRAFT_MODEL", DrafterConfig().model),
+        model=os.environ.get(DRAFTER_MODEL_ENV) or DrafterConfig().model,  # the pipeline's variable
     )
     if kind == "claude" and not cfg.has_api_key:
         raise SystemExit("--drafter claude needs ANTHROPIC_API_KEY")

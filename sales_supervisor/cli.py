@@ -48,10 +48,29 @@ def _settings(**overrides) -> Settings:
 def _print_run(summary, settings: Settings, started: float) -> None:
     from sales_supervisor.pipeline import warehouse_counts
 
-    status = "[green]succeeded[/green]" if summary.success else "[red]FAILED[/red]"
+    from sales_supervisor.pipeline import landing_summary
+
+    failed_errors = summary.failed_error_checks
+    if not summary.success:
+        status = "[red]FAILED[/red]"
+    elif failed_errors:
+        status = f"[red]succeeded with {len(failed_errors)} failed check{'s' if len(failed_errors) != 1 else ''}[/red]"
+    else:
+        status = "[green]succeeded[/green]"
     console.print(f"\nRun {summary.run_id[:8]} {status} in {time.monotonic() - started:.0f} s (as of {summary.as_of}).")
     for failure in summary.failures:
         console.print(f"  [red]step failed[/red] {escape(failure)}", soft_wrap=True)
+    landing = landing_summary(summary.warehouse, summary.run_id)
+    if landing.lines:
+        console.print("Landed (every input row landed, quarantined in raw.rejected_rows, or skipped):")
+        for line in landing.lines:
+            console.print(f"  {escape(line)}", soft_wrap=True)
+    for line in landing.missing + landing.absent_fields:
+        console.print(f"  [yellow]{escape(line)}[/yellow]", soft_wrap=True)
+    if landing.not_applicable:
+        console.print("Rules not applicable (the data they need is missing):")
+        for line in landing.not_applicable:
+            console.print(f"  {escape(line)}", soft_wrap=True)
     counts = warehouse_counts(summary.warehouse)
     table = Table(title="What it produced", show_lines=False)
     table.add_column("table")
@@ -94,14 +113,20 @@ def _print_run(summary, settings: Settings, started: float) -> None:
             soft_wrap=True,
         )
         if digests.get("unrouted_items"):
+            why = (
+                "the export has no users file (reps/managers)"
+                if any(m.startswith(("no users", "no managers")) for m in landing.missing)
+                else "the source has no reps/managers for their owners (map the CRM's users file)"
+            )
             console.print(
-                f"[yellow]{digests['unrouted_items']} flagged deal(s) reached no manager:[/yellow] the source has no "
-                "reps/managers for their owners (map the CRM's users file). They are in risk.coaching_drafts.",
+                f"[yellow]{digests['unrouted_items']} flagged deal(s) reached no manager:[/yellow] {why}. "
+                "They are in risk.coaching_drafts.",
                 soft_wrap=True,
             )
         home_flag = f" --home {settings.home_dir}" if settings.home_dir != Settings().home_dir else ""
         console.print(
-            f"Decide: `.venv/bin/sales-supervisor review list{home_flag}`, then `review approve ITEM --as MANAGER_ID{home_flag}`.",
+            f"Decide: `.venv/bin/sales-supervisor review list{home_flag}`, then `review approve ITEM{home_flag}` "
+            f"(once, map your login to your approver id: `users: {{<login>: MANAGER_ID}}` in {settings.identities_path}).",
             soft_wrap=True,
         )
     checks = summary.checks
@@ -123,7 +148,10 @@ def _print_run(summary, settings: Settings, started: float) -> None:
 def run(
     home: HomeOpt = None,
     as_of: AsOfOpt = None,
-    source: Annotated[Optional[str], typer.Option(help="CRM source: demo or csv.")] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option(help="CRM source: demo, csv, hubspot, salesforce or pipedrive (default: SALES_SUPERVISOR_CRM_SOURCE, else demo)."),
+    ] = None,
     csv_folder: Annotated[Optional[Path], typer.Option(help="Folder of CSV exports (with --source csv).")] = None,
     mapping: Annotated[Optional[Path], typer.Option(help="Column-mapping YAML for the CSV folder.")] = None,
     scale: Annotated[Optional[int], typer.Option(help="Demo CRM scale (multiplies reps and deals).")] = None,
@@ -138,18 +166,28 @@ def run(
 
     try:
         preflight(settings)
-    except (MappingError, ValueError) as exc:
-        err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc))}")
+    except Exception as exc:  # noqa: BLE001 - missing credentials, a bad folder or mapping: one line, no traceback
+        err.print(f"[red]Cannot read the CRM source:[/red] {escape(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)}")
         raise typer.Exit(2) from None
+    from connectors.registry import export_as_of
+
+    as_of_note = ""
+    try:
+        export_date = export_as_of(settings)
+    except Exception as exc:  # noqa: BLE001 - the landing reports the file's problems; fall back to today
+        export_date, as_of_note = None, f" (the export's latest timestamp could not be read: {exc}; using today)"
+    if export_date is not None:
+        settings = settings.model_copy(update={"as_of": export_date})
+        as_of_note = " (the export's latest timestamp; --as-of to choose another date)"
     started = time.monotonic()
     console.print(
-        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()} "
+        f"Running the daily job on the [bold]{settings.crm_source}[/bold] CRM as of {settings.effective_as_of()}{as_of_note} "
         f"(state in {settings.home_dir}); this takes a minute or two..."
     )
     # Without --verbose, a failed step is reported once by the summary, not by Dagster's stack traces.
     summary = run_daily_job(settings, log_level="INFO" if verbose else "CRITICAL", quiet_steps=not verbose)
     _print_run(summary, settings, started)
-    if not summary.success:
+    if not summary.success or summary.failed_error_checks:
         raise typer.Exit(1)
 
 
@@ -202,16 +240,25 @@ def eval_cmd(
         DrafterChoice, typer.Option(help="auto (Claude if ANTHROPIC_API_KEY is set, else template), template or claude.")
     ] = "auto",
     gate: Annotated[float, typer.Option(help="Minimum overall pass rate; below it the command exits 1.")] = 0.9,
-    out: Annotated[Optional[Path], typer.Option(help="Where to store the result (default <home>/evals/latest.json, read by the live-mode gate).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the full report (default <home>/evals/latest.json).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Run the drafter over the golden set, print pass rates per property, store the result for the live-mode gate."""
-    from evals.run import main as eval_main
+    """Run the drafter over the golden set, print pass rates per property, and record the result in the ledger.
+
+    The live-mode gate reads the result recorded for the drafter and model live mode will use
+    (SALES_SUPERVISOR_DRAFTER_MODEL, the pipeline's setting), from the ledger (audited), never from the file.
+    """
+    from evals.run import GOLDEN_PATH, _drafter_from_env, format_report, run_eval
 
     settings = _settings(home=home)
     target = out or settings.home_dir / "evals" / "latest.json"
-    code = eval_main(["--drafter", str(drafter.value if hasattr(drafter, "value") else drafter), "--gate", str(gate), "--out", str(target)])
-    raise typer.Exit(code or 0)
+    chosen = _drafter_from_env(str(drafter.value if hasattr(drafter, "value") else drafter))
+    report = run_eval(chosen, GOLDEN_PATH, out_path=target, gate=gate)
+    console.print(format_report(report), markup=False, soft_wrap=True)
+    with _open_ledger(home) as ledger:
+        ledger.record_eval(report.drafter, report.model_dump(mode="json"), actor=_operator_label())
+    console.print(f"Recorded in the ledger for drafter {report.drafter} (the live-mode gate reads it from there).")
+    raise typer.Exit(0 if report.gate_passed else 1)
 
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit trail.", no_args_is_help=True)
@@ -231,7 +278,7 @@ def _open_ledger(home: Path | None):
         err.print(f"[red]Cannot read the delegates file:[/red] {exc}")
         raise typer.Exit(2) from None
     try:
-        return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=delegates)
+        return open_ledger(settings.ledger_url, home=settings.home_dir, delegates=delegates, max_edited_chars=settings.max_edited_chars)
     except ModuleNotFoundError as exc:
         err.print(f"[red]The review ledger URL needs a database driver that is not installed:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -240,22 +287,67 @@ def _open_ledger(home: Path | None):
 @audit_app.command("verify")
 def audit_verify(
     home: HomeOpt = None,
-    anchor: Annotated[Optional[str], typer.Option(help="SEQ:HASH of a head recorded elsewhere, to detect rows cut from the end.")] = None,
+    anchor: Annotated[Optional[str], typer.Option(help="SEQ:HASH of a head recorded elsewhere (instead of the latest anchor in the anchor file).")] = None,
+    anchor_file: Annotated[Optional[Path], typer.Option(help="Anchor file to read the latest anchor from (default: SALES_SUPERVISOR_ANCHOR_FILE or <home>/anchors/audit-anchors.jsonl).")] = None,
+    no_anchor: Annotated[bool, typer.Option("--no-anchor", help="Check the chain and the rows only (rows cut from the end go unnoticed).")] = False,
 ) -> None:
-    """Recompute the audit chain; report any altered, deleted or inserted row (exit 1 if tampered)."""
+    """Recompute the audit chain, cross-check items, decisions and deliveries against it, and check the latest anchor (exit 1 if tampered)."""
     from agents.ledger import verify_audit
+    from agents.ledger.anchors import Anchor, AnchorFile, default_anchor_path
 
-    anchor_pair = None
+    settings = _settings(home=home)
+    used: Anchor | None = None
     if anchor:
         seq, _, digest = anchor.partition(":")
         if not seq.isdigit() or not digest:
             err.print(f"[red]--anchor must look like 42:3f2a...; got {anchor!r}[/red]")
             raise typer.Exit(2)
-        anchor_pair = (int(seq), digest)
+        used = Anchor(int(seq), digest, "-", "given on the command line", "--anchor")
+    elif not no_anchor:
+        path = anchor_file or settings.anchor_file or default_anchor_path(settings.home_dir)
+        try:
+            used = AnchorFile(path).latest()
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]Cannot read the anchor file:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
+        if used is None:
+            console.print(
+                f"[yellow]No anchor at {path}: rows cut from the end or a recomputed chain cannot be detected.[/yellow]",
+                soft_wrap=True,
+            )
     with _open_ledger(home) as ledger:
-        report = verify_audit(ledger, anchor_pair)
-    console.print(str(report))
+        report = verify_audit(ledger, used.pair if used else None)
+    if used is not None:
+        console.print(escape(f"Checked against {used.describe()}."), soft_wrap=True)
+    console.print(escape(str(report)), soft_wrap=True)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    home: HomeOpt = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the anchor).")] = "manual anchor",
+) -> None:
+    """Write the audit chain head to the anchor file(s) now (runs and publishes do this on their own)."""
+    from agents.ledger.anchors import anchor_targets, write_anchor
+
+    settings = _settings(home=home)
+    client = None
+    if settings.anchor_slack_channel:
+        from agents.review.run import slack_web_client
+
+        client = slack_web_client()
+    with _open_ledger(home) as ledger:
+        targets = anchor_targets(
+            settings.home_dir, anchor_file=settings.anchor_file, external_path=settings.anchor_external_path,
+            slack_channel=settings.anchor_slack_channel, slack_client=client,
+        )
+        result = write_anchor(ledger, targets, reason=reason, actor=_operator_label())
+    console.print(escape(f"Anchored seq {result.anchor.seq} {result.anchor.hash} to {', '.join(result.written) or 'nothing'}."), soft_wrap=True)
+    for name, error in result.failed:
+        err.print(escape(f"not written to {name}: {error}"))
+    if result.failed:
         raise typer.Exit(1)
 
 
@@ -273,7 +365,7 @@ def review_list(
         return
     items = sorted(items, key=lambda it: (it.manager_id, it.rep_id or "", -(it.priority or 0)))
     console.print(
-        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM --as YOU` "
+        f"{len(items)} pending item(s); decide with `sales-supervisor review approve|edit|dismiss ITEM` "
         "(a unique prefix of the item id is enough):\n",
         soft_wrap=True,
     )
@@ -289,11 +381,42 @@ def review_list(
         console.print(escape(f"    {draft.get('action', '(no draft)')}"), soft_wrap=True)
 
 
+def _operator(home: Path | None) -> str:
+    """The approver id of whoever runs this command, from the identities file (OS user or SALES_SUPERVISOR_TOKEN)."""
+    import os
+
+    from agents.ledger.identity import Identities, UnknownOperator, current_os_user
+
+    settings = _settings(home=home)
+    try:
+        identities = Identities.load(settings.identities_path)
+        return identities.operator(os_user=current_os_user(), token=os.environ.get("SALES_SUPERVISOR_TOKEN"))
+    except UnknownOperator as exc:
+        err.print(f"[red]Who are you?[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(3) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]Cannot read the identities file:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _operator_label() -> str:
+    from agents.ledger.identity import current_os_user
+
+    return f"os:{current_os_user() or 'unknown'}"
+
+
+def _acting_as(approver: str | None, home: Path | None) -> tuple[str, str]:
+    """(approver, operator): ``--as`` names whom you act for (default: yourself); the ledger judges whether you may."""
+    if approver is not None and not approver.strip():
+        err.print("[red]--as is empty: give the approver id you act as (or leave --as out to act as yourself).[/red]")
+        raise typer.Exit(2)
+    operator = _operator(home)
+    return (approver.strip() if approver else operator), operator
+
+
 def _resolve_item_id(ledger, item_id: str) -> str:
-    """A full item id, or a unique prefix of one."""
-    if ledger.get_item(item_id) is not None or len(item_id) >= 32:
-        return item_id
-    matches = [it.item_id for it in ledger.pending_items(latest_only=False) if it.item_id.startswith(item_id)]
+    """A full item id, or a unique prefix of one (decided items included, so both get the same answer)."""
+    matches = [it.item_id for it in ledger.find_items(item_id)]
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -302,33 +425,49 @@ def _resolve_item_id(ledger, item_id: str) -> str:
     return item_id
 
 
-def _decide(item_id: str, action: str, approver: str, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
-    from agents.ledger import AlreadyDecided, NotAuthorised, UnknownItem
+def _decide(item_id: str, action: str, approver: str | None, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
+    from agents.ledger import AlreadyDecided, EditTooLong, NotAuthorised, UnknownItem
 
     if action == "edit" and not (edited_text or "").strip():
         err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
         raise typer.Exit(2)
+    approver, operator = _acting_as(approver, home)
     with _open_ledger(home) as ledger:
         item_id = _resolve_item_id(ledger, item_id)
         try:
-            decision = ledger.record_decision(item_id, action, approver, "cli", edited_text=edited_text, reason=reason)
+            decision = ledger.record_decision(
+                item_id, action, approver, "cli", edited_text=edited_text, reason=reason, operator=operator
+            )
         except NotAuthorised as exc:
-            err.print(f"[red]Refused:[/red] {exc}")
+            err.print(f"[red]Refused:[/red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(3) from None
         except AlreadyDecided as exc:
-            err.print(f"[yellow]Already decided:[/yellow] {exc}")
+            d = exc.decision
+            err.print(
+                f"[yellow]Already decided:[/yellow] item {item_id} was "
+                f"{ {'approve': 'approved', 'edit': 'edited and approved', 'dismiss': 'dismissed'}.get(d.action, d.action)} by {d.approver_id} "
+                f"at {d.decided_at:%Y-%m-%d %H:%M}Z; decisions are final.",
+                soft_wrap=True,
+            )
             raise typer.Exit(4) from None
+        except EditTooLong as exc:
+            err.print(f"[red]--text is too long:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from None
         except UnknownItem:
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
-    console.print(f"Recorded: {decision.action} of {item_id} by {approver}.")
+    on_behalf = f" (operator {operator})" if operator != approver else ""
+    console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.", soft_wrap=True)
 
 
-ApproverOpt = Annotated[str, typer.Option("--as", help="Your approver id (the rep's manager, or an allow-listed delegate).")]
+ApproverOpt = Annotated[
+    Optional[str],
+    typer.Option("--as", help="Act as this approver id (default: yourself, from the identities file); only that approver or their delegate may."),
+]
 
 
 @review_app.command("approve")
-def review_approve(item_id: str, approver: ApproverOpt, home: HomeOpt = None) -> None:
+def review_approve(item_id: str, approver: ApproverOpt = None, home: HomeOpt = None) -> None:
     """Approve an item as drafted."""
     _decide(item_id, "approve", approver, home)
 
@@ -336,8 +475,8 @@ def review_approve(item_id: str, approver: ApproverOpt, home: HomeOpt = None) ->
 @review_app.command("edit")
 def review_edit(
     item_id: str,
-    approver: ApproverOpt,
-    text: Annotated[str, typer.Option(help="The action as it should be sent.")],
+    text: Annotated[str, typer.Option(help="The action as it should be sent (at most SALES_SUPERVISOR_MAX_EDITED_CHARS, default 2,000 characters).")],
+    approver: ApproverOpt = None,
     home: HomeOpt = None,
 ) -> None:
     """Approve an item with your own wording."""
@@ -347,7 +486,7 @@ def review_edit(
 @review_app.command("dismiss")
 def review_dismiss(
     item_id: str,
-    approver: ApproverOpt,
+    approver: ApproverOpt = None,
     reason: Annotated[Optional[str], typer.Option(help="Why (helps tune the policy).")] = None,
     home: HomeOpt = None,
 ) -> None:
@@ -438,13 +577,14 @@ def backtest(
 @risk_app.command("snooze")
 def risk_snooze(
     opportunity_id: str,
-    until: Annotated[str, typer.Option(help="Date the flag comes back (YYYY-MM-DD).")],
+    until: Annotated[str, typer.Option(help="Last day the flag stays silent (YYYY-MM-DD, inclusive); it can return the day after.")],
     reason: Annotated[str, typer.Option(help="Why; recorded in the audit trail.")],
-    approver: ApproverOpt,
+    approver: ApproverOpt = None,
     rule: Annotated[Optional[str], typer.Option(help="Only this rule (default: every rule on the deal).")] = None,
     home: HomeOpt = None,
 ) -> None:
-    """Snooze a flagged deal until a date: only its manager or a delegate may; logged, and the flag returns then."""
+    """Snooze a flagged deal through a date: only its manager or a delegate may; logged, and the flag returns after it."""
+    from agents.ledger import NotAuthorised, SnoozeRefused
     from agents.risk.policy import load_policy
 
     try:
@@ -452,32 +592,22 @@ def risk_snooze(
     except ValueError:
         err.print(f"[red]--until must be a date like 2026-11-30, got {until!r}[/red]")
         raise typer.Exit(2) from None
-    if not reason.strip():
-        err.print("[red]--reason is empty: a snooze needs a reason (it is audited).[/red]")
-        raise typer.Exit(2)
     settings = _settings(home=home)
-    if rule is not None:
-        known = load_policy(settings.risk_policy).rule_ids
-        if rule not in known:
-            err.print(f"[red]Unknown rule {rule!r}; the policy's rules are: {', '.join(sorted(known))}[/red]")
-            raise typer.Exit(2)
+    approver, operator = _acting_as(approver, home)
+    known = load_policy(settings.risk_policy).rule_ids
     with _open_ledger(home) as ledger:
-        item = ledger.latest_item_for(opportunity_id)
-        if item is None:
-            err.print(f"[red]{opportunity_id} has never been flagged in a digest; only flagged deals can be snoozed.[/red]")
-            raise typer.Exit(2)
-        if not ledger.is_authorised(approver, item.manager_id):
-            ledger.record_event(approver, "snooze.refused", "opportunity", opportunity_id,
-                                {"reason": "not the deal's manager or a delegate", "manager_id": item.manager_id})
-            err.print(f"[red]Refused:[/red] only {item.manager_id} (the deal's manager) or a delegate may snooze it.")
-            raise typer.Exit(3)
-        digest = ledger.get_digest(item.digest_id)
-        flagged_on = digest.as_of if digest else None
-        if flagged_on is not None and until_d <= flagged_on:
-            err.print(f"[red]--until {until_d} is not after the flag's date ({flagged_on}); it would snooze nothing.[/red]")
-            raise typer.Exit(2)
-        ledger.add_snooze(opportunity_id, until_d, by=approver, reason=reason, rule_id=rule)
-    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} until {until_d} (audited).")
+        try:
+            ledger.snooze(
+                opportunity_id, until_d, by=approver, reason=reason, rule_id=rule, known_rules=known, operator=operator, channel="cli"
+            )
+        except NotAuthorised as exc:
+            err.print(f"[red]Refused:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(3) from None
+        except SnoozeRefused as exc:
+            message = str(exc)
+            err.print(f"[red]{escape(message[:1].upper() + message[1:])}[/red]", soft_wrap=True)
+            raise typer.Exit(2) from None
+    console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} through {until_d} (inclusive; audited).")
 
 
 @app.command()

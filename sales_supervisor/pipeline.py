@@ -31,6 +31,11 @@ class RunSummary:
     def failed_checks(self) -> list[dict[str, Any]]:
         return [c for c in self.checks if not c["passed"]]
 
+    @property
+    def failed_error_checks(self) -> list[dict[str, Any]]:
+        """Failed checks of ERROR severity: the run exits non-zero when there is any."""
+        return [c for c in self.failed_checks if c["severity"] != "WARN"]
+
 
 def use_local_dagster_home(settings: Settings) -> Path:
     """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history."""
@@ -185,3 +190,79 @@ def run_publish_job(settings: Settings) -> PublishSummary:
         elif event.event_type_value == "STEP_FAILURE":
             failures.append(_failure_message(event))
     return PublishSummary(result.success, failures, metadata)
+
+
+# What a source's missing object costs the run (the summary says it, instead of generic advice).
+MISSING_OBJECT_EFFECTS = {
+    "reps": "no users/reps file in the export: flags reach no manager (no digests), rep rules not applicable",
+    "managers": "no managers in the export: flags reach no manager (no digests)",
+    "activities": "no activity log in the export: activity rules (no_recent_activity, meeting_cadence_drop, "
+    "large_deal_gone_quiet) not applicable",
+    "stage_history": "no stage history in the export: stalled_in_stage not applicable, no stage-duration baselines",
+    "field_history": "no field history in the export: amount_swing not applicable, close_date_slipped sees only "
+    "close dates already past",
+    "contacts": "no contacts in the export: no_decision_maker not applicable, drafts name no person to call",
+    "activity_contacts": "no activity-contact links in the export: no_decision_maker not applicable",
+    "quotas": "no quotas in the export: quota figures left out",
+    "accounts": "no accounts in the export: deals have no account name or account segment",
+}
+ABSENT_FIELD_EFFECTS = {
+    ("reps", "is_active"): "no active flag for reps: every rep counted active",
+    ("opportunities", "created_at"): "no creation date for deals: cycle-length rules not applicable",
+    ("opportunities", "source_url"): None,  # built from crm_base_url when the mapping gives one
+}
+
+
+@dataclass
+class LandingSummary:
+    lines: list[str] = field(default_factory=list)  # per object: input = landed + quarantined + skipped
+    missing: list[str] = field(default_factory=list)  # missing objects and what they disable
+    absent_fields: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)  # rule: reason (count)
+
+
+def landing_summary(warehouse: Path, run_id: str) -> LandingSummary:
+    """The landing part of the run summary, from raw.landing_reports of this run and risk.not_applicable."""
+    out = LandingSummary()
+    if not warehouse.exists():
+        return out
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        try:
+            cur = con.execute("select * from raw.landing_reports where landing_id = ? order by object", [run_id])
+            names = [d[0] for d in cur.description]
+            reports = [dict(zip(names, r)) for r in cur.fetchall()]
+        except duckdb.CatalogException:
+            reports = []
+        absent = {r["object"] for r in reports if not r["present"]}
+        for r in reports:
+            if r["object"] == "managers" and not r["present"] and "reps" in absent:
+                continue  # one users file holds both: said once, under reps
+            if not r["present"]:
+                effect = MISSING_OBJECT_EFFECTS.get(r["object"])
+                if effect and r["object"] not in ("stages",):
+                    out.missing.append(effect)
+                continue
+            input_rows = r.get("input_rows")
+            input_rows = r["rows"] + r["rejected"] + r["skipped"] if input_rows is None else input_rows
+            line = (
+                f"{r['object']}: {input_rows:,} input = {r['rows']:,} landed + {r['rejected']:,} quarantined + "
+                f"{r['skipped']:,} skipped ({r['source_file']})"
+            )
+            if r.get("notes"):
+                line += f"; {r['notes']}"
+            out.lines.append(line)
+            for f in (r.get("absent_fields") or "").split(", "):
+                effect = ABSENT_FIELD_EFFECTS.get((r["object"], f))
+                if f and effect:
+                    out.absent_fields.append(effect)
+        try:
+            out.not_applicable = [
+                f"{rule}: {reason} ({n})"
+                for rule, reason, n in con.execute(
+                    "select rule_id, reason, sum(subjects) from risk.not_applicable where run_id = ? group by 1, 2 order by 1",
+                    [run_id],
+                ).fetchall()
+            ]
+        except duckdb.CatalogException:
+            pass
+    return out

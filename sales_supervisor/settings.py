@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     delegates_file: Path | None = Field(
         default=None, description="YAML mapping manager_id -> list of approver ids allowed to decide for them."
     )
+    # Review safety (issue 11): anchors of the audit chain, operator identities, edit limits.
+    anchor_file: Path | None = Field(
+        default=None, description="Append-only file of audit chain-head anchors; default <home>/anchors/audit-anchors.jsonl."
+    )
+    anchor_external_path: Path | None = Field(
+        default=None, description="A second anchor file outside the state folder (e.g. a mount the ledger's writers cannot rewrite)."
+    )
+    anchor_slack_channel: str | None = Field(default=None, description="Slack channel id to post each audit anchor to.")
+    identities_file: Path | None = Field(
+        default=None, description="YAML mapping OS users and token digests to approver ids; default <home>/identities.yaml."
+    )
+    max_edited_chars: int = Field(default=2000, ge=1, description="Longest edited coaching text a manager may submit.")
 
     @cached_property
     def home_dir(self) -> Path:
@@ -68,6 +80,10 @@ class Settings(BaseSettings):
         if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
             raise ValueError(f"{self.delegates_file}: expected 'manager_id: [approver_id, ...]' entries")
         return {str(k): [str(x) for x in v] for k, v in data.items()}
+
+    @property
+    def identities_path(self) -> Path:
+        return self.identities_file or self.home_dir / "identities.yaml"
 
     def effective_as_of(self) -> dt.date:
         if self.as_of is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import sqlite3
 
 import pytest
@@ -17,7 +18,7 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     "args",
     [[], ["run"], ["demo"], ["generate-demo-crm"], ["audit"], ["audit", "verify"], ["review"], ["review", "list"],
-     ["review", "approve"], ["review", "edit"], ["review", "dismiss"]],
+     ["review", "approve"], ["review", "edit"], ["review", "dismiss"], ["audit", "anchor"], ["risk", "snooze"]],
 )
 def test_every_command_has_help(args):
     result = runner.invoke(app, [*args, "--help"])
@@ -39,6 +40,8 @@ def ledger_home(tmp_path):
             opportunity_id="opp-000001",
             rep_id="rep-0001",
         )
+    # The CLI establishes who runs it (issue 11): the test's OS user is mgr-0001.
+    (tmp_path / "identities.yaml").write_text(f"users:\n  {getpass.getuser()}: mgr-0001\n")
     return tmp_path, item.item_id
 
 

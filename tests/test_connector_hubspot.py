@@ -143,7 +143,8 @@ def test_full_read_follows_pages_survives_429_and_500_and_lands_native_rows(hubs
     engagements = _by(_read(source, "engagements").rows, "engagement_id")
     assert {k: (e["object_type"], e["primary_deal_id"], e["hubspot_owner_id"]) for k, e in engagements.items()} == {
         "501": ("meetings", "401", "102"), "502": ("calls", "402", "102"),
-        "503": ("emails", "403", "103"), "504": ("tasks", "405", "103")}
+        "503": ("emails", "403", "103"), "504": ("tasks", "405", "103"), "506": ("tasks", "401", "103")}
+    assert engagements["506"]["hs_task_status"] == "NOT_STARTED"  # lands; dbt leaves it out of activities
     assert engagements["501"]["hs_meeting_title"] == "Discovery call" and engagements["501"]["_source_file"] == "/crm/v3/objects/meetings"
     links = {(r["engagement_id"], r["to_type"], r["to_id"]) for r in _read(source, "engagement_associations").rows}
     assert {(e, c) for e, t, c in links if t == "contacts"} == {("501", "301"), ("501", "302"), ("502", "303"), ("504", "303")}
@@ -353,6 +354,7 @@ def test_activities_and_their_contacts(landed):
         "503": ("email", "403", "203", "103"), "504": ("task", "405", "202", "103")}
     assert acts["501"]["subject"] == "Discovery call" and acts["503"]["subject"] == "Proposal"
     assert acts["504"]["_is_deleted"] is True  # archived task
+    assert "506" not in acts  # NOT_STARTED: a planned task is not past activity
     links = {k: v["_is_deleted"] for k, v in landed.a["activity_contacts"]["rows"].items()}
     # Bob was removed from the meeting: his stale association row is not an attendee any more
     assert links == {("501", "301"): False, ("502", "303"): False, ("504", "303"): True}

@@ -362,7 +362,8 @@ def test_default_mapping_activities(built):
     w = built["default"]
     acts = {r[0]: r[1:] for r in _model(w, "activities", "activity_id, activity_type, occurred_at, rep_id, opportunity_id", False)}
     assert acts["3001"] == ("meeting", dt.datetime(2026, 8, 15, 14), "2", "1001")
-    assert acts["3002"][:2] == ("call", dt.datetime(2026, 8, 22)) and acts["3003"][:2] == ("email", dt.datetime(2026, 8, 25, 9, 30))
+    assert acts["3002"][:2] == ("call", dt.datetime(2026, 8, 22))
+    assert "3003" not in acts  # planned (done: false): not past activity, whatever its due date
     assert acts["3004"][0] == "task"  # a custom type: the configured default
     assert "3006" not in acts  # no date: quarantined at landing
     assert _model(w, "activities", "activity_id", False) != _model(w, "activities", "activity_id")  # 3005 flagged

@@ -141,7 +141,9 @@ def test_every_table_reads_native_rows_and_the_config_as_map_tables(sf):
     roles = {(r["contact_id"], r["role"]) for r in got["opportunity_contact_role"][0]}
     assert roles == {(CONTACT[0], "Decision Maker"), (CONTACT[1], "Influencer"), (CONTACT[1], "Executive Sponsor")}
     assert {r["field"] for r in got["opportunity_field_history"][0]} == {"CloseDate", "Amount"}  # StageName not fetched
-    assert {r["id"] for r in got["task"][0]} == {TASK[0], TASK[2]}  # Task 2 is on an account, not an opportunity
+    # Task 2 is on an account, not an opportunity; Task 4 (planned) lands, and dbt leaves it out of activities
+    assert {r["id"] for r in got["task"][0]} == {TASK[0], TASK[2], sf_id("Task", 4)}
+    assert {r["id"]: r["_extra"]["Status"] for r in got["task"][0]}[sf_id("Task", 4)] == "Not Started"
     assert {(r["task_id"], r["relation_id"]) for r in got["task_relation"][0]} == {(TASK[0], CONTACT[0])}
     assert {r["relation_id"] for r in got["event_relation"][0]} == {CONTACT[2], RITA}  # the user is filtered in dbt
 
@@ -313,10 +315,13 @@ def test_activities_and_their_contacts(landed):
     assert set(acts) == {TASK[0], TASK[2], EVENT1}  # Task 2 is on an account
     assert acts[TASK[0]] == ("call", OPP[0], RITA, dt.datetime(2026, 1, 5, 15, 0), True)  # deleted in the second run
     assert acts[TASK[2]][0] == "email" and acts[TASK[2]][3] == dt.datetime(2026, 1, 7)  # ActivityDate when not completed
-    assert acts[EVENT1][0] == "meeting" and acts[EVENT1][3] == dt.datetime(2026, 1, 8, 10, 0)
+    assert acts[EVENT1][0] == "meeting" and acts[EVENT1][3] == dt.datetime(2026, 1, 8, 12, 0)  # counts once it ended
+    assert sf_id("Task", 4) not in acts  # Status 'Not Started': planned, not past activity
     pairs = {(a, c): d for a, c, d in _query(warehouse, f"select activity_id, contact_id, _is_deleted from {STAGING}activity_contacts")}
     # the WhoId link of Task 1 duplicates its TaskRelation (one pair); Rita (a user) is no contact
-    assert pairs == {(TASK[0], CONTACT[0]): True, (EVENT1, CONTACT[1]): False, (EVENT1, CONTACT[2]): False}
+    # the planned Task 4's link stays in staging; the marts' bridge keeps only links of activities in fct_activities
+    assert pairs == {(TASK[0], CONTACT[0]): True, (EVENT1, CONTACT[1]): False, (EVENT1, CONTACT[2]): False,
+                     (sf_id("Task", 4), CONTACT[0]): False}
 
 
 def test_staging_models_output_exactly_the_canonical_columns(landed):

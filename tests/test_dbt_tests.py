@@ -60,4 +60,4 @@ def test_no_relationships_test_checks_what_a_filter_guarantees():
     # the staging tests the marts rely on are still there
     staged = {(m, c) for name, m, c, _ in tests if name == "not_null"}
     assert {("stg_crm__activities", "activity_id"), ("stg_crm__field_history", "field_name"),
-            ("stg_crm__opportunities", "created_at")} <= staged
+            ("stg_crm__opportunities", "opportunity_id")} <= staged

@@ -68,13 +68,16 @@ def test_a_generic_drafter_fails_the_gate(tmp_path, capsys):
 
 
 def test_the_stored_eval_result_is_what_the_live_gate_reads(tmp_path):
-    """The contract between the eval runner and the live-mode gate: the same file, the same field."""
+    """The contract between the eval runner and the live-mode gate: the report, stored in the ledger per drafter."""
     from agents.drafting import TemplateDrafter
+    from agents.ledger import open_ledger
     from agents.review.modes import eval_gate
     from evals.run import GOLDEN_PATH, run_eval
 
     out = tmp_path / "evals" / "latest.json"
-    run_eval(TemplateDrafter(), GOLDEN_PATH, out_path=out, gate=0.9)
-    gate = eval_gate(out, 0.9)
-    assert gate.passed and gate.value == 1.0
-    assert not eval_gate(out, 1.01).passed
+    report = run_eval(TemplateDrafter(), GOLDEN_PATH, out_path=out, gate=0.9)
+    with open_ledger(home=tmp_path) as ledger:
+        ledger.record_eval(report.drafter, report.model_dump(mode="json"), actor="test")
+        gate = eval_gate(ledger, "template", 0.9)
+        assert gate.passed and gate.value == 1.0
+        assert not eval_gate(ledger, "template", 1.01).passed

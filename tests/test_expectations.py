@@ -13,7 +13,9 @@ import pytest
 
 from connectors.schema import RAW_OBJECTS, create_empty_raw_tables
 from expectations import SUITES, SuiteSpec, TableNotFoundError, WarehouseLockedError, validate_table
-from expectations.suites import ACTIVITY_TYPES, SEGMENTS, in_set, not_null, primary_key
+from expectations.suites import ACTIVITY_TYPES, in_set, not_null, primary_key
+
+SEGMENTS = ("smb", "mid_market", "enterprise")  # the demo CRM's; the suites take the team's own from the data
 
 T0 = dt.datetime(2026, 7, 1, 9, 0)
 MARTS = [
@@ -131,6 +133,14 @@ def warehouse(tmp_path: Path) -> Path:
             "('sh2', '0060002', 'Closed Won', ?, null, 'smb', 2, 0, true, 'won', 0, 0)",
             [T0, T0 + dt.timedelta(days=5), T0 + dt.timedelta(days=5)],
         )
+        # the team's segments are whatever its accounts and reps carry
+        con.execute(
+            "create table marts.dim_accounts (account_id varchar, account_name varchar, segment varchar, "
+            "employees integer, is_strategic boolean)"
+        )
+        con.execute("insert into marts.dim_accounts values ('001A', 'Acme', 'smb', 40, false), ('001B', 'Big', 'enterprise', 5000, true)")
+        con.execute("create table marts.dim_reps (rep_id varchar, rep_name varchar, segment varchar, quarterly_quota double)")
+        con.execute("insert into marts.dim_reps values ('005R', 'Rep', 'mid_market', 1000)")
     return path
 
 
@@ -332,8 +342,8 @@ def test_suite_reading_a_missing_column_fails_clearly(warehouse: Path):
 
 
 def test_missing_table_and_unknown_key_fail_clearly(warehouse: Path, tmp_path: Path):
-    with pytest.raises(TableNotFoundError, match=r"marts\.dim_reps not found in warehouse"):
-        validate_table(warehouse, "marts.dim_reps")
+    with pytest.raises(TableNotFoundError, match=r"marts\.dim_managers not found in warehouse"):
+        validate_table(warehouse, "marts.dim_managers")
     with pytest.raises(KeyError, match="no suite for 'raw.nope'"):
         validate_table(warehouse, "raw.nope")
     with pytest.raises(FileNotFoundError, match="raw.accounts"):
@@ -377,3 +387,16 @@ def test_max_rows_validates_a_reproducible_sample(warehouse: Path):
     assert "100 sampled rows (table has 500)" in result.describe()
     full = validate_table(warehouse, "raw.activities", max_rows=1000)
     assert not full.sampled and full.rows_checked == 500
+
+
+def test_segments_are_the_teams_own_not_a_hard_coded_list(warehouse: Path):
+    """Regions as segments pass; a deal segment no account or rep carries fails."""
+    with duckdb.connect(str(warehouse)) as con:
+        for table in ("marts.dim_accounts", "marts.dim_reps", "marts.fct_opportunities", "marts.fct_stage_history"):
+            con.execute(f"update {table} set segment = case when segment = 'smb' then 'east' else 'west' end")
+    assert validate_table(warehouse, "marts.fct_opportunities").success
+    assert validate_table(warehouse, "marts.fct_stage_history").success
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("update marts.fct_opportunities set segment = 'north' where opportunity_id = '0060001'")
+    failures = validate_table(warehouse, "marts.fct_opportunities").failures
+    assert [(f.column, f.expectation_type) for f in failures] == [("segment", "expect_column_values_to_be_in_set")]

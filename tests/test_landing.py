@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _read_all(source: CsvFolderSource, name: str):
     rows, rejected = [], []
     for batch in source.read(name, batch_size=2):
-        rows += batch.rows
+        rows += batch.row_dicts()
         rejected += batch.rejected
     return rows, rejected
 
@@ -38,7 +39,7 @@ def test_bad_rows_are_quarantined_with_file_row_field_and_reason():
     assert by_row[5]["field"] == "stage" and "unknown stage 'Limbo'" in by_row[5]["reason"]
     assert by_row[6]["field"] == "stage, amount"  # every problem of a row is named
     # nothing is lost: the row as read travels with the rejection
-    assert '"Deal Name": "Negative value"' in by_row[4]["raw_record"]
+    assert json.loads(by_row[4]["raw_record"])["Deal Name"] == "Negative value"
     assert source.reports["opportunities"].rows == 2 and source.reports["opportunities"].rejected == 5
 
 
@@ -144,10 +145,78 @@ def test_landing_assets_quarantine_bad_rows_and_the_check_reports_them(tmp_path)
     }
     opp_check = evaluations[("raw/opportunities", "no_rejected_rows")]
     assert not opp_check.passed
-    assert opp_check.severity == dg.AssetCheckSeverity.WARN
-    assert "raw.opportunities: 5 row(s) of Deals.csv quarantined" in opp_check.description
+    # 5 of 7 quarantined is above the 20% limit: an ERROR naming the commonest reason
+    assert opp_check.severity == dg.AssetCheckSeverity.ERROR
+    assert opp_check.description.startswith("71% of opportunities quarantined (limit 20%): ")
+    assert "opportunities: 7 input row(s) = 2 landed + 5 quarantined + 0 skipped (from Deals.csv)" in opp_check.description
     assert "row 2: opportunity_id: missing required value" in opp_check.description
+    accounts_check = evaluations[("raw/accounts", "no_rejected_rows")]
+    assert not accounts_check.passed and accounts_check.severity == dg.AssetCheckSeverity.ERROR  # 1 of 2
     assert evaluations[("raw/stages", "no_rejected_rows")].passed
     mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()}
     assert mats["raw/opportunities"]["rows_rejected"].value == 5
     assert mats["raw/opportunities"]["rows_landed"].value == 2
+    assert mats["raw/opportunities"]["rows_input"].value == 7 and mats["raw/opportunities"]["rows_skipped"].value == 0
+
+
+def test_quarantine_verdict_names_the_likely_cause_and_checks_the_accounting():
+    from connectors.landing import quarantine_verdict
+
+    report = {"object": "opportunities", "rows": 0, "rejected": 31, "skipped": 0, "input_rows": 31, "source_file": "Opportunity.csv",
+              "reasons": '{"stage: unknown stage \'Closed Won\'": 31}', "max_quarantine_share": 0.2}
+    severity, accounted, within, text = quarantine_verdict(report)
+    assert (severity, accounted, within) == ("ERROR", True, False)
+    assert text.startswith("all 31 opportunities quarantined (limit 20%): 31 x stage: unknown stage 'Closed Won' - is the stage list complete")
+    ok = dict(report, rows=30, rejected=1, reasons='{"amount: negative amount: -1": 1}')
+    assert quarantine_verdict(ok)[:3] == ("WARN", True, True)
+    lost = dict(report, rows=20, rejected=1, reasons="{}")
+    severity, accounted, _, text = quarantine_verdict(lost)
+    assert severity == "ERROR" and not accounted and "unaccounted for" in text
+    assert quarantine_verdict(dict(ok, max_quarantine_share=0.01))[0] == "ERROR"
+
+
+def test_the_mappings_crm_base_url_becomes_each_deals_source_url(tmp_path):
+    source = CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml")
+    rows, _ = _read_all(source, "opportunities")
+    assert [r["source_url"] for r in rows] == ["https://crm.acme.invalid/deals/D-1", "https://crm.acme.invalid/deals/D-7"]
+    mapping = load_mapping(BAD_ROWS / "mapping.yaml").model_copy(update={"crm_base_url": "https://acme.example/r/{record_id}/view"})
+    rows, _ = _read_all(CsvFolderSource(BAD_ROWS, mapping), "opportunities")
+    assert rows[0]["source_url"] == "https://acme.example/r/D-1/view"
+
+
+def test_api_row_batches_go_to_dlt_as_arrow_tables_of_the_declared_types():
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from connectors.landing import _as_arrow
+    from connectors.pipedrive.tables import TABLES
+
+    acts = TABLES["activities"]
+    row = {f.name: None for f in acts.fields} | {"id": "3001", "done": True, "add_time": dt.datetime(2026, 8, 10),
+                                                 "_source_system": "pipedrive", "_extra": "{}", "_is_deleted": False}
+    table = _as_arrow(acts, [row, dict(row, id="3002", done=False)])
+    assert isinstance(table, pa.Table) and table.num_rows == 2
+    assert table.schema.field("done").type == pa.bool_() and table.schema.field("add_time").type == pa.timestamp("us")
+    assert not table.schema.field("id").nullable
+    # a key outside the declared shape: the rows go as they are (nothing dropped)
+    odd = [dict(row, surprise=1)]
+    assert _as_arrow(acts, odd) is odd
+
+
+def test_reasons_of_an_api_landing_are_counted_from_its_quarantined_rows(tmp_path):
+    from connectors.landing import quarantine_verdict, with_reasons
+    from connectors.schema import create_rejected_rows_sql
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("create schema raw")
+        con.execute(create_rejected_rows_sql("raw"))
+        for i in range(3):
+            con.execute(
+                "insert into raw.rejected_rows (object, row_number, field, reason, landing_id) values "
+                "('opportunities', ?, 'stage', 'stage: unknown stage ''Closed Won'' (known: )', 'L1')", [i]
+            )
+        report = {"landing_id": "L1", "object": "opportunities", "rows": 0, "rejected": 3, "skipped": 0,
+                  "input_rows": None, "reasons": "{}", "source_file": "raw_salesforce.opportunity (0)"}
+        text = quarantine_verdict(with_reasons(con, report))[3]
+    assert text.startswith("all 3 opportunities quarantined (limit 20%): 3 x stage: unknown stage 'Closed Won' - is the stage list complete")

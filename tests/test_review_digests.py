@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from agents.review import build_digests, digest_html, digest_markdown, digest_messages, write_digest
-from agents.review.blocks import ACTION_APPROVE, ACTION_DISMISS, ACTION_EDIT, apply_decision, edit_modal, escape_mrkdwn
+from agents.review.blocks import ACTION_APPROVE, ACTION_DISMISS, ACTION_EDIT, ACTION_SNOOZE, apply_decision, edit_modal, escape_mrkdwn
 from agents.review.digests import route_items
 from tests.test_review_fixtures import AS_OF, MANAGERS, REPS, make_draft, make_flag, pairs
 
@@ -74,7 +74,8 @@ def test_block_kit_structure():
     first = actions[0]
     assert first["block_id"] == "actions:item-opp-b"
     assert [(el["action_id"], el["value"]) for el in first["elements"]] == [
-        (ACTION_APPROVE, "item-opp-b"), (ACTION_EDIT, "item-opp-b"), (ACTION_DISMISS, "item-opp-b")]
+        (ACTION_APPROVE, "item-opp-b"), (ACTION_EDIT, "item-opp-b"), (ACTION_DISMISS, "item-opp-b"),
+        (ACTION_SNOOZE, "item-opp-b")]
     text = json.dumps(blocks)
     assert "stage_duration_p75 = 30" in text and "semantic://sq_stage_duration" in text
     assert "Reviewed, nothing flagged: Cy Quiet" in text

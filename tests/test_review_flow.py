@@ -5,6 +5,7 @@ table, and an audit trail that verifies."""
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 
 import pytest
@@ -36,6 +37,7 @@ def test_digest_decide_publish_exactly_once_and_audit(built_warehouse, monkeypat
     assert [p.stem for p in digests] == ["mgr-0001", "mgr-0002", "mgr-0003"]
     assert "reps reviewed" in digests[0].read_text()
 
+    (home / "identities.yaml").write_text(f"users:\n  {getpass.getuser()}: mgr-0001\n")  # the CLI's operator
     with open_ledger(home=home) as ledger:
         items = ledger.pending_items("mgr-0001")
     assert len(items) >= 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 
@@ -25,10 +24,8 @@ def _shadow_decisions(ledger, approved: int, dismissed: int) -> None:
         ledger.record_decision(item.item_id, "approve" if i < approved else "dismiss", "mgr-1", "cli")
 
 
-def _evals(home, rate) -> None:
-    path = home / "evals" / "latest.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pass_rate": rate, "cases": 40}))
+def _evals(ledger, rate, drafter="template") -> None:
+    ledger.record_eval(drafter, {"pass_rate": rate, "cases": 40}, actor="test")
 
 
 def test_from_env_defaults_and_validation():
@@ -61,13 +58,13 @@ def test_live_refused_without_eval_results(ledger, tmp_path):
 
 def test_live_refused_when_eval_pass_rate_is_low(ledger, tmp_path):
     _shadow_decisions(ledger, 10, 0)
-    _evals(tmp_path, 0.85)
+    _evals(ledger, 0.85)
     with pytest.raises(LiveModeRefused, match=r"eval gate FAILED: 0\.850 < 0\.90"):
         apply_startup_mode(ledger, ModeSettings(mode="live"), home=tmp_path, as_of=AS_OF)
 
 
 def test_live_refused_when_shadow_agreement_is_low_or_missing(ledger, tmp_path):
-    _evals(tmp_path, 0.97)
+    _evals(ledger, 0.97)
     with pytest.raises(LiveModeRefused, match="shadow_agreement gate FAILED: missing.*0 shadow decision"):
         apply_startup_mode(ledger, ModeSettings(mode="live"), home=tmp_path, as_of=AS_OF)
     _shadow_decisions(ledger, 8, 2)
@@ -83,7 +80,7 @@ def test_live_refused_when_shadow_agreement_is_low_or_missing(ledger, tmp_path):
 
 def test_live_when_both_gates_pass_and_the_env_kill_switch(ledger, tmp_path):
     _shadow_decisions(ledger, 19, 1)
-    _evals(tmp_path, 0.93)
+    _evals(ledger, 0.93)
     assert apply_startup_mode(ledger, ModeSettings(mode="live", send_enabled=False), home=tmp_path, as_of=AS_OF) == "live"
     assert ledger.mode() == "live" and ledger.sends_allowed()[0] is False  # AGENT_SEND_ENABLED=false
     apply_startup_mode(ledger, ModeSettings(mode="live", send_enabled=True), home=tmp_path, as_of=AS_OF)

@@ -127,8 +127,10 @@ def test_snooze_suppresses_until_the_date_and_is_reported():
     assert set(snoozed) == {("opp-1", "stalled_in_stage"), ("opp-2", "close_date_slipped")}
     assert snoozed[("opp-1", "stalled_in_stage")].reason == "customer on holiday"
     assert snoozed[("opp-1", "stalled_in_stage")].by == "mgr-1"
-    # On the `until` date the flag is back.
-    later = evaluate(deals, [], BASELINES, POLICY, AS_OF + dt.timedelta(days=7), snoozes)
+    # `until` is inclusive (as in the ledger): still silent on that date, back the day after.
+    on_until = evaluate(deals, [], BASELINES, POLICY, AS_OF + dt.timedelta(days=7), snoozes)
+    assert [f.opportunity_id for f in on_until.flags] == ["opp-2"]
+    later = evaluate(deals, [], BASELINES, POLICY, AS_OF + dt.timedelta(days=8), snoozes)
     assert {f.opportunity_id for f in later.flags} == {"opp-1", "opp-2"}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sales_supervisor.pipeline import run_daily_job
+from sales_supervisor.pipeline import landing_summary, run_daily_job
 from sales_supervisor.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,5 +47,8 @@ def test_salesforce_export_lands_in_the_marts_and_raises_past_due_flags(tmp_path
     assert flags and all("past_due" in str(observed) for _, observed in flags)
     assert open_past_due == 13
     assert not_applicable == {"no_recent_activity": "the source has no activity log"}
-    failed = {(c["asset"], c["check"]) for c in summary.failed_checks}
-    assert ("raw/reps", "great_expectations") in failed  # no User.csv in this export, and the check says so
+    # no User.csv in this export: the summary names the missing file and what it disables, no ERROR check fails
+    assert not summary.failed_error_checks, summary.failed_error_checks
+    landing = landing_summary(settings.warehouse_path, summary.run_id)
+    assert any(m.startswith("no users/reps file in the export: flags reach no manager") for m in landing.missing)
+    assert "opportunities: 31 input = 31 landed + 0 quarantined + 0 skipped (Opportunity.csv)" in landing.lines

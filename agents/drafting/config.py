@@ -99,3 +99,21 @@ class Budget:
         self.spent_usd += usd
         if self.spent_usd >= self.cap_usd:
             self.exhausted = True
+
+
+# The one environment variable naming the drafting model: the pipeline's DrafterSettings, the eval and the
+# live-mode gate all read it, so the eval that unlocks live mode is the eval of the model live mode drafts with.
+DRAFTER_MODEL_ENV = "SALES_SUPERVISOR_DRAFTER_MODEL"
+
+
+def live_drafter_name(env: dict[str, str] | None = None) -> str:
+    """The drafter name (as ``Drafter.name``) the pipeline will draft with under ``env``.
+
+    Mirrors ``make_drafter``: Claude (``claude:<model>``) when ANTHROPIC_API_KEY is set, else ``template``.
+    """
+    import os
+
+    env = dict(os.environ) if env is None else env
+    if not (env.get("ANTHROPIC_API_KEY") or "").strip():
+        return "template"
+    return f"claude:{env.get(DRAFTER_MODEL_ENV) or DrafterConfig().model}"

@@ -29,7 +29,9 @@ from typing import Any, Literal
 
 GENESIS_HASH = "0" * 64
 
-ProblemKind = Literal["altered", "deleted", "inserted", "chain_broken", "renumbered", "anchor_mismatch"]
+ProblemKind = Literal[
+    "altered", "deleted", "inserted", "chain_broken", "renumbered", "anchor_mismatch", "row_mismatch", "unrecorded"
+]
 
 
 def _json_default(value: Any) -> Any:

@@ -20,6 +20,7 @@ from agents.review.digests import Digest, DigestEntry, Link, RepSection, format_
 ACTION_APPROVE = "ss_approve"
 ACTION_EDIT = "ss_edit"
 ACTION_DISMISS = "ss_dismiss"
+ACTION_SNOOZE = "ss_snooze"  # snooze the deal's flag for SlackAppSettings.snooze_days (rules in Ledger.snooze)
 ITEM_ACTIONS = {ACTION_APPROVE: "approve", ACTION_EDIT: "edit", ACTION_DISMISS: "dismiss"}
 EDIT_CALLBACK_ID = "ss_edit_submit"
 EDIT_BLOCK_ID = "edited"
@@ -114,6 +115,7 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
                     _button("Approve", ACTION_APPROVE, entry.item_id, "primary"),
                     _button("Edit", ACTION_EDIT, entry.item_id),
                     _button("Dismiss", ACTION_DISMISS, entry.item_id, "danger"),
+                    _button("Snooze 2 weeks", ACTION_SNOOZE, entry.item_id),
                 ],
             }
         )

@@ -4,8 +4,12 @@
 (default false: the kill switch is engaged until someone turns sending on).
 Live mode is refused unless both gates pass:
 
-- eval: ``pass_rate`` in the eval runner's latest results
-  (``<home>/evals/latest.json`` by default) >= ``AGENT_LIVE_MIN_EVAL_PASS_RATE`` (0.9);
+- eval: the ``pass_rate`` of the eval stored in the ledger (``sales-supervisor eval``
+  records it, audited) for the drafter *and model* live mode will draft with
+  (``template``, or ``claude:<SALES_SUPERVISOR_DRAFTER_MODEL>`` when
+  ANTHROPIC_API_KEY is set) >= ``AGENT_LIVE_MIN_EVAL_PASS_RATE`` (0.9). An eval
+  of another drafter or model does not count, and a results file on disk is
+  not read (anyone could write one);
 - shadow agreement: approved / decided over the shadow decisions of the last
   ``AGENT_LIVE_WINDOW_BUSINESS_DAYS`` (10) business days >=
   ``AGENT_LIVE_MIN_SHADOW_AGREEMENT`` (0.9).
@@ -18,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from agents.drafting.config import live_drafter_name
 from agents.ledger import GateNotPassed, Ledger
 
 KILL_SWITCH_ACTOR = "env:AGENT_SEND_ENABLED"
@@ -85,8 +89,9 @@ def _float(name: str, raw: str | None, default: float) -> float:
 class ModeSettings:
     mode: Literal["shadow", "live"] = "shadow"
     send_enabled: bool = False
-    eval_results_path: Path | None = None  # default: <home>/evals/latest.json
+    eval_results_path: Path | None = None  # no longer read by the gate (kept so AGENT_EVAL_RESULTS still parses)
     thresholds: GateThresholds = GateThresholds()
+    live_drafter: str = "template"  # the Drafter.name live mode drafts with; its eval (in the ledger) is the gate
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ModeSettings:
@@ -101,6 +106,7 @@ class ModeSettings:
             raise ValueError(f"AGENT_LIVE_WINDOW_BUSINESS_DAYS must be an integer, got {days!r}") from None
         return cls(
             mode=mode,  # type: ignore[arg-type]
+            live_drafter=live_drafter_name(dict(env)),
             send_enabled=_bool("AGENT_SEND_ENABLED", env.get("AGENT_SEND_ENABLED"), False),
             eval_results_path=Path(env["AGENT_EVAL_RESULTS"]) if env.get("AGENT_EVAL_RESULTS") else None,
             thresholds=GateThresholds(
@@ -115,18 +121,19 @@ def default_eval_results_path(home: Path | str) -> Path:
     return Path(home) / "evals" / "latest.json"
 
 
-def eval_gate(path: Path, threshold: float) -> GateResult:
-    if not path.exists():
-        return GateResult("eval", False, None, threshold, f"no eval results at {path}; run the evals first")
-    try:
-        data = json.loads(path.read_text())
-        value = data["pass_rate"]  # written by evals.run (EvalReport.pass_rate)
-        value = None if value is None else float(value)
-    except (ValueError, KeyError, TypeError) as exc:
-        return GateResult("eval", False, None, threshold, f"{path} has no readable pass_rate ({type(exc).__name__})")
-    if value is None:
-        return GateResult("eval", False, None, threshold, f"{path}: pass_rate is null")
-    return GateResult("eval", value >= threshold, value, threshold, f"pass_rate from {path}")
+def eval_gate(ledger: Ledger, drafter: str, threshold: float) -> GateResult:
+    """The eval stored in the ledger for exactly ``drafter`` (name and model)."""
+    result = ledger.latest_eval(drafter)
+    if result is None:
+        return GateResult(
+            "eval", False, None, threshold,
+            f"no eval results in the ledger for drafter {drafter!r}; run `sales-supervisor eval` with the live drafter's settings",
+        )
+    value = float(result["pass_rate"])
+    return GateResult(
+        "eval", value >= threshold, value, threshold,
+        f"pass_rate of {drafter} recorded {result.get('recorded_at')} by {result.get('recorded_by')}",
+    )
 
 
 def shadow_agreement_gate(ledger: Ledger, as_of: dt.date, thresholds: GateThresholds) -> GateResult:
@@ -146,8 +153,10 @@ def shadow_agreement_gate(ledger: Ledger, as_of: dt.date, thresholds: GateThresh
 
 
 def evaluate_live_gates(ledger: Ledger, as_of: dt.date, *, home: Path | str, settings: ModeSettings) -> list[GateResult]:
-    path = settings.eval_results_path or default_eval_results_path(home)
-    return [eval_gate(Path(path), settings.thresholds.min_eval_pass_rate), shadow_agreement_gate(ledger, as_of, settings.thresholds)]
+    return [
+        eval_gate(ledger, settings.live_drafter, settings.thresholds.min_eval_pass_rate),
+        shadow_agreement_gate(ledger, as_of, settings.thresholds),
+    ]
 
 
 def apply_startup_mode(

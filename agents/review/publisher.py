@@ -25,7 +25,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from agents.ledger import Ledger, NotApproved, SendsHalted
+from agents.ledger import DecisionNotVerified, Ledger, NotApproved, SendsHalted
 from agents.review.channels import CannotCheck, Channel, OutboundMessage, OutcomeUnknown, PermanentSendError
 from agents.review.outbox import write_message
 
@@ -111,6 +111,9 @@ def _deliver(
         return
     try:
         claim = ledger.claim_delivery(item_id, name, key, actor=actor)
+    except DecisionNotVerified as exc:  # tampered decision or draft: refused (and audited) by the ledger
+        report.needs_attention.append((item_id, name, str(exc)))
+        return
     except NotApproved as exc:
         report.failed.append((item_id, name, str(exc)))
         return

@@ -12,26 +12,35 @@ delegates; anyone unmapped becomes ``slack:<user id>``, which a delegates
 list may also name), and ``Ledger.record_decision`` refuses and audits
 everyone else. The decision is stored before ``ack()``, so by the time Slack
 gets its 200 the decision is durable; the message update follows.
+
+The Snooze button goes through ``Ledger.snooze`` (the same rules and audited
+refusals as the CLI). A signed payload of the wrong shape gets a 400 (the
+``_RefuseMalformed`` middleware, after the signature check), and a body bolt
+cannot even parse gets a 400 from ``wsgi_app``'s guard, never a 500.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import io
 import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
+from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from agents.ledger import AlreadyDecided, Ledger, NotAuthorised, UnknownItem
+from agents.ledger import AlreadyDecided, EditTooLong, Ledger, NotAuthorised, SnoozeRefused, UnknownItem
 from agents.review.blocks import (
     ACTION_APPROVE,
     ACTION_DISMISS,
     ACTION_EDIT,
+    ACTION_SNOOZE,
     EDIT_BLOCK_ID,
     EDIT_CALLBACK_ID,
     EDIT_INPUT_ACTION_ID,
@@ -57,6 +66,7 @@ class SlackAppSettings:
     approvers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # Slack user id -> approver id
     process_before_response: bool = False
     token_verification_enabled: bool = True
+    snooze_days: int = 14  # the Snooze button silences the item's rule on its deal through the digest date + this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, approvers: Mapping[str, str] | None = None) -> SlackAppSettings:
@@ -135,6 +145,61 @@ def _message_ref(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return channel, ts
 
 
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def payload_problem(body: Any) -> str | None:
+    """Why an interactivity payload cannot be handled (a 400), or None. Checked after the signature."""
+    if not isinstance(body, Mapping):
+        return "the payload is not a JSON object"
+    kind = body.get("type")
+    if kind not in ("block_actions", "view_submission", "view_closed"):
+        return None  # events, url_verification, ssl_check...: bolt answers these itself
+    user = body.get("user")
+    if not isinstance(user, Mapping) or not _is_str(user.get("id")):
+        return "user.id is missing"
+    if kind == "block_actions":
+        actions = body.get("actions")
+        if not isinstance(actions, list) or not actions or not all(isinstance(a, Mapping) for a in actions):
+            return "actions must be a non-empty list of objects"
+        for a in actions:
+            if not _is_str(a.get("action_id")) or not isinstance(a.get("value", ""), str):
+                return "each action needs a string action_id and value"
+        for key in ("channel", "container", "message"):
+            if key in body and not isinstance(body[key], Mapping):
+                return f"{key} must be an object"
+        return None
+    view = body.get("view")
+    if not isinstance(view, Mapping):
+        return "view is missing"
+    meta = view.get("private_metadata") or "{}"
+    try:
+        if not isinstance(json.loads(meta), Mapping):
+            return "view.private_metadata is not a JSON object"
+    except (TypeError, ValueError):
+        return "view.private_metadata is not JSON"
+    state = view.get("state", {})
+    if not isinstance(state, Mapping) or not isinstance(state.get("values", {}), Mapping):
+        return "view.state.values must be an object"
+    return None
+
+
+class _RefuseMalformed(Middleware):
+    """After bolt's signature check: a signed but malformed payload is a 400, never a 500.
+
+    A class (not a function) middleware, so bolt does not build its injected
+    arguments from the malformed body first.
+    """
+
+    def process(self, *, req, resp, next):
+        problem = payload_problem(req.body)
+        if problem is not None:
+            log.warning("malformed Slack payload refused: %s", problem)
+            return BoltResponse(status=400, body=f"malformed Slack payload: {problem}")
+        return next()
+
+
 def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient | None = None) -> App:
     """The bolt App with the review handlers; serve it with ``serve`` or any bolt adapter."""
     client = client or settings.client()
@@ -146,6 +211,8 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         # Socket Mode has no signature (the socket is authenticated); HTTP always verifies.
         request_verification_enabled=True,
     )
+
+    app.use(_RefuseMalformed())
 
     def ephemeral(channel: str | None, user: str, text: str) -> None:
         if not channel:
@@ -192,7 +259,10 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         except AlreadyDecided as exc:
             ack()
             previous = exc.decision
-            ephemeral(channel, user, f"Already decided: {previous.action} by {previous.approver_id}. Decisions are final.")
+            ephemeral(
+                channel, user,
+                f"Already decided: {previous.action} by {previous.approver_id} at {previous.decided_at:%Y-%m-%d %H:%M}Z. Decisions are final.",
+            )
             return
         ack()
         text = decision_text(decision.action, user, decision.approver_id, decision.decided_at, decision.mode)
@@ -206,6 +276,32 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
     @app.action(ACTION_DISMISS)
     def on_dismiss(ack, body, action):
         decide(ack, body, action, "dismiss")
+
+    @app.action(ACTION_SNOOZE)
+    def on_snooze(ack, body, action):
+        ack()
+        item_id = str(action.get("value") or "")
+        user = body["user"]["id"]
+        channel, _ts = _message_ref(body)
+        item = ledger.get_item(item_id)
+        if item is None or not item.opportunity_id:
+            ephemeral(channel, user, "That item is no longer in the review ledger (or is not about one deal).")
+            return
+        digest = ledger.get_digest(item.digest_id)
+        until = (digest.as_of if digest else dt.date.today()) + dt.timedelta(days=settings.snooze_days)
+        approver = resolve_approver(settings.approvers, user, item)
+        try:
+            ledger.snooze(
+                item.opportunity_id, until, by=approver, rule_id=item.rule_id, channel="slack",
+                reason=f"snoozed from Slack for {settings.snooze_days} days",
+            )
+        except NotAuthorised:
+            ephemeral(channel, user, "You are not authorised to snooze this deal: only the rep's manager or an allow-listed delegate can. The attempt was logged.")
+            return
+        except SnoozeRefused as exc:
+            ephemeral(channel, user, f"Not snoozed: {exc}")
+            return
+        ephemeral(channel, user, f"Snoozed {item.rule_id} on this deal through {until.isoformat()} (inclusive). The flag can return after that.")
 
     @app.action(ACTION_EDIT)
     def on_edit(ack, body, action):
@@ -259,6 +355,9 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         except AlreadyDecided as exc:
             ack(response_action="errors", errors={EDIT_BLOCK_ID: f"Already decided ({exc.decision.action}); decisions are final."})
             return
+        except EditTooLong as exc:
+            ack(response_action="errors", errors={EDIT_BLOCK_ID: str(exc)})
+            return
         ack()
         note = decision_text(decision.action, user, decision.approver_id, decision.decided_at, decision.mode)
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
@@ -271,7 +370,47 @@ def wsgi_app(app: App):
     """A WSGI callable serving bolt at ``/slack/events`` (interactivity and events)."""
     from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-    return SlackRequestHandler(app, path=EVENTS_PATH)
+    handler = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def guarded(environ, start_response):
+        # bolt parses the form's ``payload`` JSON before any middleware runs; garbage there must be a 400, not a 500.
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        problem = _form_problem(raw, environ.get("CONTENT_TYPE") or "")
+        if problem is not None:
+            start_response("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"malformed Slack payload: {problem}".encode()]
+        return handler(environ, start_response)
+
+    return guarded
+
+
+def _form_problem(raw: bytes, content_type: str) -> str | None:
+    from urllib.parse import parse_qs
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the body is not UTF-8"
+    if "application/x-www-form-urlencoded" not in content_type:
+        if "json" in content_type and text:
+            try:
+                json.loads(text)
+            except ValueError:
+                return "the body is not JSON"
+        return None
+    payload = parse_qs(text).get("payload")
+    if not payload:
+        return None
+    try:
+        parsed = json.loads(payload[0])
+    except ValueError:
+        return "the payload field is not JSON"
+    return None if isinstance(parsed, Mapping) else "the payload is not a JSON object"
 
 
 def serve(port: int = 3000, *, ledger: Ledger, settings: SlackAppSettings, host: str = "127.0.0.1") -> None:

@@ -45,9 +45,9 @@ __all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "activity
 
 
 class Snooze(BaseModel):
-    """A manager's "not now": suppress a deal's flags (one rule, or all when rule_id is None) until a date.
+    """A manager's "not now": suppress a deal's flags (one rule, or all when rule_id is None) through a date.
 
-    The flag comes back on ``until``. For a rep-level flag, put the rep id in ``opportunity_id``.
+    ``until`` is inclusive, as in the review ledger: the flag is silent on ``until`` and comes back the day after. For a rep-level flag, put the rep id in ``opportunity_id``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -59,7 +59,7 @@ class Snooze(BaseModel):
 
     def covers(self, flag: RiskFlag, as_of: dt.date) -> bool:
         subject = flag.opportunity_id if flag.subject == "opportunity" else flag.rep_id
-        return subject == self.opportunity_id and (self.rule_id in (None, flag.rule_id)) and as_of < self.until
+        return subject == self.opportunity_id and (self.rule_id in (None, flag.rule_id)) and as_of <= self.until
 
 
 class SuppressedFlag(BaseModel):

@@ -341,7 +341,7 @@ _OPEN_DEALS_SQL = f"""
 with open_deals as (
     select *
     from {MARTS}.fct_opportunities
-    where created_at < $cutoff
+    where (created_at < $cutoff or created_at is null)  -- no creation date: open, its age unknown
       and not (coalesce(is_closed, false) and coalesce(closed_at, $cutoff) < $cutoff)
 ),
 stint_at as (
@@ -470,7 +470,7 @@ order by opportunity_id, changed_at, field_history_id
 
 _OPEN_IDS_SQL = f"""
 select opportunity_id from {MARTS}.fct_opportunities
-where created_at < $cutoff
+where (created_at < $cutoff or created_at is null)
   and not (coalesce(is_closed, false) and coalesce(closed_at, $cutoff) < $cutoff)
 """
 

@@ -480,6 +480,8 @@ class HubSpotSource:
         out = []
         for otype in self.config.activity_objects:
             props = ACTIVITY_PROPERTIES + ([ACTIVITY_SUBJECT_PROPERTY[otype]] if otype in ACTIVITY_SUBJECT_PROPERTY else [])
+            if otype == "tasks":
+                props = props + ["hs_task_status"]  # a task not COMPLETED is planned, not past activity
             out.append((otype, self._fetch(otype, props, cursor, associations=list(ASSOCIATED))))
         return out
 

@@ -164,6 +164,7 @@ TABLES: dict[str, RawObject] = {
                 _f("hs_call_title", STR),
                 _f("hs_email_subject", STR),
                 _f("hs_task_subject", STR),
+                _f("hs_task_status", STR),  # tasks: COMPLETED, NOT_STARTED, IN_PROGRESS, WAITING, DEFERRED
                 _f("hs_lastmodifieddate", TIMESTAMP),
                 _f("primary_deal_id", ID),  # the first associated deal (all: engagement_associations)
                 _f("primary_company_id", ID),  # the first associated company

@@ -133,6 +133,9 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
                 "source_file": str(report["source_file"]),
                 "rows_landed": dg.MetadataValue.int(report["rows"]),
                 "rows_rejected": dg.MetadataValue.int(report["rejected"]),
+                "rows_skipped": dg.MetadataValue.int(report["skipped"]),
+                "rows_input": dg.MetadataValue.int(report["input_rows"]),
+                "absent_fields": str(report.get("absent_fields") or ""),
                 "present_in_source": report["present"],
             },
         )

@@ -12,6 +12,20 @@ from orchestration.resources import SupervisorSettings
 REVIEW_GROUP = "review"
 
 
+def _anchor(ledger, settings, slack_client, reason: str) -> dict:
+    """Write the audit chain head outside the ledger (issue 11 item 5); failures are reported, not raised."""
+    from agents.ledger.anchors import anchor_targets, write_anchor
+
+    targets = anchor_targets(
+        settings.home_dir, anchor_file=settings.anchor_file, external_path=settings.anchor_external_path,
+        slack_channel=settings.anchor_slack_channel, slack_client=slack_client,
+    )
+    result = write_anchor(ledger, targets, reason=reason)
+    anchor = result.anchor
+    return {"seq": anchor.seq if anchor else None, "hash": anchor.hash if anchor else None,
+            "written": list(result.written), "failed": [f"{n}: {e}" for n, e in result.failed]}
+
+
 @dg.asset(
     key=["review", "manager_digests"],
     deps=[coaching_drafts, dg.AssetKey(["marts", "dim_reps"]), dg.AssetKey(["marts", "dim_managers"])],
@@ -49,6 +63,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
+        anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     if unrouted:
         context.log.warning(
@@ -70,6 +85,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
             "items": dg.MetadataValue.int(kpis["items"]),
             "unrouted_items": dg.MetadataValue.int(len(unrouted)),
             "unrouted_deals": dg.MetadataValue.json(sorted(f.opportunity_id or f"rep {f.rep_id}" for f, _ in unrouted)[:50]),
+            "audit_anchor": dg.MetadataValue.json(anchored),
         }
     )
 
@@ -116,7 +132,7 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
     from agents.ledger import open_ledger
     from agents.review.modes import ModeSettings, apply_startup_mode
     from agents.review.publisher import publish_approved
-    from agents.review.run import make_channels
+    from agents.review.run import make_channels, slack_web_client
     from connectors.registry import crm_note_writer
 
     settings = supervisor.settings()
@@ -124,9 +140,12 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
         mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
         channels = make_channels(ledger, settings.home_dir, crm_note_channel=crm_note_writer(settings.crm_source, ledger))
         report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
-    counts = report.counts
+        anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
+    counts = {**report.counts, "audit_anchor": anchored}
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
-    return dg.MaterializeResult(metadata={k: v for k, v in counts.items() if v is not None})
+    return dg.MaterializeResult(
+        metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in counts.items() if v is not None}
+    )
 
 
 publish_job = dg.define_asset_job(

@@ -406,7 +406,9 @@ def seed_portal(server: FakeHubSpotServer) -> FakeHubSpotServer:
         ("meetings", "501", {"hs_meeting_title": "Discovery call"}, "102", "401", "201", ["301", "302"]),
         ("calls", "502", {"hs_call_title": "Pricing"}, "102", "402", "202", ["303"]),
         ("emails", "503", {"hs_email_subject": "Proposal"}, "103", "403", "203", []),
-        ("tasks", "504", {"hs_task_subject": "Follow up"}, "103", "405", "202", ["303"]),
+        ("tasks", "504", {"hs_task_subject": "Follow up", "hs_task_status": "COMPLETED"}, "103", "405", "202", ["303"]),
+        # planned, not done: never past activity
+        ("tasks", "506", {"hs_task_subject": "Send contract", "hs_task_status": "NOT_STARTED"}, "103", "401", "201", []),
     ]
     for otype, aid, props, owner, deal, company, contacts in acts:
         server.add(otype, aid, {**props, "hs_timestamp": iso(T0 - day), "hubspot_owner_id": owner}, created=T0 - day,

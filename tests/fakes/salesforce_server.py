@@ -451,7 +451,11 @@ def default_org() -> FakeOrg:
     org.add("Task", WhatId=opps[1], WhoId=None, AccountId=acme, OwnerId=rita, Subject="Sent pricing", TaskSubtype="Email", Type="Email",
             ActivityDate="2026-01-07", CompletedDateTime=None, Status="Completed", Description=None)
     e1 = org.add("Event", WhatId=opps[2], WhoId=c2, AccountId=globex, OwnerId=ravi, Subject="Onsite workshop", EventSubtype="Event", Type="Meeting",
-                 StartDateTime="2026-01-08T10:00:00.000+0000", ActivityDateTime="2026-01-08T10:00:00.000+0000")
+                 StartDateTime="2026-01-08T10:00:00.000+0000", ActivityDateTime="2026-01-08T10:00:00.000+0000",
+                 EndDateTime="2026-01-08T12:00:00.000+0000")
+    # planned, not done: an open task past its date is no past activity
+    org.add("Task", WhatId=opps[0], WhoId=c1, AccountId=acme, OwnerId=rita, Subject="Planned follow-up", TaskSubtype="Call", Type="Call",
+            ActivityDate="2026-01-09", CompletedDateTime=None, Status="Not Started", Description=None)
     org.add("TaskRelation", TaskId=t1, RelationId=c1, IsWhat=False)  # duplicates the WhoId link: one pair
     org.add("EventRelation", EventId=e1, RelationId=c3, IsWhat=False, IsInvitee=True, Status="Accepted")
     org.add("EventRelation", EventId=e1, RelationId=rita, IsWhat=False, IsInvitee=True, Status="Accepted")  # a user: not a contact

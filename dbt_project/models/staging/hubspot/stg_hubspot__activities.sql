@@ -2,7 +2,8 @@
   Activities: the engagements whose object (meetings, calls, emails, tasks, ...) map_activity_types
   maps to an activity type (config activity_objects); an object no longer mapped leaves the model.
   The deal and company are the engagement's first associated ones; the subject is the object's
-  own title/subject property.
+  own title/subject property. A task counts only once COMPLETED (hs_task_status): a planned task is
+  not past activity (it stays in raw); engagements dated after the as-of fall after its cut-off.
 -#}
 with
 
@@ -38,3 +39,6 @@ select
 from engagements
 inner join activity_types
     on activity_types.object_type = engagements.object_type
+where engagements.object_type <> 'tasks'
+    or upper(coalesce(engagements.hs_task_status, 'COMPLETED')) = 'COMPLETED'
+    or coalesce(engagements._is_deleted, false)

@@ -1,5 +1,6 @@
 {#- Activities: the type through map_activity_types (other types: map_settings.activity_type_default),
-    occurring at the due date and time (UTC), else when marked done. -#}
+    occurring at the due date and time (UTC), else when marked done. Only done activities are past
+    activity: a planned (not done) one, even past its due date, leaves the model (it stays in raw). -#}
 with
 
 settings as (
@@ -28,6 +29,7 @@ mapped as (
             else a.marked_as_done_time
         end as occurred_at,
         a.subject,
+        coalesce(a.done, a.marked_as_done_time is not null) as is_done,
         a._source_system,
         a._source_file,
         a._source_row,
@@ -56,6 +58,8 @@ final as (
     from mapped
     -- with no default type, landing quarantined unmapped types; a type unmapped since leaves here
     where activity_type is not null and occurred_at is not null
+        -- deleted rows stay, flagged (stg_crm__activities drops them); planned ones never count
+        and (is_done or coalesce(_is_deleted, false))
 )
 
 select * from final

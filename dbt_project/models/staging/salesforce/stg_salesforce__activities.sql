@@ -3,6 +3,9 @@
 -- CreatedDate. Event: activity_type from Type (map_event_types), else 'meeting'; occurred_at =
 -- StartDateTime, else ActivityDateTime, else CreatedDate. opportunity_id = WhatId when it is an
 -- Opportunity (its id prefix, map_key_prefixes).
+-- Only done activities are past activity: a Task counts when closed (IsClosed, else Status
+-- Completed, else a CompletedDateTime; an open task past its date is planned, not done), an
+-- Event at its end (EndDateTime when read); later events fall after the as-of cut-off.
 
 with
 
@@ -51,6 +54,11 @@ tasks as (
         on subtype_map.source_value = task.task_subtype
     left join task_type_map
         on task_type_map.source_value = task.type
+    where coalesce(
+        try_cast(json_extract_string(task._extra, '$.IsClosed') as boolean),
+        lower(json_extract_string(task._extra, '$.Status')) in ('completed', 'closed'),
+        task.completed_date_time is not null
+    ) or coalesce(task._is_deleted, false)
 ),
 
 events as (
@@ -60,7 +68,10 @@ events as (
         event.account_id,
         event.owner_id as rep_id,
         coalesce(event_type_map.activity_type, 'meeting') as activity_type,
-        coalesce(event.start_date_time, event.activity_date_time, event.created_date) as occurred_at,
+        coalesce(
+            timezone('UTC', try_cast(json_extract_string(event._extra, '$.EndDateTime') as timestamptz)),
+            event.start_date_time, event.activity_date_time, event.created_date
+        ) as occurred_at,
         event.subject,
         event._source_system,
         event._source_file,
