@@ -744,7 +744,10 @@ def slack_manifest(
     console.print(yaml.safe_dump(app_manifest(url), sort_keys=False), soft_wrap=True, markup=False)
 
 
-def main() -> None:  # pragma: no cover
+def main() -> None:  # pragma: no cover - the console script; tests call `app`
+    from sales_supervisor.pycache import keep_bytecode_cache
+
+    keep_bytecode_cache()  # before the heavy imports of each command (dagster, dbt, MetricFlow)
     app()
 
 

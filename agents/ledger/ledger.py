@@ -167,6 +167,10 @@ class Ledger:
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    def batch(self):
+        """Context manager: the writes made inside share one transaction (UnitOfWork.batch)."""
+        return self.uow.batch()
+
     # -- audit trail
 
     def record_event(

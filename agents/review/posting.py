@@ -37,7 +37,13 @@ class PostResult:
 
 
 def record_digest(ledger: Ledger, digest: Digest, *, actor: str = "pipeline") -> str:
-    """Create the ledger digest and one item per entry (idempotent); sets ``entry.item_id``. Returns the digest id."""
+    """Create the ledger digest and one item per entry (idempotent); sets ``entry.item_id``. Returns the digest id.
+    One transaction for the digest and its items (one commit, not one per item)."""
+    with ledger.batch():
+        return _record_digest(ledger, digest, actor)
+
+
+def _record_digest(ledger: Ledger, digest: Digest, actor: str) -> str:
     row = ledger.create_digest(digest.run_id, digest.manager_id, digest.as_of, actor=actor)
     for section in digest.reps:
         for entry in section.entries:
