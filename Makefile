@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock demo test test-fast eval dev lint clean
+.PHONY: help install lock prepare demo test test-fast eval dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ lock:  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 	  --no-header --no-emit-index-url --no-emit-find-links -o requirements.lock
 
+prepare: $(STAMP)  ## parse the dbt project when its manifest is stale (the code location only reads it)
+	$(BIN)/python -c "from sales_supervisor.dbt import prepare_dbt_project; prepare_dbt_project()"
+
 demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
 	$(BIN)/sales-supervisor demo
 
@@ -37,10 +40,13 @@ eval: $(STAMP)  ## run the drafting eval gate (template drafter offline; Claude 
 test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 	$(BIN)/python -m pytest -m "not slow"
 
-dev: $(STAMP)  ## start the Dagster UI (http://127.0.0.1:3000) with the run history of make demo
+dev: prepare  ## start the Dagster UI (http://127.0.0.1:3000) with the run history of make demo
 	@mkdir -p $${SALES_SUPERVISOR_HOME:-var}/dagster
 	@test -f $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml
 	DAGSTER_HOME=$$(cd $${SALES_SUPERVISOR_HOME:-var}/dagster && pwd) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(STAMP)  ## time the daily job per step at demo scales 1, 10, 100 (SCALES="1 10" for fewer)
+	$(BIN)/python benchmarks/bench.py $(if $(SCALES),--scales $(SCALES))
 
 clean:  ## remove local state (var/) and the environment
 	rm -rf var $(VENV) dbt_project/target dbt_project/logs

@@ -713,9 +713,22 @@ def risk_snooze(
     console.print(f"Snoozed {rule or 'all rules'} on {opportunity_id} through {until_d} (inclusive; audited).")
 
 
-@app.command()
-def publish(home: HomeOpt = None) -> None:
-    """Publish approved items now (what the approval sensor triggers): rep DM/email and CRM note, exactly once."""
+publish_app = typer.Typer(
+    help="Publish approved items (what the approval sensor triggers); list and resolve deliveries whose outcome is unknown.",
+    invoke_without_command=True,
+)
+app.add_typer(publish_app, name="publish")
+
+
+@publish_app.callback()
+def publish(ctx: typer.Context, home: HomeOpt = None) -> None:
+    """Publish approved items now: rep DM/email and CRM note, exactly once (email: at most once).
+
+    Subcommands: `attention` lists deliveries whose outcome is unknown (never resent automatically);
+    `resolve ID --sent|--not-sent --as YOU` records what a person found out.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from sales_supervisor.pipeline import run_publish_job
 
     settings = _settings(home=home)
@@ -724,8 +737,71 @@ def publish(home: HomeOpt = None) -> None:
         err.print(f"[red]{failure}[/red]")
     for key, value in summary.metadata.items():
         console.print(f"  {key:<20} {value}")
+    if summary.metadata.get("needs_attention"):
+        console.print(
+            f"[yellow]{summary.metadata['needs_attention']} delivery(ies) need a person:[/yellow] "
+            "`sales-supervisor publish attention` lists them.",
+            soft_wrap=True,
+        )
     if not summary.success:
         raise typer.Exit(1)
+
+
+@publish_app.command("attention")
+def publish_attention(home: HomeOpt = None) -> None:
+    """List deliveries whose outcome is unknown: they are never resent until a person resolves them (exit 1 if any)."""
+    with _open_ledger(home) as ledger:
+        waiting = ledger.deliveries_needing_attention()
+        rows = [(d, ledger.get_item(d.item_id)) for d in waiting]
+    if not rows:
+        console.print("No deliveries need attention.")
+        return
+    console.print(
+        f"{len(rows)} delivery(ies) may or may not have reached the rep or the CRM. Check, then record what you found with "
+        "`sales-supervisor publish resolve ID --sent|--not-sent --as YOU` (--not-sent sends it again on the next publish):\n",
+        soft_wrap=True,
+    )
+    for d, item in rows:
+        deal = ((item.evidence or {}).get("deal_name") if item else None) or (item.opportunity_id if item else None) or "-"
+        who = f"rep {item.rep_id}" if item else "-"
+        console.print(
+            escape(f"{d.delivery_id}  {d.channel}  item {d.item_id}  {deal}  {who}  attempts {d.attempts}  since {d.claimed_at:%Y-%m-%d %H:%M} UTC"),
+            soft_wrap=True,
+        )
+        console.print(escape(f"    {d.error or 'outcome unknown'}"), soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@publish_app.command("resolve")
+def publish_resolve(
+    delivery: Annotated[str, typer.Argument(help="The delivery id shown by `publish attention` (or its idempotency key).")],
+    sent: Annotated[Optional[bool], typer.Option("--sent/--not-sent", help="--sent: it arrived (never sent again); --not-sent: it did not (sent again on the next publish).")] = None,
+    resolver: Annotated[Optional[str], typer.Option("--as", help="Your approver id (checked against the identities file; default: yourself).")] = None,
+    note: Annotated[Optional[str], typer.Option(help="What you checked, for the audit trail.")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Record a person's verdict on a delivery whose outcome was unknown (audited under your established identity)."""
+    from agents.ledger import LedgerError, UnknownDelivery
+
+    if sent is None:
+        err.print("[red]Say what you found: --sent (it arrived) or --not-sent (it did not).[/red]")
+        raise typer.Exit(2)
+    acting, operator = _acting_as(resolver, home)
+    if acting != operator:
+        err.print(f"[red]Refused:[/red] you are {escape(operator)}; a delivery is resolved by whoever checked it, as themselves.")
+        raise typer.Exit(3)
+    resolver = operator
+    with _open_ledger(home) as ledger:
+        try:
+            resolved = ledger.resolve_delivery(delivery, sent=sent, resolver=resolver, note=note)
+        except UnknownDelivery:
+            err.print(f"[red]No delivery {delivery!r}; `sales-supervisor publish attention` lists the open ones.[/red]")
+            raise typer.Exit(2) from None
+        except LedgerError as exc:
+            err.print(f"[red]Refused:[/red] {exc}")
+            raise typer.Exit(4) from None
+    verdict = "sent (will not be sent again)" if sent else "not sent (the next publish sends it again)"
+    console.print(f"Recorded: delivery {resolved.delivery_id} ({resolved.channel}, item {resolved.item_id}) {verdict}, by {resolver}.")
 
 
 @slack_app_cli.command("serve")
@@ -771,7 +847,10 @@ def slack_manifest(
     console.print(yaml.safe_dump(app_manifest(url), sort_keys=False), soft_wrap=True, markup=False)
 
 
-def main() -> None:  # pragma: no cover
+def main() -> None:  # pragma: no cover - the console script; tests call `app`
+    from sales_supervisor.pycache import keep_bytecode_cache
+
+    keep_bytecode_cache()  # before the heavy imports of each command (dagster, dbt, MetricFlow)
     app()
 
 

@@ -9,7 +9,19 @@ from pathlib import Path
 
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else (shutil.which("dbt") or "dbt")
+
+
+def dbt_executable() -> str:
+    """The dbt beside the running Python (this environment's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+
+
+def __getattr__(name: str):
+    # DBT_EXECUTABLE, resolved on first use rather than at import (importing reads no environment).
+    if name == "DBT_EXECUTABLE":
+        return dbt_executable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DbtError(RuntimeError):
@@ -19,7 +31,7 @@ class DbtError(RuntimeError):
 def parse_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> Path:
     """`dbt parse`: writes manifest.json and semantic_manifest.json; raises with dbt's own message."""
     proc = subprocess.run(
-        [DBT_EXECUTABLE, "parse", "--profiles-dir", str(project_dir), "--target-path", target_path, "--quiet"],
+        [dbt_executable(), "parse", "--profiles-dir", str(project_dir), "--target-path", target_path, "--quiet"],
         cwd=project_dir,
         capture_output=True,
         text=True,
@@ -45,3 +57,11 @@ def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "t
         if root.exists():
             files.extend(p for p in root.rglob("*") if p.suffix in {".sql", ".yml", ".yaml"})
     return any(f.stat().st_mtime > built for f in files if f.exists())
+
+
+def prepare_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> Path:
+    """The preparation step: `dbt parse` when the manifest is missing or stale, else nothing.
+    Run before the code location loads (``make prepare``, the CLI, ``dagster dev``), never at import."""
+    if manifest_is_stale(project_dir, target_path):
+        return parse_dbt_project(project_dir, target_path)
+    return project_dir / target_path / "manifest.json"

@@ -33,6 +33,10 @@ def _graph() -> dict:
         "assets": assets,
         "jobs": sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")),
         "schedules": sorted(s.name for s in defs.get_repository_def().schedule_defs),
+        "sensors": {
+            s.name: {"job": s.job_name, "minimum_interval_seconds": s.minimum_interval_seconds, "default_status": s.default_status.value}
+            for s in defs.get_repository_def().sensor_defs
+        },
     }
 
 
@@ -54,9 +58,15 @@ def test_graph_flows_from_landing_through_marts_to_the_semantic_layer():
         "raw/opportunities", "raw/active_source",
         "staging/stg_hubspot__opportunities", "staging/stg_salesforce__opportunities", "staging/stg_pipedrive__opportunities",
     }
-    # each native CRM's landed tables hang off the landing asset of the object they feed
-    assert assets["raw_salesforce/opportunity"]["deps"] == ["raw/opportunities"]
-    assert "raw_hubspot/deals" in assets["staging/stg_hubspot__opportunities"]["deps"]
+    # a native CRM's landed tables are drawn as the landing asset of the object they feed, so the
+    # landing group is one asset per canonical object (plus the active source) for every CRM
+    from connectors.schema import RAW_OBJECTS
+
+    landing = {name for name, a in assets.items() if a["group"] == "landing"}
+    assert landing == {f"raw/{o}" for o in RAW_OBJECTS} | {"raw/active_source"}
+    assert not [name for name in assets if name.startswith("raw_")]
+    assert "raw/opportunities" in assets["staging/stg_hubspot__opportunities"]["deps"]
+    assert "raw/opportunities" in assets["staging/stg_salesforce__opportunities"]["deps"]
     assert "marts/fct_opportunities" in assets["semantic/deal_outcomes_by_segment"]["deps"]
     assert "marts/fct_stage_history" in assets["semantic/deal_curve_by_segment_stage"]["deps"]
     # every landed table has the quarantine check and a Great Expectations suite

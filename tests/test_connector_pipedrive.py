@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from agents.ledger import SendsHalted, open_ledger
-from agents.review.channels import CannotCheck, OutboundMessage, PermanentSendError
+from agents.review.channels import CannotCheck, OutboundMessage, OutcomeUnknown, PermanentSendError
 from connectors.csv_folder import Batch
 from connectors.landing import land_source
 from connectors.pipedrive import PipedriveConfig, PipedriveError, PipedriveSource
@@ -438,7 +438,7 @@ def test_note_writer_errors(pd, ledger):
     ledger.set_mode("live", actor="ops", reason="test", gates=GATES)
     writer = PipedriveNoteWriter(ledger, TOKEN, pd.base_url, backoff_factor=0.01)
     pd.fail("/v1/notes", 500, method="POST")
-    with pytest.raises(PipedriveError):  # not retried in place: the note might exist
+    with pytest.raises(OutcomeUnknown):  # not retried in place: the note might exist
         writer.send(_message())
     assert len(pd.calls("/v1/notes", "POST")) == 1
     pd.fail("/v1/notes", 429, method="POST", headers={"Retry-After": "0"})

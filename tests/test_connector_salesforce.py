@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from agents.ledger import SendsHalted
-from agents.review.channels import OutboundMessage, PermanentSendError
+from agents.review.channels import OutboundMessage, OutcomeUnknown, PermanentSendError
 from connectors.landing import land_source, load_cursors
 from connectors.salesforce import SalesforceApiError, SalesforceAuthError, SalesforceConfig, SalesforceSource
 from connectors.salesforce.notes import SalesforceNoteWriter
@@ -394,7 +394,7 @@ def test_note_writer_writes_once_and_a_retry_finds_the_marker(sf):
     # the write happened but its answer was lost: the send fails, the check finds it
     sf.fail(lambda r: r.method == "POST", 500, after=True)
     lost = _message("coach-2")
-    with pytest.raises(SalesforceApiError):
+    with pytest.raises(OutcomeUnknown):
         writer.send(lost)
     assert writer.find_delivered(lost) is not None
     assert len([r for r in sf.requests if r.method == "POST"]) == 2  # no retry inside send after a 500

@@ -221,8 +221,11 @@ def test_unreadable_slack_history_marks_outcome_unknown_not_resent(ledger, home,
     report = publish_approved(ledger, {"rep_slack": dm}, "live")
     assert len(report.needs_attention) == 1 and OUTCOME_UNKNOWN in report.needs_attention[0][2]
     clock.advance(minutes=6)
-    later = publish_approved(ledger, {"rep_slack": dm}, "live")
-    assert len(later.needs_attention) == 1 and not later.sent
+    slack.fail_next("conversations.history", "missing_scope")
+    still = publish_approved(ledger, {"rep_slack": dm}, "live")  # still unreadable: still listed, not resent
+    assert len(still.needs_attention) == 1 and not still.sent
+    later = publish_approved(ledger, {"rep_slack": dm}, "live")  # readable again: found by its key, recorded as sent
+    assert len(later.recovered) == 1 and not later.sent and not later.needs_attention
     assert len(slack.calls_to("chat.postMessage")) == 1
 
 

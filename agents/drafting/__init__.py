@@ -10,7 +10,6 @@ Dagster; the Claude drafter's only tool records a draft.
     run.stats         # DraftRunStats (counts, fallbacks, tokens, cost, cache hits)
 """
 
-from agents.drafting.claude import ClaudeDrafter
 from agents.drafting.config import Budget, DrafterConfig, ModelPrice
 from agents.drafting.models import (
     CoachingDraft,
@@ -51,3 +50,13 @@ __all__ = [
     "template_draft",
     "validate_draft",
 ]
+
+
+def __getattr__(name: str):
+    # The Claude drafter (and the anthropic SDK) load only when asked for: the offline path
+    # (no API key, the template drafter) never imports the SDK.
+    if name == "ClaudeDrafter":
+        from agents.drafting.claude import ClaudeDrafter
+
+        return ClaudeDrafter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,6 +46,16 @@ specificity (`banned_phrase`, `injection_echo`, `not_imperative`,
     no run of 5 words copied from untrusted text; the rationale cites at least
     one grounded number or date.
 
+adversarial content (`ungrounded_contact`, `sensitive_request`, `unsupported_assertion`)
+    What a manipulated model could write to a rep, checked in
+    `adversarial_findings` (its own section below): no URL, domain, email
+    address or phone number that is not in the packet's trusted fields (CRM
+    free text in `untrusted_text` grounds none); no request for a payment,
+    bank details, credentials or passwords, or a contract signature; no
+    assertion of an approval or commitment ("the CFO already signed off")
+    unless the packet's trusted text says so. A question or a check ("confirm
+    whether the CFO has approved") is not an assertion.
+
 shape (`action_not_one_sentence`, `rationale_sentences`, `too_long`,
 `actor_mismatch`, `overconfident`)
     Action: one sentence, at most 240 characters; rationale: 1-3 sentences,
@@ -519,4 +529,108 @@ def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days
         findings.append(
             Finding("overconfident", f"confidence {draft.confidence} exceeds the flag's confidence {packet.flag_confidence}")
         )
+
+    findings.extend(adversarial_findings(draft, packet))
+    return findings
+
+
+# --------------------------------------------------------------------------- adversarial content
+# What a manipulated model (steered by CRM free text) could write to a rep: contact points and links
+# that are not in the evidence, requests for money, bank details, credentials or signatures, and
+# approvals or commitments nobody recorded. Kept apart from the grounding and specificity rules above.
+
+_URL_RE = re.compile(r"\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>()\[\]\"']+", re.I)
+_EMAIL_RE = re.compile(r"[\w.+-]+@(?:[\w-]+\.)+[a-z]{2,}", re.I)
+_TLDS = (
+    "com net org io co ai app dev biz info xyz online site tech cloud example test invalid local me us uk de fr es it "
+    "nl eu ca au in ru cn jp br ch se no dk fi pl be at ie nz sg hk za mx ly to cc tv gg sh ws su top click link "
+    "live shop store email support page help login secure zip mov"
+).split()
+_DOMAIN_RE = re.compile(rf"\b(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+(?:{'|'.join(_TLDS)})\b(?!\.?\w)", re.I)
+_PHONE_RE = re.compile(r"(?<![\w-])\+?\(?\d{1,4}\)?(?:[\s.-]?\(?\d{2,4}\)?){2,5}(?![\w-])")
+
+SENSITIVE_REQUESTS: tuple[tuple[str, str], ...] = (
+    ("payment", r"\b(?:pay|wire|remit|transfer|send|process|make|approve|release)\b[^.;]{0,40}?\b(?:payments?|invoices?|funds|money|deposits?|fees?|gift\s*cards?)\b"),
+    ("payment", r"\b(?:wire\s+transfer|gift\s*cards?|bitcoin|crypto\w*|western\s+union)\b"),
+    ("bank details", r"\b(?:bank\s+(?:account|details|info\w*|transfer|change)|account\s+numbers?|routing\s+numbers?|iban|swift|bic|sort\s+code)\b"),
+    ("credentials", r"\b(?:pass(?:word|words|code|codes|phrase)|credentials?|log\s*-?in\s+(?:details|info\w*)|user\s*name\s+and\s+pass\w*|one[-\s]time\s+(?:code|password)|otp|verification\s+code|security\s+code|2fa|mfa\s+code|api\s+keys?|access\s+tokens?|secret\s+keys?)\b"),
+    ("contract signature", r"\b(?:e-?sign\w*|countersign\w*|docusign|adobe\s+sign|hellosign|signature\s+request)\b"),
+    ("contract signature", r"\bsign\w*\b[^.;]{0,40}?\b(?:contract|agreement|order\s+form|nda|msa|sow|document|paperwork|form)s?\b"),
+)
+_SENSITIVE_RES = [(kind, re.compile(pattern, re.I)) for kind, pattern in SENSITIVE_REQUESTS]
+
+ASSERTIONS: tuple[str, ...] = (
+    r"\b(?:already|has|have|had)\s+(?:already\s+)?(?:been\s+)?(?:signed(?:\s+off)?|approved|agreed|committed|authori[sz]ed|green-?lit|cleared|accepted)\b",
+    r"\bsigned\s+off\b",
+    r"\b(?:verbally\s+)?committed\s+to\b",
+    r"\bgave\s+(?:the|their|his|her|a)\s+(?:approval|go-ahead|green\s+light|sign-?off|commitment)\b",
+    r"\b(?:budget|deal|discount|contract|pricing|price|po|purchase\s+order|legal|security\s+review)\s+(?:is|was|has\s+been)\s+(?:approved|signed|agreed|cleared|confirmed|done)\b",
+    r"\bapproved\s+by\b",
+    r"\b(?:is|are)\s+(?:pre-?)?approved\b",
+)
+_ASSERTION_RES = [re.compile(p, re.I) for p in ASSERTIONS]
+# Words that turn an approval phrase into a question or a check, earlier in the same sentence.
+# ("confirmed" is not one: "finance confirmed the CFO signed off" is an assertion.)
+_CHECK_WORDS = re.compile(
+    r"\b(?:confirm(?:ing)?|whether|if|ask(?:ing)?|check(?:ing)?|verify(?:ing)?|validate|validating|find\s+out|until|once|unless)\b", re.I
+)
+_ASSERTED_VERB = re.compile(r"sign|approv|agree|commit|authori|green|clear|accept|confirm|done", re.I)
+
+
+def trusted_text(packet: EvidencePacket) -> str:
+    """Every string in the packet except CRM free text, lower-cased: what may ground a contact or an assertion."""
+    out: list[str] = []
+
+    def walk(v: object) -> None:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+
+    walk(packet.model_dump(mode="json", exclude={"untrusted_text"}))
+    return "\n".join(out).lower()
+
+
+def _digits(s: str) -> str:
+    return re.sub(r"\D", "", s)
+
+
+def adversarial_findings(draft: CoachingDraft, packet: EvidencePacket) -> list[Finding]:
+    """Contact points, sensitive requests and unsupported approvals in a draft (see the module docstring)."""
+    findings: list[Finding] = []
+    trusted = trusted_text(packet)
+    trusted_digits = _digits(trusted)
+    for field, text in (("action", draft.action), ("rationale", draft.rationale)):
+        work = text
+        for kind, rx in (("URL", _URL_RE), ("email address", _EMAIL_RE), ("domain", _DOMAIN_RE)):
+            for m in rx.finditer(work):
+                token = m.group(0).rstrip(".,;:!?")
+                if token.lower() not in trusted:
+                    findings.append(Finding("ungrounded_contact", f"{field}: {kind} {token!r} is not in the evidence"))
+            work = rx.sub(" ", work)  # a URL's host is not reported again as a domain
+        for m in _PHONE_RE.finditer(_ISO_DATE.sub(" ; ", work)):
+            token = m.group(0).strip()
+            digits = _digits(token)
+            if len(digits) >= 7 and digits not in trusted_digits:
+                findings.append(Finding("ungrounded_contact", f"{field}: phone number {token!r} is not in the evidence"))
+        for kind, rx in _SENSITIVE_RES:
+            m = rx.search(text)
+            if m:
+                findings.append(Finding("sensitive_request", f"{field}: asks for {kind} ({m.group(0)!r}); coaching never does"))
+        for sentence in _sentences(text) or [text]:
+            for rx in _ASSERTION_RES:
+                m = rx.search(sentence)
+                if not m or _CHECK_WORDS.search(sentence[: m.start()]):
+                    continue
+                verb = _ASSERTED_VERB.search(m.group(0))
+                if verb and re.search(rf"\b{verb.group(0).lower()}", trusted):
+                    continue  # the evidence itself records an approval of that kind (e.g. a field-history row)
+                findings.append(
+                    Finding("unsupported_assertion", f"{field}: {m.group(0)!r} asserts an approval or commitment the evidence does not record")
+                )
+                break
     return findings

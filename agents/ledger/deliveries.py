@@ -30,20 +30,22 @@ DEFAULT_MAX_ATTEMPTS = 5
 
 DELIVERY_SEMANTICS: Mapping[str, str] = {
     "crm_note": (
-        "at-least-once, made effectively exactly-once by check-before-write: the note body carries the "
-        "idempotency key as a marker; on a resumed claim the publisher searches the deal's notes for the "
-        "marker and, if found, calls mark_sent with that note's id instead of writing again."
+        "exactly once by check-before-write: the note body carries the idempotency key as a marker. A crashed "
+        "attempt (expired lease) is re-claimed and the deal's notes are searched for the marker first. An error "
+        "after the request reached the CRM (timeout, reset mid-response, 5xx) marks the delivery 'unknown': it is "
+        "never re-sent automatically; later runs look for the marker and mark it sent if found, else it waits for a "
+        "person (publish resolve). Errors before the CRM accepted anything (no connection, 4xx, 429) are retried."
     ),
     "rep_slack": (
-        "at-least-once with check-before-write: the message carries the idempotency key in Slack message "
-        "metadata; on a resumed claim the publisher reads the DM's history since claimed_at and marks sent "
-        "if the key is there. If the history cannot be read, it marks the delivery failed (outcome unknown) "
-        "rather than risk a duplicate."
+        "exactly once by check-before-write: the message carries the idempotency key in Slack message metadata; "
+        "a crashed attempt is re-claimed and the DM's history since the claim is read first. An error after the "
+        "post reached Slack (timeout, reset, 5xx, internal_error) marks the delivery 'unknown' (found later in the "
+        "history: sent; else a person decides). Refusals (ok:false, 429) are retried; unreadable history is unknown."
     ),
     "rep_email": (
-        "at-most-once: SMTP cannot be read back, so a resumed claim (outcome unknown) is marked failed "
-        "'outcome unknown, not resent' for a person to check; only a claim whose previous attempt is known "
-        "to have failed is retried. The Message-ID is derived from the key so a receiving system can dedupe."
+        "at most once: SMTP cannot be read back. 250 after DATA is sent, whatever happens at QUIT; a failure "
+        "before the data was handed over is retried; data handed over with no answer, or a crashed attempt, is "
+        "'unknown' for a person to check. The Message-ID is derived from the key so a receiving system can dedupe."
     ),
 }
 
@@ -64,6 +66,11 @@ class Claim:
     @property
     def already_sent(self) -> bool:
         return self.delivery.status == "sent"
+
+    @property
+    def needs_attention(self) -> bool:
+        """An earlier attempt's outcome is unknown: only a person may decide it (``resolve_delivery``)."""
+        return self.delivery.status == "unknown"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +129,10 @@ def approved_undelivered_items(
         return exists().where(
             Delivery.item_id == Item.item_id,
             Delivery.channel == channel,
-            or_(Delivery.status == "sent", and_(Delivery.status == "failed", Delivery.attempts >= max_attempts)),
+            or_(
+                Delivery.status.in_(("sent", "unknown")),  # unknown: waits for a person, never retried
+                and_(Delivery.status == "failed", Delivery.attempts >= max_attempts),
+            ),
         )
 
     query = (
@@ -140,7 +150,7 @@ def approved_undelivered_items(
     done = {
         (d.item_id, d.channel)
         for d in deliveries
-        if d.status == "sent" or (d.status == "failed" and d.attempts >= max_attempts)
+        if d.status in ("sent", "unknown") or (d.status == "failed" and d.attempts >= max_attempts)
     }
     out = []
     for item, decision in pairs:
@@ -196,6 +206,8 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
                 )
             if existing.status == "sent":
                 return Claim(existing, acquired=False, previous_status="sent")
+            if existing.status == "unknown":  # never re-sent automatically: a person resolves it
+                return Claim(existing, acquired=False, previous_status="unknown")
             if existing.status == "pending" and existing.lease_until is not None and existing.lease_until > now:
                 return Claim(existing, acquired=False, previous_status="pending")
         else:
@@ -277,6 +289,82 @@ def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str
         audit_delivery(
             uow, s, delivery, "delivery.failed", actor=actor,
             payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
+        )
+        return delivery
+
+
+# -- deliveries whose outcome is unknown (the needs-attention list)
+
+
+def mark_unknown(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
+    """The send may or may not have arrived: park the delivery for a person; it is never retried automatically."""
+    with uow.write() as s:
+        delivery = s.scalars(select(Delivery).where(Delivery.idempotency_key == idempotency_key)).first()
+        if delivery is None:
+            raise UnknownDelivery(idempotency_key)
+        if delivery.status == "sent":
+            raise LedgerError(f"delivery {idempotency_key!r} was already sent; its outcome is known")
+        delivery.status, delivery.error, delivery.lease_until = "unknown", error, None
+        audit_delivery(
+            uow, s, delivery, "delivery.outcome_unknown", actor=actor,
+            payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
+        )
+        return delivery
+
+
+def deliveries_needing_attention(uow: UnitOfWork, channels: Sequence[str] | None = None) -> list[Delivery]:
+    """Deliveries whose outcome is unknown, oldest first (what ``publish attention`` lists)."""
+    query = select(Delivery).where(Delivery.status == "unknown").order_by(Delivery.delivery_id)
+    if channels is not None:
+        query = query.where(Delivery.channel.in_(tuple(channels)))
+    with uow.read() as s:
+        return list(s.scalars(query))
+
+
+def _find(s: Session, ref: str) -> Delivery | None:
+    found = s.get(Delivery, int(ref)) if ref.isdigit() else None
+    return found or s.scalars(select(Delivery).where(Delivery.idempotency_key == ref)).first()
+
+
+def find_delivery(uow: UnitOfWork, ref: str) -> Delivery | None:
+    """A delivery by its id (``delivery_id``) or its idempotency key."""
+    with uow.read() as s:
+        return _find(s, ref)
+
+
+def resolve_delivery(uow: UnitOfWork, ref: str, *, sent: bool, resolver: str, note: str | None = None) -> Delivery:
+    """A person's verdict on a delivery whose outcome was unknown (audited with who and why).
+
+    ``sent=True``: it arrived (the rep has it, the note exists): recorded as sent, never sent again.
+    ``sent=False``: it did not arrive: recorded as failed with its attempts reset, so the next
+    publish run sends it once more. Only a delivery in the ``unknown`` state can be resolved.
+    """
+    resolver = (resolver or "").strip()
+    if not resolver:
+        raise LedgerError("say who resolves the delivery (--as YOUR_ID)")
+    with uow.write() as s:
+        delivery = _find(s, ref)
+        if delivery is None:
+            raise UnknownDelivery(ref)
+        if delivery.status != "unknown":
+            raise LedgerError(
+                f"delivery {delivery.delivery_id} ({delivery.idempotency_key}) is {delivery.status}, not waiting for a "
+                "person: only deliveries with an unknown outcome can be resolved"
+            )
+        previous_error, previous_attempts = delivery.error, delivery.attempts
+        if sent:
+            delivery.status, delivery.sent_at = "sent", uow.now()
+            delivery.external_ref = f"confirmed by {resolver}"[:255]
+            delivery.error = None
+        else:
+            delivery.status, delivery.attempts = "failed", 0
+            delivery.error = f"resolved as not sent by {resolver}" + (f": {note}" if note else "")
+        audit_delivery(
+            uow, s, delivery, "delivery.resolved", actor=resolver,
+            payload={
+                "item_id": delivery.item_id, "channel": delivery.channel, "verdict": "sent" if sent else "not_sent",
+                "note": note, "previous_error": previous_error, "previous_attempts": previous_attempts,
+            },
         )
         return delivery
 

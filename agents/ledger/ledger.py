@@ -167,6 +167,10 @@ class Ledger:
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
+    def batch(self):
+        """Context manager: the writes made inside share one transaction (UnitOfWork.batch)."""
+        return self.uow.batch()
+
     # -- audit trail
 
     def record_event(
@@ -320,6 +324,18 @@ class Ledger:
 
     def mark_failed(self, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
         return _deliveries.mark_failed(self.uow, idempotency_key, error, actor=actor)
+
+    def mark_unknown(self, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
+        return _deliveries.mark_unknown(self.uow, idempotency_key, error, actor=actor)
+
+    def deliveries_needing_attention(self, channels: Sequence[str] | None = None) -> list[Delivery]:
+        return _deliveries.deliveries_needing_attention(self.uow, channels)
+
+    def find_delivery(self, ref: str) -> Delivery | None:
+        return _deliveries.find_delivery(self.uow, ref)
+
+    def resolve_delivery(self, ref: str, *, sent: bool, resolver: str, note: str | None = None) -> Delivery:
+        return _deliveries.resolve_delivery(self.uow, ref, sent=sent, resolver=resolver, note=note)
 
     def get_delivery(self, idempotency_key: str) -> Delivery | None:
         return _deliveries.get_delivery(self.uow, idempotency_key)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class UnitOfWork:
         self.engine = engine
         self.read_engine = engine.execution_options(ledger_read_only=True)
         self._clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self._batch = threading.local()  # the open batch() transaction of this thread, if any
 
     def now(self) -> dt.datetime:
         now = self._clock()
@@ -121,8 +123,26 @@ class UnitOfWork:
         return now.astimezone(dt.timezone.utc)
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """The writes made inside share one transaction (one write lock, one commit), e.g. a digest
+        and its items; an error rolls them all back. Nested batches join the outer one."""
+        if getattr(self._batch, "session", None) is not None:
+            yield
+            return
+        with self.write() as session:
+            self._batch.session = session
+            try:
+                yield
+            finally:
+                self._batch.session = None
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """One short write transaction holding the ledger's write lock from its first statement."""
+        """One short write transaction holding the ledger's write lock from its first statement
+        (inside :meth:`batch`, the batch's transaction)."""
+        if (batch := getattr(self._batch, "session", None)) is not None:
+            yield batch
+            return
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             if self.engine.dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_WRITE_LOCK_KEY})

@@ -5,10 +5,25 @@ Each channel maps to a ledger delivery channel (``rep_slack``, ``rep_email``,
 immediately before sending, and carries the delivery's idempotency key to the
 far side so a resumed claim can check before writing (see
 ``agents.ledger.DELIVERY_SEMANTICS``).
+
+Every failure of ``send`` is one of three outcomes, and each channel decides which:
+
+* it returns normally: **sent** (for email, also when the connection fails after
+  the server accepted the message with 250 after DATA);
+* ``NotSent`` / ``PermanentSendError``: the far side provably has nothing (the
+  connection was never made, or it refused the request before accepting it,
+  e.g. a 4xx or a 429 with Retry-After); a later run retries a ``NotSent``;
+* ``OutcomeUnknown``: the request reached the far side and its answer was lost
+  or was an error that may follow a write (a timeout after sending, a
+  connection reset mid-response, a 5xx after a POST). Never retried
+  automatically: the delivery waits on the needs-attention list for a person
+  (``sales-supervisor publish attention`` / ``publish resolve``). The publisher
+  treats any exception a channel did not classify the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import email.policy
 import datetime as dt
@@ -19,9 +34,11 @@ import sqlite3
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from agents.ledger import ApprovedItem, Ledger, SendsHalted
+from agents.review import escaping
 from agents.review.digests import coaching_text
 
 SLACK_METADATA_EVENT = "sales_supervisor_coaching"
@@ -37,8 +54,43 @@ class OutcomeUnknown(Exception):
     """The send may or may not have reached the far side (e.g. a timeout after the data was handed over)."""
 
 
-class PermanentSendError(Exception):
-    """Retrying will not help (e.g. the rep has no Slack user id)."""
+class NotSent(Exception):
+    """Nothing reached the far side (no connection, or refused before acceptance): a later run may retry."""
+
+
+class PermanentSendError(NotSent):
+    """Nothing was delivered and retrying will not help (e.g. the rep has no Slack user id, a 400)."""
+
+
+# Exceptions proving that a request never left: no connection was made.
+_NEVER_CONNECTED: tuple[type[BaseException], ...] = (ConnectionRefusedError, socket.gaierror)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps (cause, context, exception args, urllib's ``reason``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        nested = [e.__cause__, e.__context__, getattr(e, "reason", None), *getattr(e, "args", ())]
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+
+
+def never_connected(exc: BaseException) -> bool:
+    """True when a transport exception (requests, urllib3, urllib, socket) proves no connection was made,
+    so the request cannot have reached the server: connection refused, no such host, a connect timeout."""
+    import requests
+    import urllib3.exceptions
+
+    for e in _causes(exc):
+        if isinstance(e, (*_NEVER_CONNECTED, requests.ConnectTimeout, urllib3.exceptions.NewConnectionError,
+                          urllib3.exceptions.ConnectTimeoutError)):
+            return True
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +162,39 @@ def guard(ledger: Ledger) -> None:
 # --------------------------------------------------------------------------- Slack DM to the rep
 
 
+# Slack answers these with ok:false when "it's possible some aspect of the operation succeeded".
+SLACK_UNKNOWN_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
+# ok:false answers that will not change on a retry.
+SLACK_PERMANENT_ERRORS = frozenset({
+    "channel_not_found", "user_not_found", "users_not_found", "user_disabled", "cannot_dm_bot", "is_archived",
+    "msg_too_long", "no_text", "invalid_metadata_format", "invalid_metadata_schema", "not_in_channel",
+})
+
+
+def classify_slack_failure(exc: BaseException, what: str) -> Exception:
+    """The outcome of a failed Slack Web API write (a ``SlackApiError`` or a transport error)."""
+    from slack_sdk.errors import SlackApiError
+
+    if isinstance(exc, SlackApiError):
+        status = getattr(exc.response, "status_code", None)
+        data = getattr(exc.response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        detail = f"Slack {what}: HTTP {status} {error or ''}".rstrip()
+        if status is not None and status >= 500:
+            return OutcomeUnknown(f"{detail} after the request was sent: the message may have been posted")
+        if status == 200 and error in SLACK_UNKNOWN_ERRORS:
+            return OutcomeUnknown(f"{detail}: Slack says part of the operation may have succeeded")
+        if status == 429:
+            retry_after = (getattr(exc.response, "headers", None) or {}).get("retry-after")
+            return NotSent(f"{detail} (rate limited{f', retry after {retry_after} s' if retry_after else ''})")
+        if error in SLACK_PERMANENT_ERRORS:
+            return PermanentSendError(detail)
+        return NotSent(detail)  # any other refusal (ok:false, 4xx): Slack posted nothing
+    if never_connected(exc):
+        return NotSent(f"Slack {what}: could not connect ({type(exc).__name__}: {exc})")
+    return OutcomeUnknown(f"Slack {what}: {type(exc).__name__} after the request was sent ({exc})")
+
+
 class SlackDmChannel:
     name = "rep_slack"
     checkable = True
@@ -117,24 +202,42 @@ class SlackDmChannel:
     def __init__(self, ledger: Ledger, client: Any):
         self.ledger = ledger
         self.client = client
+        # slack-sdk retries a lost connection by default, which for chat.postMessage would post again
+        # blind. The post goes through a copy of the client with no automatic retries; reads keep them.
+        self._post_client = copy.copy(client)
+        self._post_client.retry_handlers = []
 
     def _dm(self, user: str) -> str:
         return self.client.conversations_open(users=user)["channel"]["id"]
 
+    @staticmethod
+    def text(message: OutboundMessage) -> str:
+        """mrkdwn with every CRM- or model-supplied string escaped: no link, mention or broadcast survives."""
+        return f"{escaping.slack_mrkdwn(message.headline)}:\n{escaping.slack_mrkdwn(message.text)}"
+
     def send(self, message: OutboundMessage) -> str:
         if not message.rep_slack_user_id:
             raise PermanentSendError(f"rep {message.rep_id} has no Slack user id")
-        channel = self._dm(message.rep_slack_user_id)
+        try:
+            channel = self._dm(message.rep_slack_user_id)
+        except Exception as exc:  # nothing was posted yet: opening the DM failed
+            raise NotSent(f"Slack conversations.open: {type(exc).__name__}: {exc}") from None
         guard(self.ledger)
-        resp = self.client.chat_postMessage(
-            channel=channel,
-            text=f"{message.headline}:\n{message.text}",
-            unfurl_links=False,
-            metadata={
-                "event_type": SLACK_METADATA_EVENT,
-                "event_payload": {"idempotency_key": message.idempotency_key, "item_id": message.item_id},
-            },
-        )
+        try:
+            resp = self._post_client.chat_postMessage(
+                channel=channel,
+                text=self.text(message),
+                unfurl_links=False,
+                unfurl_media=False,
+                parse="none",
+                link_names=False,
+                metadata={
+                    "event_type": SLACK_METADATA_EVENT,
+                    "event_payload": {"idempotency_key": message.idempotency_key, "item_id": message.item_id},
+                },
+            )
+        except Exception as exc:
+            raise classify_slack_failure(exc, "chat.postMessage") from None
         return f"{resp['channel']}:{resp['ts']}"
 
     def find_delivered(self, message: OutboundMessage, since: dt.datetime | None = None) -> str | None:
@@ -168,7 +271,43 @@ class SlackDmChannel:
 # --------------------------------------------------------------------------- email to the rep
 
 
+class _PhasedSMTP(smtplib.SMTP):
+    """smtplib's client, noting when the message data (ending in CRLF.CRLF) has been handed to the server.
+
+    Before that point the server cannot have accepted the message; after it, only its answer
+    (250 = accepted) tells, and a lost answer means the outcome is unknown.
+    """
+
+    data_sent = False
+    accepted = False
+
+    def data(self, msg):  # type: ignore[override]
+        self._in_data = True
+        try:
+            code, reply = super().data(msg)
+        finally:
+            self._in_data = False
+        self.accepted = code == 250
+        return code, reply
+
+    def send(self, s):  # type: ignore[override]
+        if getattr(self, "_in_data", False) and bytes(s if isinstance(s, bytes) else s.encode()).endswith(b"\r\n.\r\n"):
+            self.data_sent = True
+        return super().send(s)
+
+
 class SmtpEmailChannel:
+    """Email to the rep over SMTP: at most once.
+
+    Outcomes (the server's answer decides, never a blind retry):
+
+    * connection refused, TLS/login failure, a 4xx/5xx to MAIL, RCPT or DATA, or any error
+      before the message data was handed over: not sent (``NotSent``; 5xx recipient or
+      data refusals are ``PermanentSendError``);
+    * 250 after the data: sent, whatever happens next (a 421 or a dropped connection at QUIT);
+    * the data handed over and then no answer (timeout, disconnect): ``OutcomeUnknown``.
+    """
+
     name = "rep_email"
     checkable = False  # SMTP cannot be read back: at-most-once
 
@@ -200,28 +339,55 @@ class SmtpEmailChannel:
         msg["To"] = message.rep_email
         if message.manager_email:
             msg["Reply-To"] = message.manager_email
-        msg["Subject"] = message.headline.replace("\n", " ")[:200]
+        msg["Subject"] = escaping.plain_text(message.headline.replace("\n", " ").replace("\r", " "))[:200]
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = self.message_id(message.idempotency_key)
         msg["X-Sales-Supervisor-Key"] = message.idempotency_key
-        msg.set_content(f"{message.text}\n\n-- {message.manager_name or message.manager_id}\n")
+        signature = message.manager_name or message.manager_id
+        msg.set_content(f"{escaping.plain_text(message.text)}\n\n-- {escaping.plain_text(signature)}\n")
+        msg.add_alternative(
+            f"<html><body><p>{escaping.html_text(message.text)}</p><p>-- {escaping.html_text(signature)}</p></body></html>\n",
+            subtype="html",
+        )
         return msg
 
     def send(self, message: OutboundMessage) -> str:
         email = self.build(message)
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.starttls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password or "")
-            guard(self.ledger)
+        smtp = _PhasedSMTP(timeout=self.timeout)
+        try:
             try:
-                refused = smtp.send_message(email)
-            except (socket.timeout, smtplib.SMTPServerDisconnected) as exc:
-                # The server may already have accepted the data: do not retry blindly.
-                raise OutcomeUnknown(f"SMTP connection lost during send: {exc!r}") from exc
-        if refused:
-            raise PermanentSendError(f"recipients refused: {refused}")
+                smtp.connect(self.host, self.port)
+                if self.starttls:
+                    smtp.starttls()
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                guard(self.ledger)
+                smtp.send_message(email)
+            except SendsHalted:
+                raise
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _ in exc.recipients.values()]
+                error = NotSent if any(400 <= c < 500 for c in codes) else PermanentSendError
+                raise error(f"SMTP refused the recipient before any data: {exc.recipients}") from None
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                # An answer to MAIL, to DATA or to the data itself that is not 250: not accepted.
+                error = PermanentSendError if 500 <= exc.smtp_code < 600 else NotSent
+                raise error(f"SMTP refused the message: {exc.smtp_code} {exc.smtp_error!r}") from None
+            except Exception as exc:
+                if smtp.data_sent:
+                    raise OutcomeUnknown(
+                        f"SMTP: the message data was sent but no answer came back ({type(exc).__name__}: {exc}); "
+                        "check the rep's inbox"
+                    ) from None
+                else:
+                    raise NotSent(f"SMTP failed before the message data was sent: {type(exc).__name__}: {exc}") from None
+            # 250 after DATA: the message is the server's now. Whatever QUIT answers (421, a drop) changes nothing.
+            try:
+                smtp.quit()
+            except Exception:  # noqa: BLE001 - accepted is sent
+                pass
+        finally:
+            smtp.close()
         return str(email["Message-ID"])
 
     def find_delivered(self, message: OutboundMessage, since: dt.datetime | None = None) -> str | None:
@@ -269,7 +435,10 @@ class LocalCrmNotesChannel:
         return conn
 
     def send(self, message: OutboundMessage) -> str:
-        body = f"{message.headline} (approved by {message.approver_id}):\n{message.text}\n\n{self.MARKER.format(key=message.idempotency_key)}"
+        body = (
+            f"{escaping.plain_text(message.headline)} (approved by {message.approver_id}):\n"
+            f"{escaping.plain_text(message.text)}\n\n{self.MARKER.format(key=message.idempotency_key)}"
+        )
         guard(self.ledger)
         with self._connect() as conn:
             try:

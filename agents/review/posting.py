@@ -37,7 +37,13 @@ class PostResult:
 
 
 def record_digest(ledger: Ledger, digest: Digest, *, actor: str = "pipeline") -> str:
-    """Create the ledger digest and one item per entry (idempotent); sets ``entry.item_id``. Returns the digest id."""
+    """Create the ledger digest and one item per entry (idempotent); sets ``entry.item_id``. Returns the digest id.
+    One transaction for the digest and its items (one commit, not one per item)."""
+    with ledger.batch():
+        return _record_digest(ledger, digest, actor)
+
+
+def _record_digest(ledger: Ledger, digest: Digest, actor: str) -> str:
     row = ledger.create_digest(digest.run_id, digest.manager_id, digest.as_of, actor=actor)
     known = {it.flag_id for it in ledger.items_for_digest(row.digest_id)}
     digest.new_flags = [e.flag.flag_id for e in digest.entries if e.flag.flag_id not in known]

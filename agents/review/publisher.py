@@ -8,7 +8,13 @@ For each item approved (or edited) in live mode that still owes a delivery:
    whether the key already arrived, and if so only record it as sent;
    a channel that cannot be asked (email) is not resent after a crash;
 3. send (the channel re-checks the kill switch first), then ``mark_sent``;
-   a known failure is ``mark_failed`` and retried on a later run.
+   a failure the channel proves left nothing at the far side (``NotSent``) is
+   ``mark_failed`` and retried on a later run; any other failure
+   (``OutcomeUnknown``, or an exception no channel classified) is
+   ``mark_unknown``: never retried automatically. Such deliveries form the
+   needs-attention list: each run looks for them at the far side (checkable
+   channels) and records the ones it finds as sent; the rest wait for a person
+   (``sales-supervisor publish attention`` / ``publish resolve``).
 
 A crash between send and ``mark_sent`` leaves a pending claim; once its lease
 expires the next run re-claims it, finds the key at the far side, and marks
@@ -26,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agents.ledger import DecisionNotVerified, Ledger, NotApproved, SendsHalted
-from agents.review.channels import CannotCheck, Channel, OutboundMessage, OutcomeUnknown, PermanentSendError
+from agents.review.channels import CannotCheck, Channel, NotSent, OutboundMessage, OutcomeUnknown, PermanentSendError
 from agents.review.outbox import write_message
 
 log = logging.getLogger(__name__)
@@ -98,7 +104,35 @@ def publish_approved(
             except SendsHalted as exc:
                 report.halted = str(exc)
                 return report
+    _review_unknown(ledger, channels, report, actor)
     return report
+
+
+def _review_unknown(ledger: Ledger, channels: Mapping[str, Channel], report: PublishReport, actor: str) -> None:
+    """Deliveries with an unknown outcome: found at the far side -> sent; otherwise listed, never re-sent."""
+    reported = {(item_id, name) for item_id, name, _ in report.needs_attention}
+    for delivery in ledger.deliveries_needing_attention(tuple(channels)):
+        if (delivery.item_id, delivery.channel) in reported:
+            continue
+        channel = channels[delivery.channel]
+        if channel.checkable:
+            item, decision = ledger.get_item(delivery.item_id), ledger.get_decision(delivery.item_id)
+            if item is not None and decision is not None:
+                from agents.ledger import ApprovedItem
+
+                message = OutboundMessage.from_approved(ApprovedItem(item, decision, (delivery.channel,)), delivery.idempotency_key)
+                try:
+                    found = channel.find_delivered(message, since=delivery.created_at)
+                except (CannotCheck, NotSent, PermanentSendError):
+                    found = None
+                except Exception as exc:  # noqa: BLE001 - a look-up failure leaves it for a person
+                    log.warning("cannot look up %s: %s", delivery.idempotency_key, exc)
+                    found = None
+                if found:
+                    ledger.mark_sent(delivery.idempotency_key, found, actor=actor)
+                    report.recovered.append((delivery.item_id, delivery.channel, found))
+                    continue
+        report.needs_attention.append((delivery.item_id, delivery.channel, delivery.error or OUTCOME_UNKNOWN))
 
 
 def _deliver(
@@ -107,7 +141,8 @@ def _deliver(
     key, item_id, name = message.idempotency_key, message.item_id, channel.name
     previous = ledger.get_delivery(key)
     if previous is not None and previous.status == "failed" and (previous.error or "").startswith(OUTCOME_UNKNOWN):
-        report.needs_attention.append((item_id, name, previous.error or OUTCOME_UNKNOWN))
+        # Written by releases before the 'unknown' status: park it on the needs-attention list now.
+        ledger.mark_unknown(key, previous.error or OUTCOME_UNKNOWN, actor=actor)
         return
     try:
         claim = ledger.claim_delivery(item_id, name, key, actor=actor)
@@ -131,7 +166,7 @@ def _deliver(
                 found = channel.find_delivered(message, since=claim.delivery.created_at)
             except CannotCheck as exc:
                 error = f"{OUTCOME_UNKNOWN}: {exc}"
-                ledger.mark_failed(key, error, actor=actor)
+                ledger.mark_unknown(key, error, actor=actor)
                 report.needs_attention.append((item_id, name, error))
                 return
             if found:
@@ -140,7 +175,7 @@ def _deliver(
                 return
         elif claim.resumed:
             error = f"{OUTCOME_UNKNOWN}: a previous attempt crashed mid-send; check the recipient's inbox"
-            ledger.mark_failed(key, error, actor=actor)
+            ledger.mark_unknown(key, error, actor=actor)
             report.needs_attention.append((item_id, name, error))
             return
 
@@ -150,20 +185,22 @@ def _deliver(
         # Checked by the channel just before sending: nothing left, so a later run may retry.
         ledger.mark_failed(key, f"halted before send: {exc}", actor=actor)
         raise
-    except OutcomeUnknown as exc:
-        error = f"{OUTCOME_UNKNOWN}: {exc}"
-        ledger.mark_failed(key, error, actor=actor)
-        report.needs_attention.append((item_id, name, error))
-        return
     except PermanentSendError as exc:
         ledger.mark_failed(key, f"permanent: {exc}", actor=actor)
         report.failed.append((item_id, name, str(exc)))
         return
-    except Exception as exc:  # a known failure: nothing was delivered, a later run retries
-        error = f"{type(exc).__name__}: {exc}"
+    except NotSent as exc:  # the channel proved nothing was delivered: a later run retries
+        error = f"not sent: {exc}"
         ledger.mark_failed(key, error, actor=actor)
         report.failed.append((item_id, name, error))
         log.warning("delivery %s failed: %s", key, error)
+        return
+    except Exception as exc:  # OutcomeUnknown, or anything unclassified: it may have arrived, never resent blindly
+        detail = str(exc) if isinstance(exc, OutcomeUnknown) else f"{type(exc).__name__}: {exc}"
+        error = f"{OUTCOME_UNKNOWN}: {detail}"
+        ledger.mark_unknown(key, error, actor=actor)
+        report.needs_attention.append((item_id, name, error))
+        log.warning("delivery %s needs attention: %s", key, error)
         return
     ledger.mark_sent(key, ref, actor=actor)
     report.sent.append((item_id, name, ref))

@@ -41,7 +41,7 @@ from agents.risk.rules import RuleContext, RuleHit, evaluate_custom_rule
 if TYPE_CHECKING:
     from agents.semantic_layer import SemanticLayer
 
-__all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "assess", "evaluate"]
+__all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "activity_windows", "assess", "evaluate"]
 
 
 class Snooze(BaseModel):
@@ -103,6 +103,42 @@ class RiskRun(BaseModel):
                 for s in f.supporting:
                     out[s.rule_id].add(subject)
         return dict(out)
+
+
+# How far back the rules read a deal's activities: meetings over the cadence windows (and the
+# custom-rule features: meetings_prior_8w looks 84 days back), any activity over "active within N days".
+_MEETING_DAYS_PARAMS, _MEETING_WEEKS_PARAMS, _ANY_DAYS_PARAMS = ("recent_days",), ("prior_weeks",), ("active_within_days",)
+_FEATURE_MEETING_DAYS = 84
+
+
+def activity_windows(policy: RiskPolicy) -> tuple[int, int]:
+    """(meeting days, any-activity days): how far back any rule of ``policy`` reads meetings and
+    activities of any type, in any override or playbook (upper bounds: the largest day window plus
+    the largest week window, plus a day). Anything older matters only as the deal's last activity,
+    its last decision-maker activity and the activity count, which the compact feature query keeps
+    (features.load_deal_features)."""
+    meeting_days, meeting_weeks, any_days = [_FEATURE_MEETING_DAYS], [0], [0]
+
+    def collect(params) -> None:
+        if params is None:
+            return
+        values = params if isinstance(params, dict) else params.model_dump()
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                for names, into in ((_MEETING_DAYS_PARAMS, meeting_days), (_MEETING_WEEKS_PARAMS, meeting_weeks),
+                                    (_ANY_DAYS_PARAMS, any_days)):
+                    if key in names:
+                        into.append(int(value))
+
+    for rule_id, cfg in policy.all_rule_configs().items():
+        collect(policy.resolve(rule_id).params)  # the defaults of the rule's parameter model
+        collect(cfg.params)
+        for ov in cfg.overrides:
+            collect(ov.params)
+    for pb in policy.spec.playbooks.values():
+        for ov in pb.overrides.values():
+            collect(ov.params)
+    return max(meeting_days) + 7 * max(meeting_weeks) + 1, max(any_days) + 1
 
 
 def _stage_orders(deals: Sequence[DealFeatures], given: Mapping[str, int] | None) -> dict[str, int]:
@@ -212,13 +248,22 @@ def evaluate(
     def snoozed(flag: RiskFlag) -> Snooze | None:
         return next((s for s in snoozes if s.covers(flag, as_of)), None)
 
+    # A rule's settings depend only on (segment, stage, playbooks): resolve each combination once.
+    resolved: dict[tuple, ResolvedRule] = {}
+
+    def resolve(rule_id: str, segment: str | None, stage: str | None, playbooks: list[str]) -> ResolvedRule:
+        key = (rule_id, segment, stage, tuple(playbooks))
+        if key not in resolved:
+            resolved[key] = policy.resolve(rule_id, segment=segment, stage=stage, playbooks=playbooks)
+        return resolved[key]
+
     for deal in deals:
         scalars = deal.scalars()
         playbooks = policy.active_playbooks(as_of, scalars)
         excluded = policy.excluded_rules(deal.account_tags)
         fired: list[RiskFlag] = []
         for rule_id in deal_rule_ids:
-            rule = policy.resolve(rule_id, segment=deal.segment, stage=deal.stage, playbooks=playbooks)
+            rule = resolve(rule_id, deal.segment, deal.stage, playbooks)
             if not rule.enabled:
                 continue
             ctx = RuleContext(as_of=as_of, rule=rule, baselines=baselines, stage_orders=orders)
@@ -330,6 +375,6 @@ def assess(
             fallback_confidence=policy.baseline_settings.fallback_confidence,
         )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        deals = load_deal_features(con, as_of)
+        deals = load_deal_features(con, as_of, activity_windows=activity_windows(policy))
         reps = load_rep_features(con, as_of, deals=deals)
     return evaluate(deals, reps, baselines, policy, as_of, snoozes), baselines

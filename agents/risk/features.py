@@ -170,6 +170,9 @@ class DealFeatures:
     close_date_source_id: str | None = None
     amount_source_id: str | None = None
     coverage: SourceCoverage = field(default_factory=SourceCoverage)
+    # Activities logged by as_of, counted in SQL. Set when ``activities`` holds only the ones the
+    # policy can look at (see load_deal_features' activity_windows); None means all are there.
+    activity_total: int | None = None
 
     # ------------------------------------------------------------------ derived values
 
@@ -184,6 +187,10 @@ class DealFeatures:
         if self.created_at is None:
             return None
         return (self.as_of - self.created_at.date()).days
+
+    @property
+    def activity_count(self) -> int:
+        return self.activity_total if self.activity_total is not None else len(self.activities)
 
     @property
     def last_activity(self) -> ActivityFact | None:
@@ -250,7 +257,16 @@ class DealFeatures:
         return getattr(self, name, None)
 
     def scalars(self) -> dict[str, Any]:
-        """The feature values custom rules and playbook conditions see (FEATURE_NAMES)."""
+        """The feature values custom rules and playbook conditions see (FEATURE_NAMES).
+
+        Computed once per deal (playbook conditions and custom rules both read them); a copy is returned."""
+        cached = self.__dict__.get("_scalars")
+        if cached is None:
+            cached = self._compute_scalars()
+            self.__dict__["_scalars"] = cached  # a frozen dataclass: a cache beside the fields, not a field
+        return dict(cached)
+
+    def _compute_scalars(self) -> dict[str, Any]:
         swings = self.amount_swings(30)
         return {
             "amount": self.amount,
@@ -260,7 +276,7 @@ class DealFeatures:
             "days_in_stage": self.days_in_stage,
             "cycle_days": self.cycle_days,
             "days_since_activity": self.days_since_activity,
-            "activity_count": len(self.activities) if self.coverage.has_activities else None,
+            "activity_count": self.activity_count if self.coverage.has_activities else None,
             "meetings_last_28d": len(self.meetings_between(28, 0)) if self.coverage.has_activities else None,
             "meetings_prior_8w": len(self.meetings_between(84, 28)) if self.coverage.has_activities else None,
             "has_decision_maker": bool(self.decision_maker_activities) if self.coverage.has_buying_roles else None,
@@ -408,6 +424,40 @@ group by all
 order by act.opportunity_id, act.occurred_at, act.activity_id
 """
 
+# The activities a policy can look at, chosen in SQL: the meetings since the meeting window's start
+# (cadence windows, custom-rule meeting counts), any activity since the other window's start ("active
+# within N days"), the deal's last activity and its last decision-maker activity (the rules only ask
+# whether there was one), with the count of all activities by as_of. The rest never become Python objects.
+_COMPACT_ACTIVITIES_SQL = f"""
+with open_ids as ({{open_ids}}),
+acts as (
+    select
+        act.opportunity_id, act.activity_id, act.activity_type, act.occurred_at,
+        list(b.contact_id order by b.contact_id) filter (where b.buying_role = 'decision_maker') as dm_contacts
+    from {MARTS}.fct_activities act
+    left join {MARTS}.bridge_activity_contacts b on b.activity_id = act.activity_id
+    where act.occurred_at < $cutoff
+      and act.opportunity_id in (select opportunity_id from open_ids)
+    group by all
+),
+ranked as (
+    select
+        *,
+        coalesce(len(dm_contacts), 0) > 0 as with_dm,
+        count(*) over (partition by opportunity_id) as n_activities,
+        row_number() over (partition by opportunity_id order by occurred_at desc, activity_id desc) as rn_last,
+        row_number() over (
+            partition by opportunity_id, coalesce(len(dm_contacts), 0) > 0 order by occurred_at desc, activity_id desc
+        ) as rn_kind
+    from acts
+)
+select opportunity_id, activity_id, activity_type, occurred_at, dm_contacts, n_activities
+from ranked
+where (lower(activity_type) = 'meeting' and occurred_at >= $meetings_since) or occurred_at >= $any_since
+   or rn_last = 1 or (with_dm and rn_kind = 1)
+order by opportunity_id, occurred_at, activity_id
+"""
+
 _FIELD_CHANGES_SQL = f"""
 with open_ids as ({{open_ids}})
 select field_history_id, opportunity_id, field_name, old_value, new_value, changed_at
@@ -448,11 +498,18 @@ def _stage_order_map(con: Any) -> dict[str, int]:
 
 
 def load_deal_features(
-    con: Any, as_of: dt.date, *, coverage: SourceCoverage | None = None
+    con: Any, as_of: dt.date, *, coverage: SourceCoverage | None = None,
+    activity_windows: tuple[int, int] | None = None,
 ) -> list[DealFeatures]:
     """Every deal open at the end of ``as_of``, as it stood then (see the module docstring).
 
     ``con`` is a DuckDB connection to the warehouse (read-only is enough).
+
+    ``activity_windows``: (meeting days, any-activity days), the widest windows the policy reads
+    (:func:`agents.risk.engine.activity_windows`). When given, each deal's ``activities`` hold only
+    its meetings of the first window, its activities of the second, its last activity and its last
+    decision-maker activity, chosen in SQL, and ``activity_total`` counts them all: every rule sees
+    the same values as with all activities loaded (None), for a fraction of the Python objects.
     """
     cutoff = _day_end(as_of)
     coverage = coverage or load_source_coverage(con)
@@ -461,8 +518,14 @@ def load_deal_features(
     stage_orders = _stage_order_map(con)
 
     activities: dict[str, list[ActivityFact]] = defaultdict(list)
+    totals: dict[str, int] = {}
     if coverage.has_activities:
-        for r in _rows(con, _ACTIVITIES_SQL.replace("{open_ids}", _OPEN_IDS_SQL), params):
+        if activity_windows is None:
+            sql, sql_params = _ACTIVITIES_SQL, params
+        else:
+            since = [dt.datetime.combine(as_of - dt.timedelta(days=days), dt.time()) for days in activity_windows]
+            sql, sql_params = _COMPACT_ACTIVITIES_SQL, {**params, "meetings_since": since[0], "any_since": since[1]}
+        for r in _rows(con, sql.replace("{open_ids}", _OPEN_IDS_SQL), sql_params):
             activities[r["opportunity_id"]].append(
                 ActivityFact(
                     activity_id=str(r["activity_id"]),
@@ -471,6 +534,8 @@ def load_deal_features(
                     decision_maker_contact_ids=tuple(r["dm_contacts"] or ()),
                 )
             )
+            if activity_windows is not None:
+                totals[r["opportunity_id"]] = int(r["n_activities"])
     changes: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
     if coverage.has_field_history:
         for r in _rows(con, _FIELD_CHANGES_SQL.replace("{open_ids}", _OPEN_IDS_SQL), params):
@@ -528,6 +593,7 @@ def load_deal_features(
                 close_date_source_id=r["close_date_source_id"],
                 amount_source_id=r["amount_source_id"],
                 coverage=coverage,
+                activity_total=None if activity_windows is None else totals.get(opp, 0),
             )
         )
     return out

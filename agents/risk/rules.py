@@ -272,7 +272,7 @@ def no_decision_maker(d: DealFeatures, ctx: RuleContext) -> Outcome:
     return RuleHit(
         rule_id=rid, observed=0.0, threshold=1.0,
         message=(
-            f"At {d.stage} with no activity involving a decision maker across {len(d.activities)} logged activities "
+            f"At {d.stage} with no activity involving a decision maker across {d.activity_count} logged activities "
             f"(expected from {p.by_stage} on; {d.segment or 'overall'} win rate {b.value:.0%})."
         ),
         records=_refs(_opp_ref(d), _stage_ref(d)), baseline=b, confidence_factor=ctx.baselines.confidence(b),

@@ -43,23 +43,59 @@ def _text(v) -> str | None:
     return None if v is None else str(v)
 
 
+_COLUMNS = {
+    "semantic.semantic_queries": [
+        "query_id", "saved_query", "request_json", "sql", "manifest_hash", "result_hash", "row_count", "rows_json",
+        "metricflow_version", "as_of", "run_id", "executed_at"],
+    f"{RISK_SCHEMA}.risk_flags": [
+        "run_id", "as_of", "flag_id", "rule_id", "subject", "opportunity_id", "rep_id", "manager_id", "segment", "stage",
+        "amount", "observed", "threshold", "baseline_metric", "baseline_value", "baseline_query_id", "baseline_fallback",
+        "severity", "confidence", "priority", "message", "policy_version", "action_hint", "playbooks", "supporting_json",
+        "flag_json", "created_at"],
+    f"{RISK_SCHEMA}.flag_evidence": ["run_id", "flag_id", "object", "record_id", "source_url", "note"],
+    f"{RISK_SCHEMA}.flag_queries": ["run_id", "flag_id", "query_id"],
+    f"{RISK_SCHEMA}.suppressed_flags": [
+        "run_id", "as_of", "flag_id", "rule_id", "subject_id", "kind", "reason", "suppressed_by", "until"],
+    f"{RISK_SCHEMA}.not_applicable": ["run_id", "as_of", "rule_id", "reason", "subjects"],
+}
+
+
+def bulk_insert(con, table: str, rows: list[list], columns: list[str] | None = None) -> None:
+    """Append rows to a table in one statement, through an Arrow table (DuckDB scans it in bulk,
+    instead of binding parameters row by row as executemany does). ``columns`` name the rows'
+    values in order (default: the table's columns in ``_COLUMNS``)."""
+    if not rows:
+        return
+    import pyarrow as pa
+
+    names = columns or _COLUMNS[table]
+    types = dict(con.execute(f"select column_name, data_type from duckdb_columns() where "
+                             f"schema_name || '.' || table_name = ?", [table]).fetchall())
+    # Each column cast to the table's type in SQL; Arrow only carries the values (None-only columns too).
+    arrow = pa.table({n: pa.array([r[i] for r in rows]) for i, n in enumerate(names)})
+    con.register("_bulk_rows", arrow)
+    try:
+        select = ", ".join(f'cast("{n}" as {types[n]})' for n in names)
+        con.execute(f"insert into {table} ({', '.join(names)}) select {select} from _bulk_rows")
+    finally:
+        con.unregister("_bulk_rows")
+
+
 def store_risk_run(warehouse: Path, run: RiskRun, queries: list[SemanticQueryResult], run_id: str) -> None:
     """Append a risk run: flags with their evidence, suppressed flags, not-applicable rules, and the
-    provenance of every semantic query the run used (so each cited query id resolves)."""
+    provenance of every semantic query the run used (so each cited query id resolves).
+    One transaction; each table is written in one bulk insert."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with duckdb.connect(str(warehouse)) as con:
         for ddl in _DDL:
             con.execute(ddl)
         con.execute("begin")
-        con.executemany(
-            "insert into semantic.semantic_queries values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql,
-                 q.manifest_hash, q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str),
-                 q.metricflow_version, run.as_of, run_id, now]
-                for q in queries
-            ],
-        )
+        bulk_insert(con, "semantic.semantic_queries", [
+            [q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql,
+             q.manifest_hash, q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str),
+             q.metricflow_version, run.as_of, run_id, now]
+            for q in queries
+        ])
         flags, evidence, cited = [], [], []
         for f in run.flags:
             b = f.baseline
@@ -72,22 +108,16 @@ def store_risk_run(warehouse: Path, run: RiskRun, queries: list[SemanticQueryRes
             ])
             evidence += [[run_id, f.flag_id, r.object, r.record_id, r.source_url, r.note] for r in f.crm_records]
             cited += [[run_id, f.flag_id, q] for q in f.semantic_query_ids]
-        if flags:
-            con.executemany(f"insert into {RISK_SCHEMA}.risk_flags values ({', '.join('?' * 27)})", flags)
-        if evidence:
-            con.executemany(f"insert into {RISK_SCHEMA}.flag_evidence values (?, ?, ?, ?, ?, ?)", evidence)
-        if cited:
-            con.executemany(f"insert into {RISK_SCHEMA}.flag_queries values (?, ?, ?)", cited)
-        supp = [
+        bulk_insert(con, f"{RISK_SCHEMA}.risk_flags", flags)
+        bulk_insert(con, f"{RISK_SCHEMA}.flag_evidence", evidence)
+        bulk_insert(con, f"{RISK_SCHEMA}.flag_queries", cited)
+        bulk_insert(con, f"{RISK_SCHEMA}.suppressed_flags", [
             [run_id, run.as_of, s.flag.flag_id, s.flag.rule_id, s.flag.opportunity_id or s.flag.rep_id, s.kind,
              s.reason, s.by, s.until]
             for s in run.suppressed
-        ]
-        if supp:
-            con.executemany(f"insert into {RISK_SCHEMA}.suppressed_flags values (?, ?, ?, ?, ?, ?, ?, ?, ?)", supp)
-        na = [[run_id, run.as_of, n.rule_id, n.reason, n.count] for n in run.not_applicable]
-        if na:
-            con.executemany(f"insert into {RISK_SCHEMA}.not_applicable values (?, ?, ?, ?, ?)", na)
+        ])
+        bulk_insert(con, f"{RISK_SCHEMA}.not_applicable",
+                    [[run_id, run.as_of, n.rule_id, n.reason, n.count] for n in run.not_applicable])
         con.execute("commit")
 
 

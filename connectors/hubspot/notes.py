@@ -18,7 +18,8 @@ from typing import Any
 import requests
 
 from agents.ledger import Ledger
-from agents.review.channels import CannotCheck, OutboundMessage, OutcomeUnknown, PermanentSendError, guard
+from agents.review import escaping
+from agents.review.channels import CannotCheck, NotSent, OutboundMessage, OutcomeUnknown, PermanentSendError, guard, never_connected
 from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient, HubSpotError
 from connectors.hubspot.config import RetrySettings
 
@@ -52,9 +53,9 @@ class HubSpotNoteWriter:
         return self.MARKER.format(key=key)
 
     def body(self, message: OutboundMessage) -> str:
-        """HTML (what hs_note_body holds): the headline, the coaching text, the marker."""
-        text = "<br>".join(html.escape(line) for line in message.text.splitlines())
-        head = html.escape(f"{message.headline} (approved by {message.approver_id})")
+        """HTML (what hs_note_body holds): the headline, the coaching text (CRM text escaped and defanged), the marker."""
+        text = escaping.html_text(message.text)
+        head = escaping.html_text(f"{message.headline} (approved by {message.approver_id})")
         return f"<p><strong>{head}</strong></p><p>{text}</p><p>{html.escape(self.marker(message.idempotency_key))}</p>"
 
     def send(self, message: OutboundMessage) -> str:
@@ -79,14 +80,15 @@ class HubSpotNoteWriter:
         try:
             created = self._writer.post(NOTES_PATH, payload)
         except HubSpotError as exc:
-            if exc.status is not None and exc.status >= 500:
+            if exc.status is None or exc.status >= 500:  # the create may have landed before the error
                 raise OutcomeUnknown(str(exc)) from None
             if exc.status in (400, 404, 409):
                 raise PermanentSendError(str(exc)) from None
-            raise
-        except requests.ConnectTimeout as exc:  # never connected: nothing was sent
-            raise HubSpotError(f"HubSpot POST {NOTES_PATH}: could not connect ({type(exc).__name__})") from None
-        except requests.RequestException as exc:  # the request may have reached HubSpot
+            raise NotSent(str(exc)) from None  # 401, 403, 429 after its retries: refused, nothing written
+        except requests.RequestException as exc:
+            if never_connected(exc):  # connection refused, no such host, connect timeout: nothing was sent
+                raise NotSent(f"HubSpot POST {NOTES_PATH}: could not connect ({type(exc).__name__})") from None
+            # a read timeout, a reset mid-response, an unreadable answer: the note may exist
             raise OutcomeUnknown(f"HubSpot POST {NOTES_PATH}: {type(exc).__name__} after sending") from None
         return f"note:{created.get('id')}"
 

@@ -8,8 +8,10 @@ response never writes the note twice. The kill switch and the mode are
 re-read (``guard(ledger)``) immediately before the POST.
 
 Only 429 is retried in place (Pipedrive refused the request, nothing was
-written). A 5xx or a lost connection is not: the note may exist, and the next
-publisher run checks the marker before writing again.
+written). A 5xx, a timeout or a connection lost after sending is
+``OutcomeUnknown``: the note may exist; the publisher never writes it again
+blindly (it looks for the marker, else a person resolves it). No connection at
+all is ``NotSent``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from typing import Any
 
 import requests
 
-from agents.review.channels import CannotCheck, OutboundMessage, PermanentSendError, guard
+from agents.review import escaping
+from agents.review.channels import (
+    CannotCheck,
+    NotSent,
+    OutboundMessage,
+    OutcomeUnknown,
+    PermanentSendError,
+    guard,
+    never_connected,
+)
 from connectors.pipedrive.client import PipedriveError, PipedriveReader, offset_paginator
 from connectors.pipedrive.source import DEFAULT_BASE_URL
 
@@ -34,8 +45,18 @@ class _NoteHttp(PipedriveReader):
         try:
             response = self._rest.post(path, json=payload, hooks={"response": [self._raise_for_status]})
         except requests.RequestException as exc:
-            raise self._fail(exc, f"POST {path}") from None
-        return self._check_body(response, f"POST {path}")
+            if getattr(exc, "response", None) is not None:  # an HTTP error answer: classified by its status
+                raise self._fail(exc, f"POST {path}") from None
+            if never_connected(exc):
+                raise NotSent(f"Pipedrive POST {path}: could not connect ({type(exc).__name__})") from None
+            raise OutcomeUnknown(f"Pipedrive POST {path}: {type(exc).__name__} after sending (the note may exist)") from None
+        try:
+            body = response.json()
+        except ValueError:
+            raise OutcomeUnknown(f"Pipedrive POST {path}: HTTP {response.status_code} with an unreadable answer") from None
+        if isinstance(body, dict) and body.get("success") is False:
+            raise NotSent(f"Pipedrive POST {path}: refused: {body.get('error')}")
+        return body
 
 
 class PipedriveNoteWriter:
@@ -82,8 +103,8 @@ class PipedriveNoteWriter:
 
     def content(self, message: OutboundMessage) -> str:
         """Note HTML: the coaching text (escaped: it may hold anything a manager typed) and the marker."""
-        text = html.escape(message.text).replace("\n", "<br>")
-        head = html.escape(f"{message.headline} (approved by {message.approver_id})")
+        text = escaping.html_text(message.text)
+        head = escaping.html_text(f"{message.headline} (approved by {message.approver_id})")
         return f"<p><b>{head}</b></p><p>{text}</p><p>{html.escape(self.marker(message.idempotency_key))}</p>"
 
     @staticmethod
@@ -99,9 +120,11 @@ class PipedriveNoteWriter:
         try:
             body = self._http.post("/v1/notes", payload)
         except PipedriveError as exc:
-            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
-                raise PermanentSendError(str(exc)) from None
-            raise  # 5xx, 429 after retries, lost connection: the next run checks the marker first
+            if exc.status is None or exc.status >= 500:  # the note may have been written before the error
+                raise OutcomeUnknown(str(exc)) from None
+            if exc.status == 429 or exc.status in (401, 403):  # refused (after the in-place 429 retries)
+                raise NotSent(str(exc)) from None
+            raise PermanentSendError(str(exc)) from None
         note = body.get("data") or {}
         return f"pipedrive-note:{note.get('id')}"
 

@@ -11,8 +11,10 @@ mode; the extract (``connectors.salesforce.source``) has no write path. The chan
   carries the marker (through ``queryAll``, so a note someone has since deleted still counts as
   delivered), and the publisher records that instead of writing twice.
 
-Retries inside one ``send`` happen only where Salesforce did not process the request (429, 503,
-connect timeouts); any other failure surfaces, and the publisher's next attempt checks first.
+Retries inside one ``send`` happen only where Salesforce refused the request (429, connect
+timeouts). A 5xx (503 included: a proxy may answer it after the write), a read timeout or a
+connection lost after sending is ``OutcomeUnknown``: never re-sent blindly (the publisher looks for
+the marker, else a person resolves it). A 4xx is a refusal: ``NotSent`` or ``PermanentSendError``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,16 @@ from typing import Any
 
 import requests
 
-from agents.review.channels import CannotCheck, OutboundMessage, PermanentSendError, guard
+from agents.review import escaping
+from agents.review.channels import (
+    CannotCheck,
+    NotSent,
+    OutboundMessage,
+    OutcomeUnknown,
+    PermanentSendError,
+    guard,
+    never_connected,
+)
 from connectors.salesforce.client import (
     DEFAULT_API_VERSION,
     SalesforceApiError,
@@ -68,7 +79,7 @@ class SalesforceNoteWriter:
         self.client = SalesforceClient(instance_url, access_token, api_version, self.config)
         self.owner_ids = dict(owner_ids or {})  # manager_id -> Salesforce User id, when they differ
         # Only failures Salesforce did not act on are retried within a send.
-        self._write_session = retrying_session(self.config, status_codes=(429, 503), exceptions=(requests.ConnectTimeout,))
+        self._write_session = retrying_session(self.config, status_codes=(429,), exceptions=(requests.ConnectTimeout,))
 
     def __repr__(self) -> str:
         return f"SalesforceNoteWriter({self.client.instance_url!r}, token=***)"
@@ -101,8 +112,11 @@ class SalesforceNoteWriter:
     def task_fields(self, message: OutboundMessage) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "WhatId": message.opportunity_id,
-            "Subject": message.headline.replace("\n", " ")[:_SUBJECT_MAX],
-            "Description": f"{message.headline} (approved by {message.approver_id}):\n{message.text}\n\n{self.marker(message.idempotency_key)}",
+            "Subject": escaping.plain_text(message.headline.replace("\n", " "))[:_SUBJECT_MAX],
+            "Description": (
+                f"{escaping.plain_text(message.headline)} (approved by {message.approver_id}):\n"
+                f"{escaping.plain_text(message.text)}\n\n{self.marker(message.idempotency_key)}"
+            ),
             "Status": "Completed",
             "ActivityDate": dt.date.today().isoformat(),
         }
@@ -118,13 +132,21 @@ class SalesforceNoteWriter:
         guard(self.ledger)
         try:
             task_id = self.client.create("Task", fields, self._write_session)
-        except SalesforceAuthError:
-            raise  # an expired token: a later run (with a fresh token) checks, then retries
+        except SalesforceAuthError as exc:
+            raise NotSent(str(exc)) from None  # an expired token: refused; a later run (with a fresh token) retries
         except SalesforceApiError as exc:
-            if 400 <= exc.status < 500 and exc.status != 429:
-                # e.g. INSUFFICIENT_ACCESS_OR_READONLY, INVALID_CROSS_REFERENCE_KEY: retrying will not help
-                raise PermanentSendError(str(exc)) from None
-            raise
+            if exc.status >= 500:
+                raise OutcomeUnknown(f"{exc} (the Task may have been created)") from None
+            if exc.status == 429 or exc.status < 400:  # rate limited, or answered success: false
+                raise NotSent(str(exc)) from None
+            # e.g. INSUFFICIENT_ACCESS_OR_READONLY, INVALID_CROSS_REFERENCE_KEY: retrying will not help
+            raise PermanentSendError(str(exc)) from None
+        except requests.RequestException as exc:
+            if never_connected(exc):
+                raise NotSent(f"Salesforce POST Task: could not connect ({type(exc).__name__})") from None
+            raise OutcomeUnknown(f"Salesforce POST Task: {type(exc).__name__} after sending (the Task may exist)") from None
+        except ValueError as exc:  # a 2xx whose body is not JSON: the Task was probably created
+            raise OutcomeUnknown(f"Salesforce POST Task: unreadable answer ({exc})") from None
         return f"salesforce:Task/{task_id}"
 
     def find_delivered(self, message: OutboundMessage, since: dt.datetime | None = None) -> str | None:

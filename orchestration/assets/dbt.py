@@ -1,6 +1,7 @@
 """dbt staging and marts as Dagster assets; dbt tests surface as asset checks."""
 
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -10,16 +11,26 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import SupervisorSettings
-from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
+# The manifest comes from the preparation step (sales_supervisor.dbt.prepare_dbt_project: `make prepare`,
+# the CLI, or `dagster dev` through prepare_if_dev), so the asset graph matches what `dbt build` runs.
+# This module is imported only when the code location loads (orchestration.definitions imports it lazily).
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-# Parse when the manifest is missing (fresh clone) or older than the project's files,
-# so the asset graph always matches what `dbt build` runs.
-if manifest_is_stale():
-    parse_dbt_project()
+dbt_project.prepare_if_dev()
 
 DEFAULT_OWNERS = ["team:analytics-engineering"]
+
+
+@functools.cache
+def native_feeds() -> dict[str, dict[str, str]]:
+    """dataset (raw_<crm>) -> native table -> the canonical object it feeds."""
+    from connectors.landing import native_table_specs
+
+    return {
+        dataset: {name: obj.feeds or "opportunities" for name, obj in tables.items()}
+        for dataset, tables in native_table_specs().items()
+    }
 
 
 class SupervisorDbtTranslator(DagsterDbtTranslator):
@@ -27,6 +38,13 @@ class SupervisorDbtTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         schema = dbt_resource_props.get("schema") or "main"
+        if dbt_resource_props["resource_type"] == "source" and schema in native_feeds():
+            # A CRM-native table (raw_<crm>.<table>) is drawn as the canonical landing asset it feeds
+            # (raw/<object>), which the landing materializes whatever the source: the landing group
+            # stays one asset per canonical object and the graph is the same for every CRM.
+            feeds = native_feeds()[schema].get(dbt_resource_props["name"])
+            if feeds:
+                return dg.AssetKey(["raw", feeds])
         return dg.AssetKey([schema, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -42,7 +60,10 @@ class SupervisorDbtTranslator(DagsterDbtTranslator):
         return [owner] if owner else DEFAULT_OWNERS
 
 
-dbt_translator = SupervisorDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+dbt_translator = SupervisorDbtTranslator(
+    # several native tables of a CRM feed one canonical object: their dbt sources share its key
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_duplicate_source_asset_keys=True)
+)
 
 
 @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=dbt_translator, pool="warehouse")

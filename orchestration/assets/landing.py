@@ -1,17 +1,10 @@
 """Landing: one Dagster asset per canonical CRM object (raw/<object>), through dlt (connectors/landing.py)."""
 
 
-import tempfile
-from pathlib import Path
-
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dlt import DagsterDltTranslator, dlt_assets
-from dagster_dlt.translator import DltResourceTranslatorData
 
 from connectors.landing import (
-    crm_dlt_pipeline,
-    crm_dlt_source,
     land_source,
     native_table_specs,
     source_dataset,
@@ -29,22 +22,27 @@ def raw_key(object_name: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", object_name])
 
 
-class RawTableTranslator(DagsterDltTranslator):
-    def get_asset_spec(self, data: DltResourceTranslatorData) -> dg.AssetSpec:
-        spec = super().get_asset_spec(data)
-        obj = RAW_OBJECTS[data.resource.name]
-        return spec.replace_attributes(
-            key=raw_key(obj.name),
-            deps=[],
-            group_name=LANDING_GROUP,
-            description=f"Landed CRM extract: {obj.description} Read-only; bad rows go to raw.rejected_rows.",
-            owners=OWNERS,
-            kinds={"dlt", "duckdb"},
-        ).merge_attributes(metadata={"primary_key": ", ".join(obj.primary_key)})
+def raw_table_spec(object_name: str) -> dg.AssetSpec:
+    obj = RAW_OBJECTS[object_name]
+    return dg.AssetSpec(
+        key=raw_key(obj.name),
+        group_name=LANDING_GROUP,
+        description=f"Landed CRM extract: {obj.description} Read-only; bad rows go to raw.rejected_rows.",
+        owners=OWNERS,
+        kinds={"dlt", "duckdb"},
+        metadata={"primary_key": ", ".join(obj.primary_key)},
+    )
 
 
 def native_table_key(dataset: str, table: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, table])
+
+
+def active_source_asset() -> dg.AssetSpec:
+    """raw.active_source, the one landing asset besides the canonical objects. A native CRM's own
+    tables are not assets of their own: dbt draws each as the canonical object it feeds
+    (orchestration/assets/dbt.py), so the graph shows one landing asset per object for every source."""
+    return native_table_assets()[0]
 
 
 def native_table_assets() -> list[dg.AssetSpec]:
@@ -82,18 +80,12 @@ def native_table_assets() -> list[dg.AssetSpec]:
     return specs
 
 
-# The shape only: the real source and pipeline are built per run from configuration.
-_SHAPE_PIPELINE = crm_dlt_pipeline(
-    Path(tempfile.gettempdir()) / "sales_supervisor_shape.duckdb",
-    Path(tempfile.gettempdir()) / "sales_supervisor_dlt_shape",
-)
-
-
-@dlt_assets(
-    dlt_source=crm_dlt_source(None),
-    dlt_pipeline=_SHAPE_PIPELINE,
+# The specs are the canonical objects; the dlt source and pipeline are built per run from
+# configuration (land_source), never when the code location loads.
+@dg.multi_asset(
+    specs=[raw_table_spec(name) for name in RAW_OBJECTS],
+    can_subset=True,
     name="crm_landing",
-    dagster_dlt_translator=RawTableTranslator(),
     pool="warehouse",
 )
 def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):

@@ -149,6 +149,11 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
         anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
     counts = {**report.counts, "audit_anchor": anchored}
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
+    if report.needs_attention:
+        context.log.warning(
+            f"{len(report.needs_attention)} delivery(ies) have an unknown outcome and are not resent: "
+            "`sales-supervisor publish attention` lists them, `publish resolve` records what a person found"
+        )
     return dg.MaterializeResult(
         metadata={k: dg.MetadataValue.json(v) if isinstance(v, dict) else v for k, v in counts.items() if v is not None}
     )

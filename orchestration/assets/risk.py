@@ -107,7 +107,7 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.drafting import draft_all, make_drafter
     from agents.evidence import load_packets
     from agents.risk.models import RiskFlag
-    from agents.risk.store import RISK_SCHEMA
+    from agents.risk.store import RISK_SCHEMA, bulk_insert
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
@@ -154,8 +154,9 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
              d.model_dump_json(), packets_by_id[d.packet_id].model_dump_json()]
             for d in run.drafts
         ]
-        if values:
-            con.executemany(f"insert into {RISK_SCHEMA}.coaching_drafts values ({', '.join('?' * 16)})", values)
+        bulk_insert(con, f"{RISK_SCHEMA}.coaching_drafts", values, columns=[
+            "run_id", "as_of", "flag_id", "packet_id", "opportunity_id", "rep_id", "manager_id", "rule_id", "action",
+            "actor", "due_date", "drafter", "fallback_reason", "cost_usd", "draft_json", "packet_json"])
     for rejected in run.rejected:
         context.log.warning(f"draft rejected for {rejected}")
     return dg.MaterializeResult(

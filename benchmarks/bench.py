@@ -1,0 +1,380 @@
+"""`make bench`: the daily job on the demo CRM at scales 1, 10 and 100, step by step.
+
+    python benchmarks/bench.py                  # scales 1, 10, 100
+    python benchmarks/bench.py --scales 1 10    # only these
+
+For each scale, a child process generates the demo CRM (once: it is cached under
+``<home>/bench/demo_crm``), then runs the daily job in-process on a fresh warehouse,
+ledger and Dagster instance. This process samples the child's whole process tree
+(dbt runs as a subprocess) every ``--interval`` seconds with psutil: resident memory
+and CPU time. Each step's window comes from the Dagster event log (step start and
+success events), so a step's CPU time is the tree's CPU time spent inside that window
+and its peak memory the largest tree RSS sampled in it.
+
+Prints, per scale: per step (generate, land, dbt, checks, semantic layer, risk flags,
+drafts, digests) wall time, CPU time and peak memory; the end-to-end time; rows per
+table; flags per rule; and the risk step beside a hand-written floor query for the
+same rules. Results also go to ``<home>/bench/bench-<UTC time>.json`` (and
+``latest.json``). ``<home>`` is SALES_SUPERVISOR_HOME (default ./var).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+# Dagster step key -> bench step. Asset checks run as their own steps; every one counts as "checks".
+STEP_OF = {
+    "crm_landing": "land",
+    "dbt_models": "dbt",
+    "semantic_layer": "semantic layer",
+    "risk_risk_flags": "risk flags",
+    "risk__risk_flags": "risk flags",
+    "risk_flags": "risk flags",
+    "coaching_drafts": "drafts",
+    "risk_coaching_drafts": "drafts",
+    "risk__coaching_drafts": "drafts",
+    "manager_digests": "digests",
+    "review_manager_digests": "digests",
+    "review__manager_digests": "digests",
+}
+STEPS = ["generate", "land", "dbt", "checks", "semantic layer", "risk flags", "drafts", "digests"]
+
+
+def bench_step(step_key: str) -> str:
+    """The bench step a Dagster step key belongs to (anything unknown, e.g. an asset check, is 'checks')."""
+    if step_key in STEP_OF:
+        return STEP_OF[step_key]
+    for key, step in STEP_OF.items():
+        if step_key.endswith(key):
+            return step
+    return "checks"
+
+
+# ---------------------------------------------------------------------------- the child: one scale
+
+
+def _fresh_run_home(bench_home: Path, scale: int) -> Path:
+    """A clean home for one run (warehouse, ledger, Dagster instance); the generated CRM is shared."""
+    home = bench_home / f"scale{scale}"
+    if home.exists():
+        shutil.rmtree(home)
+    (home / "demo_crm").parent.mkdir(parents=True, exist_ok=True)
+    cache = bench_home / "demo_crm"
+    cache.mkdir(parents=True, exist_ok=True)
+    (home / "demo_crm").symlink_to(cache, target_is_directory=True)
+    return home
+
+
+def run_child(scale: int, seed: int, bench_home: Path) -> dict:
+    from sales_supervisor.pycache import keep_bytecode_cache
+    from sales_supervisor.settings import Settings
+
+    keep_bytecode_cache(bench_home.parent)
+
+    home = _fresh_run_home(bench_home, scale)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    settings = Settings(home=home, crm_source="demo", demo_scale=scale, demo_seed=seed)
+
+    from connectors.registry import ensure_demo_crm
+
+    cached = (settings.demo_dir / "manifest.json").exists()
+    t0 = time.time()
+    ensure_demo_crm(settings)
+    generate = {"step": "generate", "start": t0, "end": time.time(), "cached": cached}
+    (home / ".generate.json").write_text(json.dumps(generate))  # for a partial report after --timeout
+
+    from sales_supervisor.pipeline import run_daily_job, warehouse_counts
+
+    started = time.time()
+    summary = run_daily_job(settings)
+    ended = time.time()
+
+    windows = [generate, *step_windows(home / "dagster", summary.run_id)]
+    counts = warehouse_counts(settings.warehouse_path)
+    flags_by_rule, floor = {}, {}
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        try:
+            flags_by_rule = dict(con.execute(
+                "select rule_id, count(*) from risk.risk_flags where run_id = ? group by 1 order by 2 desc, 1",
+                [summary.run_id],
+            ).fetchall())
+        except duckdb.Error:
+            pass
+        try:
+            floor = floor_query(con, settings.effective_as_of())
+        except duckdb.Error as exc:
+            floor = {"error": str(exc)}
+    return {
+        "scale": scale, "seed": seed, "success": summary.success, "run_id": summary.run_id,
+        "failures": summary.failures, "run_start": started, "run_end": ended, "windows": windows,
+        "rows": counts, "flags_by_rule": flags_by_rule, "floor": floor,
+    }
+
+
+def step_windows(dagster_home: Path, run_id: str | None = None, now: float | None = None) -> list[dict]:
+    """Each step's [start, end] from the Dagster event log (the latest run when run_id is None). A step
+    still running (the run was stopped) ends at ``now`` and is marked unfinished."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    windows, starts = [], {}
+    with dg.DagsterInstance.get() as instance:
+        if run_id is None:
+            runs = instance.get_runs(limit=1)
+            if not runs:
+                return []
+            run_id = runs[0].run_id
+        for entry in instance.all_logs(run_id):
+            ev = entry.dagster_event
+            if ev is None or entry.step_key is None:
+                continue
+            if ev.event_type == dg.DagsterEventType.STEP_START:
+                starts[entry.step_key] = entry.timestamp
+            elif ev.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                start = starts.pop(entry.step_key, entry.timestamp)
+                windows.append({
+                    "step": bench_step(entry.step_key), "step_key": entry.step_key, "start": start,
+                    "end": entry.timestamp, "ok": ev.event_type == dg.DagsterEventType.STEP_SUCCESS,
+                })
+    for key, start in starts.items():
+        windows.append({"step": bench_step(key), "step_key": key, "start": start, "end": now or time.time(),
+                        "ok": False, "unfinished": True})
+    return windows
+
+
+# The floor: one hand-written DuckDB query over the marts for two rules of the default policy,
+# stalled_in_stage (days in the current stint over 2 x the segment-stage p75 of
+# stage durations) and no_recent_activity (no activity for more than 14 days), without the
+# policy's overrides and playbooks. The risk step
+# does much more (every rule, evidence, fatigue, storage); the floor says what the warehouse
+# needs for the core of it.
+FLOOR_SQL = """
+with open_deals as (
+    select o.opportunity_id, o.segment, o.created_at
+    from marts.fct_opportunities o
+    where o.created_at < $cutoff and not (coalesce(o.is_closed, false) and coalesce(o.closed_at, $cutoff) < $cutoff)
+),
+stint as (
+    select opportunity_id, stage, entered_at,
+           row_number() over (partition by opportunity_id order by entered_at desc, stage_history_id desc) as rn
+    from marts.fct_stage_history where entered_at < $cutoff
+),
+durations as (
+    select o.segment, h.stage, quantile_cont(date_diff('day', h.entered_at, h.exited_at), 0.75) as p75
+    from marts.fct_stage_history h join marts.fct_opportunities o using (opportunity_id)
+    where h.exited_at is not null and h.exited_at < $cutoff
+    group by all
+),
+last_act as (
+    select opportunity_id, max(occurred_at) as last_at, list(activity_id) as ids
+    from marts.fct_activities where occurred_at < $cutoff group by 1
+)
+select
+    count(*) filter (where date_diff('day', s.entered_at::date, $as_of) > 2.0 * d.p75) as stalled_in_stage,
+    count(*) filter (where date_diff('day', a.last_at::date, $as_of) > 14) as no_recent_activity
+from open_deals o
+left join stint s on s.opportunity_id = o.opportunity_id and s.rn = 1
+left join durations d on d.segment = o.segment and d.stage = s.stage
+left join last_act a on a.opportunity_id = o.opportunity_id
+"""
+
+
+def floor_query(con, as_of: dt.date) -> dict:
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    t0, c0 = time.perf_counter(), time.process_time()
+    row = con.execute(FLOOR_SQL, {"cutoff": cutoff, "as_of": as_of}).fetchone()
+    return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+            "stalled_in_stage": row[0], "no_recent_activity": row[1]}
+
+
+# ---------------------------------------------------------------------------- the parent: sampling
+
+
+def _tree_sample(root) -> tuple[float, int]:
+    """(CPU seconds, RSS bytes) of a process and its live descendants. A live process's
+    children_* times hold its reaped children, so nothing is counted twice."""
+    import psutil
+
+    cpu, rss = 0.0, 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0, 0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            cpu += t.user + t.system + t.children_user + t.children_system
+            rss += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return cpu, rss
+
+
+def run_scale(scale: int, seed: int, bench_home: Path, interval: float, timeout: float | None = None) -> dict:
+    import psutil
+
+    out_file = bench_home / f".child-scale{scale}.json"
+    env = dict(os.environ)
+    cmd = [sys.executable, __file__, "--child", "--scale", str(scale), "--seed", str(seed),
+           "--home", str(bench_home), "--out", str(out_file)]
+    samples: list[tuple[float, float, int]] = []
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT)
+    root = psutil.Process(proc.pid)
+    cpu_max, began, timed_out = 0.0, time.time(), False
+    while proc.poll() is None:
+        cpu, rss = _tree_sample(root)
+        cpu_max = max(cpu_max, cpu)  # a child that exited but is not yet reaped drops out for a moment
+        samples.append((time.time(), cpu_max, rss))
+        if timeout is not None and time.time() - began > timeout:
+            timed_out = True
+            for p in [*root.children(recursive=True), root]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.wait()
+            break
+        time.sleep(interval)
+    if timed_out:
+        # What finished before the timeout, from the event log; the running step counts up to the kill.
+        home = bench_home / f"scale{scale}"
+        gen = home / ".generate.json"
+        ended = time.time()
+        windows = ([json.loads(gen.read_text())] if gen.exists() else []) + (
+            step_windows(home / "dagster", now=ended) if gen.exists() else [])
+        result = {"scale": scale, "seed": seed, "success": False, "partial": True,
+                  "failures": [f"stopped after --timeout {timeout:.0f} s"], "run_start": began, "run_end": ended,
+                  "windows": windows or [{"step": "generate", "start": began, "end": ended, "unfinished": True}],
+                  "rows": {}, "flags_by_rule": {}, "floor": {}}
+    elif proc.returncode != 0 or not out_file.exists():
+        return {"scale": scale, "success": False, "error": f"child exited with {proc.returncode}"}
+    else:
+        result = json.loads(out_file.read_text())
+        out_file.unlink()
+
+    return summarise(result, samples)
+
+
+def summarise(result: dict, samples: list[tuple[float, float, int]]) -> dict:
+    """Per bench step: wall time (sum of its Dagster steps' windows), CPU time of the process tree spent
+    inside those windows, and the largest tree RSS sampled in them; plus the end-to-end figures.
+    ``samples``: (time, cumulative tree CPU seconds, tree RSS bytes)."""
+
+    def window(start: float, end: float) -> tuple[float, int]:
+        inside = [s for s in samples if start <= s[0] <= end]
+        before = [s for s in samples if s[0] <= start]
+        after = [s for s in samples if s[0] >= end]
+        c0 = before[-1][1] if before else (inside[0][1] if inside else 0.0)
+        c1 = after[0][1] if after else (inside[-1][1] if inside else c0)
+        peak = max((s[2] for s in inside + before[-1:] + after[:1]), default=0)
+        return max(c1 - c0, 0.0), peak
+
+    steps: dict[str, dict] = {}
+    for w in result["windows"]:
+        cpu, peak = window(w["start"], w["end"])
+        agg = steps.setdefault(w["step"], {"wall_s": 0.0, "cpu_s": 0.0, "peak_mb": 0.0, "n": 0})
+        agg["wall_s"] += w["end"] - w["start"]
+        agg["cpu_s"] += cpu
+        agg["peak_mb"] = max(agg["peak_mb"], peak / 2**20)
+        agg["n"] += 1
+        if w["step"] == "generate":
+            agg["cached"] = w.get("cached", False)
+        if w.get("unfinished"):
+            agg["unfinished"] = True
+    start = result["windows"][0]["start"]
+    total_cpu, _ = window(start, result["run_end"])
+    result["steps"] = steps
+    result["end_to_end"] = {
+        "wall_s": result["run_end"] - start,
+        "run_wall_s": result["run_end"] - result["run_start"],
+        "cpu_s": total_cpu,
+        "peak_mb": max((s[2] for s in samples), default=0) / 2**20,
+    }
+    del result["windows"]
+    return result
+
+
+def print_result(r: dict) -> None:
+    state = "" if r.get("success") else ("  (PARTIAL: stopped by --timeout)" if r.get("partial") else "  (RUN FAILED)")
+    print(f"\n== scale {r['scale']} ==" + state)
+    if "steps" not in r:
+        print(f"  {r.get('error')}")
+        return
+    print(f"  {'step':<16}{'wall s':>10}{'CPU s':>10}{'peak MB':>10}")
+    for name in STEPS:
+        s = r["steps"].get(name)
+        if s is None:
+            continue
+        note = " (cached)" if s.get("cached") else (f" ({s['n']} steps)" if s["n"] > 1 else "")
+        note += " (unfinished: stopped by --timeout)" if s.get("unfinished") else ""
+        print(f"  {name:<16}{s['wall_s']:>10.1f}{s['cpu_s']:>10.1f}{s['peak_mb']:>10.0f}{note}")
+    e = r["end_to_end"]
+    print(f"  {'end to end':<16}{e['wall_s']:>10.1f}{e['cpu_s']:>10.1f}{e['peak_mb']:>10.0f}"
+          f"  (the job alone: {e['run_wall_s']:.1f} s wall)")
+    for f in r.get("failures") or []:
+        print(f"  FAILED {f}")
+    risk, floor = r["steps"].get("risk flags"), r.get("floor") or {}
+    if risk and "wall_s" in floor:
+        print(f"  risk flags step {risk['wall_s']:.2f} s wall, {risk['cpu_s']:.2f} CPU-s vs floor query "
+              f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.2f} CPU-s ({risk['wall_s'] / max(floor['wall_s'], 1e-3):.0f}x "
+              f"wall; the floor finds stalled_in_stage {floor['stalled_in_stage']}, "
+              f"no_recent_activity {floor['no_recent_activity']} before overrides, exclusions and fatigue)")
+    print("  rows per table:")
+    for table, n in r["rows"].items():
+        print(f"    {table:<40}{n:>12,}")
+    print("  flags per rule: " + (", ".join(f"{k} {v}" for k, v in r["flags_by_rule"].items()) or "none"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100], help="demo CRM scales (default 1 10 100)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--interval", type=float, default=0.25, help="sampling interval in seconds")
+    ap.add_argument("--home", type=Path, help="bench folder (default <SALES_SUPERVISOR_HOME or var>/bench)")
+    ap.add_argument("--timeout", type=float, help="stop a scale after this many seconds and report what finished")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--scale", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    bench_home = (args.home or Path(os.environ.get("SALES_SUPERVISOR_HOME") or "var") / "bench").expanduser().resolve()
+    bench_home.mkdir(parents=True, exist_ok=True)
+
+    if args.child:
+        args.out.write_text(json.dumps(run_child(args.scale, args.seed, bench_home), default=str))
+        return 0
+
+    report = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": [],
+    }
+    ok = True
+    for scale in args.scales:
+        print(f"scale {scale}: running ...", file=sys.stderr, flush=True)
+        r = run_scale(scale, args.seed, bench_home, args.interval, args.timeout)
+        report["results"].append(r)
+        print_result(r)
+        ok &= bool(r.get("success"))
+        out = bench_home / f"bench-{report['started'].replace(':', '')}.json"
+        out.write_text(json.dumps(report, indent=2, default=str))
+        (bench_home / "latest.json").write_text(out.read_text())
+    print(f"\nresults: {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""make bench: Dagster steps map to bench steps, and each step's CPU time and peak memory come
+from the process-tree samples inside its window (synthetic samples; the real run is `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+spec = importlib.util.spec_from_file_location("bench", Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_dagster_steps_map_to_bench_steps():
+    assert bench.bench_step("crm_landing") == "land"
+    assert bench.bench_step("dbt_models") == "dbt"
+    assert bench.bench_step("risk__risk_flags") == "risk flags"
+    assert bench.bench_step("review__manager_digests") == "digests"
+    assert bench.bench_step("raw_opportunities_great_expectations") == "checks"
+
+
+def test_cpu_and_peak_memory_per_step_window(capsys):
+    mb = 2**20
+    # (time, cumulative CPU seconds of the tree, tree RSS)
+    samples = [(0, 0.0, 10 * mb), (1, 0.5, 20 * mb), (2, 1.5, 300 * mb), (3, 2.5, 50 * mb), (4, 2.6, 40 * mb),
+               (5, 3.0, 45 * mb)]
+    result = {
+        "scale": 1, "success": True, "run_start": 1, "run_end": 5, "failures": [], "rows": {"raw.x": 3},
+        "flags_by_rule": {"r": 2}, "floor": {"wall_s": 0.1, "cpu_s": 0.1, "stalled_in_stage": 1, "no_recent_activity": 2},
+        "windows": [
+            {"step": "generate", "start": 0, "end": 1, "cached": False},
+            {"step": "land", "start": 1, "end": 3},
+            {"step": "checks", "start": 3, "end": 4},
+            {"step": "checks", "start": 4, "end": 5, "unfinished": True},
+        ],
+    }
+    r = bench.summarise(result, samples)
+    assert r["steps"]["land"] == {"wall_s": 2, "cpu_s": 2.0, "peak_mb": 300.0, "n": 1}
+    assert r["steps"]["checks"]["n"] == 2 and abs(r["steps"]["checks"]["cpu_s"] - 0.5) < 1e-9
+    assert r["steps"]["checks"]["unfinished"]
+    assert r["end_to_end"]["cpu_s"] == 3.0 and r["end_to_end"]["peak_mb"] == 300.0
+    bench.print_result(r)
+    out = capsys.readouterr().out
+    assert "land" in out and "300" in out and "unfinished" in out and "flags per rule: r 2" in out
