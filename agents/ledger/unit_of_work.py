@@ -152,6 +152,11 @@ class UnitOfWork:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
+        # Inside batch() a read joins the batch's transaction: it sees the batch's own writes (a digest's
+        # items, their decisions) and adds no transaction of its own to the one the batch promises.
+        if (batch := getattr(self._batch, "session", None)) is not None:
+            yield batch
+            return
         with Session(self.read_engine, expire_on_commit=False) as session, session.begin():
             yield session
 

@@ -11,13 +11,16 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.resources import SupervisorSettings
+from sales_supervisor.dbt import prepare_dbt_project
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
 # The manifest comes from the preparation step (sales_supervisor.dbt.prepare_dbt_project: `make prepare`,
-# the CLI, or `dagster dev` through prepare_if_dev), so the asset graph matches what `dbt build` runs.
-# This module is imported only when the code location loads (orchestration.definitions imports it lazily).
+# the CLI, `dagster dev`), so the asset graph matches what `dbt build` runs. This module is imported only
+# when the code location loads (orchestration.definitions imports it lazily) or when a caller imports an
+# asset module directly; either way a missing or stale manifest (a pull or merge that changed the dbt
+# project) is re-parsed here, before @dbt_assets reads it, never a graph that disagrees with dbt build.
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
+prepare_dbt_project(DBT_PROJECT_DIR, str(dbt_project.target_path))
 
 DEFAULT_OWNERS = ["team:analytics-engineering"]
 
