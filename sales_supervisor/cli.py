@@ -27,7 +27,7 @@ console = Console()
 err = Console(stderr=True)
 
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="Folder for all local state (default ./var, or SALES_SUPERVISOR_HOME).")]
-AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Run as of this date (YYYY-MM-DD). Default: the demo anchor for the demo CRM, else today.")]
+AsOfOpt = Annotated[Optional[str], typer.Option("--as-of", help="Run as of this date (YYYY-MM-DD). Default: the demo anchor for the demo CRM, the latest timestamp in the export for a CSV folder, else today.")]
 
 
 def _settings(**overrides) -> Settings:
