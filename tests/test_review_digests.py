@@ -56,6 +56,19 @@ def test_links_to_crm_and_semantic_layer():
     assert templated.entries[0].crm_links[0].url == "https://crm.test/opportunity/opp-y"
 
 
+def test_remedy_query_is_a_what_worked_link_in_every_rendering():
+    flags = [(make_flag("opp-x", "rep-1"), make_draft("opp-x"))]
+    flag_id = flags[0][0].flag_id
+    d = _give_ids(build_digests(flags, REPS, MANAGERS, AS_OF, 5, remedy_queries={flag_id: ["mfq_remedy1"]})[0])
+    [entry] = d.entries
+    assert entry.query_links[-1].label == "what worked (mfq_remedy1)"
+    assert entry.query_links[-1].url == "semantic://mfq_remedy1"
+    # Markdown escapes "_" in link text (CRM text goes through the same escaping); HTML and Slack show it as is.
+    assert "[what worked (mfq\\_remedy1)](semantic://mfq_remedy1)" in digest_markdown(d)
+    assert "what worked (mfq_remedy1)" in digest_html(d)
+    assert "what worked (mfq_remedy1)" in json.dumps(digest_messages(d))
+
+
 def test_unrouted_items_are_reported_not_lost():
     stray = (make_flag("opp-z", "rep-unknown"), make_draft("opp-z"))
     by_manager, unrouted = route_items([*pairs(), stray], REPS, MANAGERS)
