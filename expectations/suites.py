@@ -49,13 +49,16 @@ OUTCOMES: tuple[str, ...] = ("won", "lost", "open")
 # Landed objects a source may lack entirely (the dependent rules then report
 # "not applicable"), so their tables may be empty; the rest must have rows.
 # An export without a users file has no reps or managers: the run summary names the missing file
-# and what it disables (flags reach no manager), and a check on the digests warns.
+# and what it disables (flags reach no manager), and a check on the digests warns. A deals-only export
+# has no accounts: deals land without an account name, their segment comes from the rep, and the summary
+# says so.
 OPTIONAL_RAW_OBJECTS: frozenset[str] = frozenset(
-    {"activities", "activity_contacts", "field_history", "stage_history", "quotas", "contacts", "reps", "managers"}
+    {"activities", "activity_contacts", "field_history", "stage_history", "quotas", "contacts", "reps", "managers",
+     "accounts"}
 )
 OPTIONAL_MARTS: frozenset[str] = frozenset(
     {"fct_activities", "bridge_activity_contacts", "fct_field_history", "fct_stage_history", "dim_contacts",
-     "dim_reps", "dim_managers"}
+     "dim_reps", "dim_managers", "dim_accounts"}
 )
 
 ROW_COUNT_EXPECTATION = "expect_table_row_count_to_be_between"
