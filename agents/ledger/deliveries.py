@@ -277,20 +277,27 @@ def mark_sent(uow: UnitOfWork, idempotency_key: str, external_ref: str | None = 
         return delivery
 
 
-def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
+def _close_unsent(
+    uow: UnitOfWork, idempotency_key: str, status: str, error: str, event: str, already_sent: str, actor: str
+) -> Delivery:
+    """A delivery that did not (knowingly) arrive: record its status and error with the audit row; a sent one stays sent."""
     with uow.write() as s:
         delivery = s.scalars(select(Delivery).where(Delivery.idempotency_key == idempotency_key)).first()
         if delivery is None:
             raise UnknownDelivery(idempotency_key)
         if delivery.status == "sent":
-            raise LedgerError(f"delivery {idempotency_key!r} was already sent; it cannot fail now")
-        delivery.status, delivery.error, delivery.lease_until = "failed", error, None
+            raise LedgerError(f"delivery {idempotency_key!r} was already sent; {already_sent}")
+        delivery.status, delivery.error, delivery.lease_until = status, error, None
         s.flush()
         audit_delivery(
-            uow, s, delivery, "delivery.failed", actor=actor,
+            uow, s, delivery, event, actor=actor,
             payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
         )
         return delivery
+
+
+def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
+    return _close_unsent(uow, idempotency_key, "failed", error, "delivery.failed", "it cannot fail now", actor)
 
 
 # -- deliveries whose outcome is unknown (the needs-attention list)
@@ -298,18 +305,9 @@ def mark_failed(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str
 
 def mark_unknown(uow: UnitOfWork, idempotency_key: str, error: str, *, actor: str = "publisher") -> Delivery:
     """The send may or may not have arrived: park the delivery for a person; it is never retried automatically."""
-    with uow.write() as s:
-        delivery = s.scalars(select(Delivery).where(Delivery.idempotency_key == idempotency_key)).first()
-        if delivery is None:
-            raise UnknownDelivery(idempotency_key)
-        if delivery.status == "sent":
-            raise LedgerError(f"delivery {idempotency_key!r} was already sent; its outcome is known")
-        delivery.status, delivery.error, delivery.lease_until = "unknown", error, None
-        audit_delivery(
-            uow, s, delivery, "delivery.outcome_unknown", actor=actor,
-            payload={"item_id": delivery.item_id, "channel": delivery.channel, "error": error, "attempts": delivery.attempts},
-        )
-        return delivery
+    return _close_unsent(
+        uow, idempotency_key, "unknown", error, "delivery.outcome_unknown", "its outcome is known", actor
+    )
 
 
 def deliveries_needing_attention(uow: UnitOfWork, channels: Sequence[str] | None = None) -> list[Delivery]:
