@@ -4,7 +4,9 @@ which reads SALES_SUPERVISOR_* environment variables when a run starts (never at
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+from pathlib import Path
 
 import dagster as dg
 
@@ -26,12 +28,35 @@ class SupervisorSettings(dg.ConfigurableResource):
         overrides = {k: v for k, v in self.model_dump().items() if v not in (None, "")}
         settings = Settings(**overrides)
         settings.home_dir.mkdir(parents=True, exist_ok=True)
+        # A file export without an as-of date is read as of its latest timestamp (as `sales-supervisor run`
+        # does), also when the schedule or the UI starts the run: a frozen export is not "today".
+        if settings.crm_source == "csv" and settings.as_of is None and settings.csv_folder is not None:
+            export_date = _export_as_of(settings, _folder_state(settings.csv_folder, settings.csv_mapping))
+            if export_date is not None:
+                settings = settings.model_copy(update={"as_of": export_date})
         # dbt's profiles.yml reads the warehouse path from the environment.
         os.environ["SALES_SUPERVISOR_WAREHOUSE"] = str(settings.warehouse_path)
         return settings
 
     def as_of_date(self) -> dt.date:
         return self.settings().effective_as_of()
+
+
+def _folder_state(folder: Path, mapping: Path | None) -> tuple:
+    """What the export's latest timestamp depends on: its files and their modification times."""
+    files = sorted(p for p in Path(folder).glob("*") if p.is_file()) + ([Path(mapping)] if mapping else [])
+    return tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists())
+
+
+@functools.lru_cache(maxsize=8)
+def _export_as_of(settings: Settings, folder_state: tuple) -> dt.date | None:
+    # Read once per state of the folder (every asset of a run asks for the as-of date).
+    from connectors.registry import export_as_of
+
+    try:
+        return export_as_of(settings)
+    except Exception:  # noqa: BLE001 - the landing reports the files' problems; the run falls back to today
+        return None
 
 
 class DrafterSettings(dg.ConfigurableResource):

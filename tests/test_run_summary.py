@@ -107,3 +107,20 @@ def test_a_file_exports_default_as_of_is_its_latest_timestamp(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     assert seen["as_of"] == dt.date(2018, 10, 13)
     assert "as of 2018-10-13 (the export's latest timestamp" in " ".join(result.output.split())
+
+
+def test_a_run_the_schedule_or_the_ui_starts_reads_a_file_export_as_of_its_latest_timestamp(tmp_path):
+    """The Dagster resource (schedule, UI launches) gives a CSV source the same default as `run`; an
+    explicit as-of still wins, and other sources keep theirs."""
+    from pathlib import Path
+
+    from orchestration.resources import SupervisorSettings
+
+    export = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "salesforce_de_sample_export"
+    mapping = Path(__file__).resolve().parents[1] / "connectors" / "mappings" / "salesforce_data_export.yaml"
+    resource = SupervisorSettings(home=str(tmp_path), crm_source="csv", csv_folder=str(export), csv_mapping=str(mapping))
+    assert resource.as_of_date() == dt.date(2018, 10, 13)
+    assert resource.settings().effective_as_of() == dt.date(2018, 10, 13)
+    pinned = SupervisorSettings(home=str(tmp_path), crm_source="csv", csv_folder=str(export), csv_mapping=str(mapping), as_of="2019-01-01")
+    assert pinned.as_of_date() == dt.date(2019, 1, 1)
+    assert SupervisorSettings(home=str(tmp_path), crm_source="demo").as_of_date() == dt.date(2026, 10, 1)
