@@ -124,34 +124,34 @@ def _latest_audit(session: Session, subject_type: str, subject_id: str, actions:
     return session.scalars(query.order_by(AuditRow.seq.desc()).limit(1)).first()
 
 
-def _check_item(session: Session, item: Item) -> AuditProblem | None:
-    audit = _latest_audit(session, "item", item.item_id, ("item.added",))
-    added = session.scalar(
-        select(func.count()).select_from(AuditRow).where(
-            AuditRow.subject_type == "item", AuditRow.subject_id == item.item_id, AuditRow.action == "item.added"
-        )
-    )
-    if added and added > 1:
-        return _recorded_twice(audit.seq, "item.added", item.item_id, added)
-    if audit is None:
-        return AuditProblem(0, "unrecorded", f"item {item.item_id}: no audit row records it (inserted outside the ledger)")
-    return _mismatch(f"item {item.item_id} (as drafted)", item, ITEM_FIELDS, audit)
-
-
-def _check_decision(session: Session, decision: Decision) -> AuditProblem | None:
-    audit = _latest_audit(session, "item", decision.item_id, ("decision.recorded",))
+def _check_recorded(
+    session: Session, item_id: str, action: str, row: Any, fields: tuple[str, ...], unrecorded: str, label: str
+) -> AuditProblem | None:
+    """The row recorded under ``action`` for an item: recorded once, and as it is now."""
+    audit = _latest_audit(session, "item", item_id, (action,))
     recorded = session.scalar(
         select(func.count()).select_from(AuditRow).where(
-            AuditRow.subject_type == "item", AuditRow.subject_id == decision.item_id, AuditRow.action == "decision.recorded"
+            AuditRow.subject_type == "item", AuditRow.subject_id == item_id, AuditRow.action == action
         )
     )
     if recorded and recorded > 1:
-        return _recorded_twice(audit.seq, "decision.recorded", decision.item_id, recorded)
+        return _recorded_twice(audit.seq, action, item_id, recorded)
     if audit is None:
-        return AuditProblem(
-            0, "unrecorded", f"decision on item {decision.item_id}: no audit row records it (inserted outside the ledger)"
-        )
-    return _mismatch(f"the decision on item {decision.item_id}", decision, DECISION_FIELDS, audit)
+        return AuditProblem(0, "unrecorded", f"{unrecorded}: no audit row records it (inserted outside the ledger)")
+    return _mismatch(label, row, fields, audit)
+
+
+def _check_item(session: Session, item: Item) -> AuditProblem | None:
+    return _check_recorded(
+        session, item.item_id, "item.added", item, ITEM_FIELDS, f"item {item.item_id}", f"item {item.item_id} (as drafted)"
+    )
+
+
+def _check_decision(session: Session, decision: Decision) -> AuditProblem | None:
+    return _check_recorded(
+        session, decision.item_id, "decision.recorded", decision, DECISION_FIELDS,
+        f"decision on item {decision.item_id}", f"the decision on item {decision.item_id}",
+    )
 
 
 def _with_latest_audit(model: Any, subject_type: str, subject_key: Any, actions: tuple[str, ...] | None, order_by: Any):
