@@ -32,8 +32,13 @@ from agents.ledger.ledger import (
     upgrade_schema,
 )
 from agents.ledger.models import AuditRow, Decision, Delivery, Digest, Item, Snooze
+from agents.ledger.errors import ConfirmationRequired, ManagerOnly
+from agents.ledger.verdicts import ScorecardVerdict
 
 __all__ = [
+    "ConfirmationRequired",
+    "ManagerOnly",
+    "ScorecardVerdict",
     "DELIVERY_SEMANTICS",
     "REQUIRED_LIVE_GATES",
     "AlreadyDecided",
