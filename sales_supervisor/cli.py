@@ -463,7 +463,7 @@ def _resolve_item_id(ledger, item_id: str) -> str:
 
 
 def _decide(item_id: str, action: str, approver: str | None, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
-    from agents.ledger import AlreadyDecided, EditTooLong, NotAuthorised, UnknownItem
+    from agents.ledger import AlreadyDecided, EditTooLong, LedgerError, NotAuthorised, UnknownItem
 
     if action == "edit" and not (edited_text or "").strip():
         err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
@@ -493,6 +493,10 @@ def _decide(item_id: str, action: str, approver: str | None, home: Path | None, 
         except UnknownItem:
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
+        except LedgerError as exc:  # e.g. ConfirmationRequired: a manager-only scorecard verdict
+            err.print(f"[yellow]Not recorded:[/yellow] {escape(str(exc))}. "
+                      f"Use `sales-supervisor scorecards confirm {item_id}`.", soft_wrap=True)
+            raise typer.Exit(5) from None
     on_behalf = f" (operator {operator})" if operator != approver else ""
     console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.", soft_wrap=True)
 
@@ -856,3 +860,7 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+from sales_supervisor.commands.scorecards import scorecards_app  # noqa: E402  (issue 14)
+
+app.add_typer(scorecards_app, name="scorecards")

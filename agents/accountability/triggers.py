@@ -67,7 +67,7 @@ def _low_coverage(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrig
     if cov >= t.params.min_coverage:
         return None
     p = ms.periods
-    period = f"{p.coverage_start:%d %b} to {p.coverage_end - dt.timedelta(days=1):%d %b %Y}"
+    period = "this quarter" if p.coverage_start == p.quarter_start else "next quarter"
     qid = ms.query_id("pipeline_closing")
     msg = (f"Open pipeline closing {period} is {_money(m.pipeline_closing)}, {cov:.1f}x the remaining quota of "
            f"{_money(remaining)} (policy: at least {t.params.min_coverage:g}x).")
@@ -162,8 +162,8 @@ def _activity_floor(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTr
     per_week = total / len(weeks)
     if per_week >= pr.min_per_week:
         return None
-    msg = (f"{per_week:.1f} activities ({', '.join(pr.types)}) a week over the {len(weeks)} weeks from "
-           f"{weeks[0]:%d %b} (policy floor: {pr.min_per_week:g} a week).")
+    msg = (f"{per_week:.1f} activities ({', '.join(pr.types)}) a week over the last {len(weeks)} complete weeks "
+           f"(policy floor: {pr.min_per_week:g} a week).")
     refs = [_rep_ref(rep, f"{total} activities in {len(weeks)} weeks")] + [
         CrmRecordRef(object="activity", record_id=a["activity_id"], note=f"last {a['activity_type']} {a['occurred_at']:%Y-%m-%d}")
         for a in rep.recent_activities]

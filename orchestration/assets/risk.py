@@ -50,7 +50,17 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         settings.warehouse_path,
     ) as layer:
         run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
-    store_risk_run(settings.warehouse_path, run, baselines.results, context.run.run_id)
+        # Rep-level triggers and, on scorecard day, the weekly scorecards (agents/accountability).
+        from agents.accountability.run import assess_reps, record_scorecards
+
+        with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+            previous = {v.rep_id: v.verdict for v in ledger.verdict_history(before=as_of)}
+        run, rep_queries, scorecards = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes,
+                                                   previous_verdicts=previous)
+    store_risk_run(settings.warehouse_path, run, [*baselines.results, *rep_queries], context.run.run_id)
+    if scorecards:
+        with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+            record_scorecards(ledger, settings.warehouse_path, scorecards, run.policy_version, context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
@@ -61,6 +71,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
             "deals_evaluated": dg.MetadataValue.int(run.deals_evaluated),
             "flags": dg.MetadataValue.int(len(run.flags)),
             "flags_by_rule": dg.MetadataValue.json(by_rule),
+            "scorecards": dg.MetadataValue.json({sc.rep_id: sc.verdict for sc in scorecards}),
             "suppressed": dg.MetadataValue.int(len(run.suppressed)),
             "not_applicable": dg.MetadataValue.json({n.rule_id: f"{n.reason} ({n.count})" for n in run.not_applicable}),
             "semantic_query_ids": dg.MetadataValue.json(run.semantic_query_ids),

@@ -21,8 +21,7 @@ final as (
     from quotas
     left join reps
         on quotas.rep_id = reps.rep_id
-    -- quotas for quarters that start after the as-of date are not known yet
-    where quotas.quarter_start <= {{ as_of_date() }}
+    -- every quarter the source plans, next quarter's too: coverage late in a quarter looks ahead
 )
 
 select * from final

@@ -1,0 +1,135 @@
+"""`sales-supervisor scorecards ...`: weekly rep scorecards from a terminal (issue 14).
+
+- ``scorecards list [--as-of D]``: the latest scorecards with their verdicts;
+- ``scorecards history [REP]``: a rep's verdict history (the review ledger);
+- ``scorecards confirm ITEM``: record a manager-only verdict (BELOW_FLOOR_PIP, CRITICAL) after an
+  explicit second confirmation (type the verdict, or pass it with --verdict). It is never sent to the rep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+scorecards_app = typer.Typer(help="Weekly rep scorecards: list them, a rep's verdict history, confirm a manager-only verdict.",
+                             no_args_is_help=True)
+
+HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="State folder (default: SALES_SUPERVISOR_HOME or ./var).")]
+
+
+def _cli():
+    from sales_supervisor import cli
+
+    return cli
+
+
+@scorecards_app.command("list")
+def scorecards_list(
+    home: HomeOpt = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Scorecard date (default: the latest built).")] = None,
+) -> None:
+    """The scorecards of the latest scorecard day (or --as-of), most serious verdict first."""
+    import json
+
+    import duckdb
+
+    cli = _cli()
+    settings = cli._settings(home=home)
+    if not settings.warehouse_path.exists():
+        cli.err.print("[red]No warehouse yet: run the pipeline on a scorecard day first (e.g. `sales-supervisor run --as-of 2026-09-28`).[/red]")
+        raise typer.Exit(2)
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        has = con.execute("select count(*) from information_schema.tables where table_schema = 'accountability' "
+                          "and table_name = 'scorecards'").fetchone()[0]
+        if not has:
+            cli.err.print("[yellow]No scorecards built yet: they are built on runs as of the policy's scorecard weekday (Monday).[/yellow]")
+            raise typer.Exit(1)
+        run = con.execute(
+            "select run_id, as_of from accountability.scorecards " + ("where as_of = ? " if as_of else "")
+            + "order by created_at desc limit 1", [as_of] if as_of else []).fetchone()
+        if run is None:
+            cli.err.print(f"[yellow]No scorecards as of {as_of}.[/yellow]")
+            raise typer.Exit(1)
+        rows = con.execute("select scorecard_json from accountability.scorecards where run_id = ?", [run[0]]).fetchall()
+    order = {"CRITICAL": 0, "BELOW_FLOOR_PIP": 1, "BELOW_FLOOR": 2, "MEETS": 3, "EXCEEDS": 4}
+    cards = sorted((json.loads(r[0]) for r in rows), key=lambda c: (order.get(c["verdict"], 9), c.get("rep_name") or ""))
+    table = Table(title=f"Weekly scorecards as of {run[1]} ({len(cards)} reps)")
+    for col in ("rep", "verdict", "activities/wk", "meetings/wk", "coverage", "attainment", "win rate", "why"):
+        table.add_column(col)
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for c in cards:
+        s = c["scalars"]
+        table.add_row(c.get("rep_name") or c["rep_id"], c["verdict"], f(s.get("activities_per_week"), ".1f"),
+                      f(s.get("meetings_per_week"), ".1f"), f(c.get("coverage"), ".1f") + ("x" if c.get("coverage") is not None else ""),
+                      f(c.get("attainment"), ".0%"), f(c.get("win_rate"), ".0%"), c.get("verdict_reason") or c["verdict_rule"])
+    cli.console.print(table)
+
+
+@scorecards_app.command("history")
+def scorecards_history(rep: Annotated[Optional[str], typer.Argument(help="A rep id (default: every rep).")] = None,
+                       home: HomeOpt = None) -> None:
+    """A rep's verdict history, oldest first (kept in the review ledger, audited)."""
+    cli = _cli()
+    with cli._open_ledger(home) as ledger:
+        rows = ledger.verdict_history(rep)
+    if not rows:
+        cli.console.print("No verdicts recorded yet." if rep is None else f"No verdicts recorded for {rep}.")
+        return
+    table = Table(title="Scorecard verdict history")
+    for col in ("rep", "week of", "verdict", "previous", "why", "policy"):
+        table.add_column(col)
+    for v in rows:
+        name = (v.scorecard or {}).get("rep_name") or v.rep_id
+        table.add_row(f"{name} ({v.rep_id})", v.as_of.isoformat(), v.verdict, v.previous_verdict or "-", v.reason or "-",
+                      v.policy_version)
+    cli.console.print(table)
+
+
+@scorecards_app.command("confirm")
+def scorecards_confirm(
+    item_id: str,
+    verdict: Annotated[Optional[str], typer.Option("--verdict", help="The verdict, typed again: the second confirmation (asked for when left out).")] = None,
+    approver: Annotated[Optional[str], typer.Option("--as", help="Act as this approver id (you, or as that manager's delegate).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Record a manager-only scorecard verdict (BELOW_FLOOR_PIP or CRITICAL) after a second confirmation.
+    It stays with you: the system never sends it to the rep."""
+    from rich.markup import escape
+
+    from agents.ledger import LedgerError
+    from agents.ledger.audience import is_manager_only
+
+    cli = _cli()
+    approver, operator = cli._acting_as(approver, home)
+    with cli._open_ledger(home) as ledger:
+        item_id = cli._resolve_item_id(ledger, item_id)
+        item = ledger.get_item(item_id)
+        if item is None:
+            cli.err.print(f"[red]No item {item_id!r}.[/red]")
+            raise typer.Exit(2)
+        if not is_manager_only(item):
+            cli.err.print(f"[red]Item {item_id} is not a manager-only verdict: use `sales-supervisor review approve`.[/red]")
+            raise typer.Exit(2)
+        flag = (item.evidence or {}).get("flag") or {}
+        expected = str(flag.get("observed"))
+        rep = ((item.evidence or {}).get("rep") or {}).get("rep_name") or item.rep_id
+        cli.console.print(f"{expected} for {rep}: {flag.get('message', '')}\nRecording it keeps it in the rep's "
+                          "history and the audit trail; it is never sent to the rep.", soft_wrap=True, markup=False)
+        typed = verdict if verdict is not None else typer.prompt(f"Type {expected} to confirm")
+        if typed.strip().upper() != expected:
+            cli.err.print(f"[red]Not confirmed ({typed!r} is not {expected}); nothing recorded.[/red]")
+            raise typer.Exit(5)
+        try:
+            decision = ledger.record_decision(item_id, "approve", approver, "cli", operator=operator, confirmed=True,
+                                              reason=f"second confirmation: {expected}")
+        except LedgerError as exc:
+            cli.err.print(f"[red]Refused:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(3) from None
+    cli.console.print(f"Recorded: {expected} for {rep} confirmed by {decision.approver_id} (item {item_id}); "
+                      "manager only, never sent to the rep.", soft_wrap=True, markup=False)
