@@ -1,0 +1,158 @@
+"""Weekly scorecards in the review loop (issue 14): shown first in the digest; praise and warnings
+reach the rep only after approval; a PIP or CRITICAL verdict never reaches a rep channel or the CRM,
+even when approved (with the explicit second confirmation), in shadow or live mode; all audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from slack_sdk import WebClient
+
+from agents.ledger import ConfirmationRequired, ManagerOnly, open_ledger
+from agents.review import build_digests, post_digest, publish_approved
+from agents.review.blocks import ACTION_APPROVE, ACTION_APPROVE_CONFIRMED, digest_messages
+from agents.review.channels import LocalCrmNotesChannel, SlackDmChannel, SmtpEmailChannel
+from agents.review.outbox import digest_html, digest_markdown
+from agents.risk.models import CrmRecordRef, RiskFlag
+from tests.fakes.slack_server import FakeSlackServer
+from tests.test_review_fixtures import AS_OF, BOT_TOKEN, MANAGERS, REPS, Clock, pairs
+from tests.test_review_publish import GATES, smtp  # noqa: F401  (fixture)
+
+VERDICTS = {"rep-1": "BELOW_FLOOR_PIP", "rep-2": "EXCEEDS", "rep-3": "CRITICAL"}
+
+
+def scorecard_flag(rep: str, verdict: str) -> RiskFlag:
+    return RiskFlag(
+        flag_id=RiskFlag.make_id("weekly_scorecard", rep, AS_OF), rule_id="weekly_scorecard", subject="rep", rep_id=rep,
+        segment="smb", amount=1.0, observed=verdict, threshold="floors_missed >= 3", severity="high", confidence=1.0,
+        message=f"Weekly scorecard over the last 8 complete weeks: {verdict} (three floors missed).",
+        policy_version="v1", as_of=AS_OF, crm_records=[CrmRecordRef(object="rep", record_id=rep)],
+        semantic_query_ids=["sq_rep_activity"],
+        action_hint="manager_only" if verdict in ("BELOW_FLOOR_PIP", "CRITICAL") else None,
+    )
+
+
+def scorecard_pairs():
+    draft = {"action": "Share this week's scorecard with the rep by 2026-10-06.", "due_date": "2026-10-06",
+             "actor": "manager", "rationale": "Weekly scorecard.", "cited_ids": ["sq_rep_activity"], "confidence": 1.0,
+             "drafter": "template"}
+    return [(scorecard_flag(rep, v), dict(draft)) for rep, v in VERDICTS.items()]
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def slack(clock):
+    with FakeSlackServer(clock=lambda: clock().timestamp()) as server:
+        yield server
+
+
+@pytest.fixture
+def ledger(tmp_path, clock):
+    with open_ledger(home=tmp_path / "home", clock=clock) as ledger:
+        yield ledger
+
+
+def _post(ledger, tmp_path):
+    digest = build_digests([*pairs(), *scorecard_pairs()], REPS, MANAGERS, AS_OF, 5)[0]
+    result = post_digest(ledger, digest, None, tmp_path / "outbox")
+    by_rule = {}
+    for item_id in result.item_ids:
+        item = ledger.get_item(item_id)
+        key = (item.rule_id, item.rep_id) if item.rule_id == "weekly_scorecard" else item.opportunity_id
+        by_rule[key] = item_id
+    return digest, by_rule
+
+
+def test_scorecards_come_first_and_never_take_a_deal_items_place(ledger, tmp_path):
+    digest, _ = _post(ledger, tmp_path)
+    md = digest_markdown(digest)
+    assert md.index("## Weekly scorecards") < md.index("## Decide these first")
+    assert [str(e.flag.observed) for e in digest.scorecards] == ["CRITICAL", "BELOW_FLOOR_PIP", "EXCEEDS"]
+    assert all(e.flag.rule_id != "weekly_scorecard" for e in digest.decide_first)
+    ann = digest.rep("rep-1")
+    assert ann.entries[0].flag.rule_id == "weekly_scorecard" and len(ann.entries) == 4  # card + all 3 deal items
+    assert "(manager only)" in md and "Weekly scorecards" in digest_html(digest)
+    blocks = [b for m in digest_messages(digest) for b in m["blocks"]]
+    buttons = {el["action_id"]: el for b in blocks if b["type"] == "actions" for el in b["elements"]}
+    pip_actions = next(b for b in blocks if b.get("block_id") == f"actions:{ann.entries[0].item_id}")
+    assert [el["action_id"] for el in pip_actions["elements"]][0] == ACTION_APPROVE_CONFIRMED
+    assert "confirm" in pip_actions["elements"][0]  # Slack asks again before the click counts
+    assert ACTION_APPROVE in buttons
+
+
+def test_a_pip_verdict_needs_a_second_confirmation_and_is_audited(ledger, tmp_path):
+    _, items = _post(ledger, tmp_path)
+    pip = items[("weekly_scorecard", "rep-1")]
+    with pytest.raises(ConfirmationRequired):
+        ledger.record_decision(pip, "approve", "mgr-1", "cli")
+    assert ledger.get_decision(pip) is None
+    refused = [r for r in ledger.audit_rows(subject_type="item", subject_id=pip) if r.action == "decision.refused"]
+    assert refused and "needs_second_confirmation" in refused[-1].payload
+    decision = ledger.record_decision(pip, "approve", "mgr-1", "cli", confirmed=True)
+    assert decision.action == "approve"
+    recorded = [r for r in ledger.audit_rows(subject_type="item", subject_id=pip) if r.action == "decision.recorded"]
+    assert '"second_confirmation":true' in recorded[-1].payload
+    # Praise needs no second confirmation.
+    assert ledger.record_decision(items[("weekly_scorecard", "rep-2")], "approve", "mgr-1", "cli").action == "approve"
+
+
+def test_a_pip_verdict_never_reaches_a_rep_channel_even_when_approved(ledger, tmp_path, clock, slack, smtp):
+    handler, port = smtp
+    ledger.set_mode("live", actor="ops", reason="test", gates=GATES)
+    _, items = _post(ledger, tmp_path)
+    pip, critical = items[("weekly_scorecard", "rep-1")], items[("weekly_scorecard", "rep-3")]
+    praise = items[("weekly_scorecard", "rep-2")]
+    for item_id in (pip, critical):
+        ledger.record_decision(item_id, "approve", "mgr-1", "slack", confirmed=True)
+    ledger.record_decision(praise, "approve", "mgr-1", "slack")
+    notes = LocalCrmNotesChannel.at_home(ledger, tmp_path / "home")
+    channels = {
+        "rep_slack": SlackDmChannel(ledger, WebClient(token=BOT_TOKEN, base_url=slack.base_url)),
+        "rep_email": SmtpEmailChannel(ledger, "127.0.0.1", port, sender="supervisor@example.test"),
+        "crm_note": notes,
+    }
+    report = publish_approved(ledger, channels, "live")
+    sent = {(i, c) for i, c, _ in report.sent}
+    # The praise reaches the rep (Slack DM and email) once approved, and is not a CRM note.
+    assert sent == {(praise, "rep_slack"), (praise, "rep_email")}, report.counts
+    assert [c.params["channel"] for c in slack.calls_to("chat.postMessage")] == [slack.dm_channel_for("UREP2")]
+    assert [m.rcpt_tos for m in handler.messages] == [["bob@example.test"]]
+    assert notes.notes() == []
+    assert ledger.deliveries_for(pip) == [] and ledger.deliveries_for(critical) == []
+    # Not even a publisher that asks for it directly, on any channel: refused and audited.
+    for channel in ("rep_slack", "rep_email", "crm_note"):
+        with pytest.raises(ManagerOnly):
+            ledger.claim_delivery(pip, channel, f"sales-supervisor/{channel}/{pip}")
+    refusals = [r for r in ledger.audit_rows(subject_type="item", subject_id=pip) if r.action == "delivery.refused"]
+    assert len(refusals) == 3 and all("not_for_this_channel" in r.payload for r in refusals)
+    assert ledger.deliveries_for(pip) == []
+    again = publish_approved(ledger, channels, "live")
+    assert not again.sent and not again.failed
+    assert ledger.verify_audit().ok
+
+
+def test_shadow_mode_would_not_send_a_pip_verdict_either(ledger, tmp_path, slack):
+    _, items = _post(ledger, tmp_path)
+    pip = items[("weekly_scorecard", "rep-1")]
+    ledger.record_decision(pip, "approve", "mgr-1", "slack", confirmed=True)
+    channels = {"rep_slack": SlackDmChannel(ledger, WebClient(token=BOT_TOKEN, base_url=slack.base_url)),
+                "crm_note": LocalCrmNotesChannel.at_home(ledger, tmp_path / "home")}
+    report = publish_approved(ledger, channels, "shadow", outbox_dir=tmp_path / "outbox")
+    assert report.would_send == []
+    assert not (tmp_path / "outbox" / "messages" / "shadow" / "rep_slack" / f"{pip}.json").exists()
+
+
+def test_a_scorecard_with_unreadable_verdict_counts_as_manager_only():
+    from types import SimpleNamespace
+
+    from agents.ledger.audience import allowed_channels, is_manager_only
+
+    item = SimpleNamespace(rule_id="weekly_scorecard", evidence={"flag": {}})
+    assert is_manager_only(item) and allowed_channels(item, ("rep_slack", "crm_note")) == ()
+    deal = SimpleNamespace(rule_id="stalled_in_stage", evidence={"flag": {"observed": 64}})
+    assert allowed_channels(deal, ("rep_slack", "crm_note")) == ("rep_slack", "crm_note")
