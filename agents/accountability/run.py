@@ -14,10 +14,38 @@ from agents.accountability.policy import accountability_settings
 from agents.accountability.scorecards import Scorecard, build_scorecards
 from agents.accountability.triggers import evaluate_rep_triggers
 
+__all__ = ["assess_reps", "build_week", "load_scorecards", "record_scorecards"]
+
 if TYPE_CHECKING:
     from agents.risk.engine import RiskRun
     from agents.risk.policy import RiskPolicy
     from agents.semantic_layer import SemanticLayer, SemanticQueryResult
+
+
+def _metrics_and_rows(warehouse, layer, settings, as_of):
+    import duckdb
+
+    cov = settings.trigger("low_coverage").params
+    win = settings.trigger("win_rate_drop").params
+    metrics = fetch_rep_metrics(
+        layer, as_of, weeks=max(settings.scorecard_weeks, settings.trigger("activity_below_floor").params.weeks),
+        coverage_min_days_left=cov.min_days_left, win_recent_days=win.recent_days, win_norm_days=win.norm_days,
+    )
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        reps, stages = load_rep_rows(con, as_of, metrics.periods, recent_days=win.recent_days)
+    return metrics, reps, stages
+
+
+def build_week(
+    warehouse: str | Path, layer: SemanticLayer, policy: RiskPolicy, as_of: dt.date,
+    previous_verdicts: Mapping[str, str] | None = None,
+) -> tuple[list[Scorecard], list[SemanticQueryResult]]:
+    """The weekly scorecards as of ``as_of`` (whatever the weekday; callers decide when) and the
+    semantic queries they read (to store as provenance)."""
+    settings = accountability_settings(policy)
+    metrics, reps, _ = _metrics_and_rows(warehouse, layer, settings, as_of)
+    cards = build_scorecards(metrics, reps, settings, as_of=as_of, previous=dict(previous_verdicts or {}))
+    return cards, list(metrics.results.values())
 
 
 def assess_reps(
@@ -28,52 +56,59 @@ def assess_reps(
     as_of: dt.date,
     snoozes: Iterable[Any] = (),
     *,
-    previous_verdicts: Mapping[str, str] | None = None,
-    scorecards: bool | None = None,
-) -> tuple[RiskRun, list[SemanticQueryResult], list[Scorecard]]:
-    """``run`` plus the rep-level flags (and scorecards on scorecard day, or when ``scorecards`` is
-    True). Returns the run, the semantic query results to store as provenance, and the scorecards.
+    scorecards: Iterable[Scorecard] = (),
+) -> tuple[RiskRun, list[SemanticQueryResult]]:
+    """``run`` plus the rep-level trigger flags and one flag per given scorecard (the review item).
+    Returns the run and the semantic query results to store as provenance.
 
     The semantic-layer queries run first, then the rows are read on a short-lived read-only
     connection (DuckDB refuses a second in-process connection with another configuration)."""
-    import duckdb
-
     settings = accountability_settings(policy)
     if not settings.enabled:
-        return run, [], []
-    cov = settings.trigger("low_coverage").params
-    win = settings.trigger("win_rate_drop").params
-    metrics = fetch_rep_metrics(
-        layer, as_of, weeks=max(settings.scorecard_weeks, settings.trigger("activity_below_floor").params.weeks),
-        coverage_min_days_left=cov.min_days_left, win_recent_days=win.recent_days, win_norm_days=win.norm_days,
-    )
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        reps, stages = load_rep_rows(con, as_of, metrics.periods, recent_days=win.recent_days)
+        return run, []
+    metrics, reps, stages = _metrics_and_rows(warehouse, layer, settings, as_of)
     snoozes = list(snoozes)
     flags, suppressed, not_applicable = evaluate_rep_triggers(
         metrics, reps, stages, settings, as_of=as_of, policy_version=policy.version,
         playbooks=policy.active_playbooks(as_of), snoozes=snoozes,
     )
-    cards: list[Scorecard] = []
-    if scorecards or (scorecards is None and settings.is_scorecard_day(as_of)):
-        cards = build_scorecards(metrics, reps, settings, as_of=as_of, previous=dict(previous_verdicts or {}))
-        for card in cards:
-            flag = card.to_flag(policy.version, metrics.reps[card.rep_id].open_pipeline if card.rep_id in metrics.reps else None)
-            snooze = next((s for s in snoozes if s.covers(flag, as_of)), None)
-            if snooze is None:
-                flags.append(flag)
+    for card in scorecards:
+        m = metrics.reps.get(card.rep_id)
+        flag = card.to_flag(policy.version, m.open_pipeline if m else None)
+        if not any(s.covers(flag, as_of) for s in snoozes):
+            flags.append(flag)
     merged = run.model_copy(update={
         "flags": [*run.flags, *flags],
         "suppressed": [*run.suppressed, *suppressed],
         "not_applicable": [*run.not_applicable, *not_applicable],
         "semantic_query_ids": [*run.semantic_query_ids, *metrics.query_ids],
     })
-    return merged, list(metrics.results.values()), cards
+    return merged, list(metrics.results.values())
 
 
-def record_scorecards(ledger: Any, warehouse: str | Path, scorecards: list[Scorecard], policy_version: str, run_id: str) -> None:
+def load_scorecards(warehouse: str | Path, as_of: dt.date) -> list[Scorecard]:
+    """The scorecards the latest scorecards run built for ``as_of`` (none when it was not a scorecard day)."""
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        has = con.execute("select count(*) from information_schema.tables where table_schema = 'accountability' "
+                          "and table_name = 'scorecards'").fetchone()[0]
+        if not has:
+            return []
+        rows = con.execute(
+            """select scorecard_json from accountability.scorecards where run_id = (
+                   select run_id from accountability.scorecards where as_of = ? order by created_at desc limit 1)""",
+            [as_of]).fetchall()
+    return [Scorecard.model_validate_json(r[0]) for r in rows]
+
+
+def record_scorecards(
+    ledger: Any, warehouse: str | Path, scorecards: list[Scorecard], policy_version: str, run_id: str,
+    queries: Iterable[SemanticQueryResult] = (),
+) -> None:
     """Keep the week's verdicts: the rep's verdict history in the review ledger (audited, once per
-    rep and week) and the scorecards themselves in ``accountability.scorecards`` (append-only)."""
+    rep and week), the scorecards in ``accountability.scorecards`` (append-only) and the provenance of
+    the semantic queries they read (``semantic.semantic_queries``, so their ids resolve)."""
     import datetime as _dt
     import json
 
@@ -82,6 +117,8 @@ def record_scorecards(ledger: Any, warehouse: str | Path, scorecards: list[Score
     from agents.risk.models import RiskFlag
     from agents.accountability.policy import SCORECARD_RULE
 
+    if not scorecards:
+        return
     with ledger.batch():
         for sc in scorecards:
             ledger.record_verdict(
@@ -91,6 +128,17 @@ def record_scorecards(ledger: Any, warehouse: str | Path, scorecards: list[Score
             )
     now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
     with duckdb.connect(str(warehouse)) as con:
+        from agents.baselines import _QUERIES_DDL
+
+        con.execute("create schema if not exists semantic")
+        con.execute(_QUERIES_DDL)
+        as_of = scorecards[0].as_of if scorecards else None
+        con.executemany(
+            "insert into semantic.semantic_queries values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql, q.manifest_hash,
+              q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str), q.metricflow_version, as_of,
+              run_id, now] for q in queries],
+        )
         con.execute("create schema if not exists accountability")
         con.execute("""create table if not exists accountability.scorecards (
             run_id VARCHAR, as_of DATE, rep_id VARCHAR, manager_id VARCHAR, segment VARCHAR, verdict VARCHAR,

@@ -19,7 +19,8 @@ MART_INPUTS = [
 
 @dg.asset(
     key=["risk", "risk_flags"],
-    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs]],
+    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs],
+          dg.AssetKey(["accountability", "rep_scorecards"])],
     group_name=RISK_GROUP,
     owners=["team:revenue-operations"],
     kinds={"python", "duckdb"},
@@ -50,17 +51,12 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         settings.warehouse_path,
     ) as layer:
         run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
-        # Rep-level triggers and, on scorecard day, the weekly scorecards (agents/accountability).
-        from agents.accountability.run import assess_reps, record_scorecards
+        # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
+        from agents.accountability.run import assess_reps, load_scorecards
 
-        with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
-            previous = {v.rep_id: v.verdict for v in ledger.verdict_history(before=as_of)}
-        run, rep_queries, scorecards = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes,
-                                                   previous_verdicts=previous)
+        scorecards = load_scorecards(settings.warehouse_path, as_of)
+        run, rep_queries = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes, scorecards=scorecards)
     store_risk_run(settings.warehouse_path, run, [*baselines.results, *rep_queries], context.run.run_id)
-    if scorecards:
-        with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
-            record_scorecards(ledger, settings.warehouse_path, scorecards, run.policy_version, context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
