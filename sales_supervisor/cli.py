@@ -626,6 +626,17 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
         table.add_row(q.rule_id, str(q.truth), str(q.flagged), str(q.true_positives),
                       "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
+    # Rep-level triggers and the EXCEEDS verdict, as of the scorecard Monday (issue 14).
+    from agents.accountability.quality import measure_reps
+
+    with _semantic_layer(settings) as layer:
+        monday, rep_rows = measure_reps(settings.warehouse_path, layer, load_policy(settings.risk_policy),
+                                        settings.effective_as_of(), truth)
+    for q in rep_rows:
+        p, r = q.precision, q.recall
+        below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
+        table.add_row(f"{q.rule_id} (rep, {monday})", str(q.truth), str(q.flagged), str(q.true_positives),
+                      "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
     console.print(table)
     if below:
         err.print("[yellow]Some rule is below precision 0.8 or recall 0.9.[/yellow]")

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=None, description="YAML mapping OS users and token digests to approver ids; default <home>/identities.yaml."
     )
     max_edited_chars: int = Field(default=2000, ge=1, description="Longest edited coaching text a manager may submit.")
+    quotas_file: Path | None = Field(
+        default=None, description="Quotas file (CSV or YAML: rep or team, period, amount) beside any CRM source; wins over the CRM's own."
+    )
 
     @cached_property
     def home_dir(self) -> Path:
