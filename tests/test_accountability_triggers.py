@@ -39,7 +39,7 @@ def healthy(rep_id: str, **over) -> RepMetrics:
     m = RepMetrics(rep_id, quota=100_000, won_amount=80_000, attainment=0.8, coverage_quota=120_000, coverage_won=0,
                    pipeline_closing=480_000, open_pipeline=500_000, win_rate_recent=0.32, closed_recent=25,
                    win_rate_norm=0.3, closed_norm=100,
-                   activities_by_week={w: {"meeting": 4, "call": 8, "email": 6} for w in weeks},
+                   activities_by_week={w: {"meeting": 5, "call": 10, "email": 8} for w in weeks},
                    created_by_week={w: (2, 20_000.0) for w in weeks})
     for k, v in over.items():
         setattr(m, k, v)
@@ -175,7 +175,7 @@ def test_verdicts_follow_the_policy_rules_and_a_floor_change_moves_them():
     assert {k: c.verdict for k, c in cards.items()} == {
         "star": "EXCEEDS", "ok": "MEETS", "low": "BELOW_FLOOR", "pip": "BELOW_FLOOR_PIP", "crit": "CRITICAL"}
     assert cards["pip"].manager_only and not cards["low"].manager_only
-    assert len(cards["ok"].weeks) == 8 and cards["ok"].weeks[0].activities == 18
+    assert len(cards["ok"].weeks) == 8 and cards["ok"].weeks[0].activities == 23
     flag = cards["pip"].to_flag("test")
     assert flag.rule_id == "weekly_scorecard" and flag.observed == "BELOW_FLOOR_PIP" and flag.action_hint == "manager_only"
     assert "sq_activities_by_week" in flag.semantic_query_ids and flag.crm_records[0].record_id == "pip"

@@ -48,7 +48,7 @@ class WinRateDropParams(_Strict):
     max_drop_points: float = Field(10.0, gt=0, description="Fire when the recent win rate is more than this many points below the norm.")
     recent_days: int = Field(90, ge=7, description="The recent window.")
     norm_days: int = Field(365, ge=30, description="The rep's own norm: the days before the recent window.")
-    min_closed: int = Field(6, ge=1, description="Closed deals needed in each window.")
+    min_closed: int = Field(10, ge=1, description="Closed deals needed in each window (smaller samples swing by chance).")
     compare_segment: bool = Field(True, description="Also require the drop against the segment's win rate over the recent window.")
 
 
@@ -63,7 +63,7 @@ class SingleThreadedParams(_Strict):
 
 
 class ActivityFloorParams(_Strict):
-    min_per_week: float = Field(10.0, ge=0, description="Fire when activities per week fall below this.")
+    min_per_week: float = Field(20.0, ge=0, description="Fire when activities per week fall below this.")
     weeks: int = Field(2, ge=1, description="Average over the last N complete weeks.")
     types: list[str] = Field(default_factory=lambda: ["meeting", "call", "email"], description="Activity types counted.")
 
@@ -104,7 +104,7 @@ class TriggerConfig(_Strict):
 class Floors(_Strict):
     """What a team expects of a rep each week (and at any time); a scorecard compares with these."""
 
-    activities_per_week: float = Field(10.0, ge=0)
+    activities_per_week: float = Field(20.0, ge=0)
     meetings_per_week: float = Field(2.0, ge=0)
     pipeline_created_per_week: float = Field(0.0, ge=0, description="Amount of new pipeline a week.")
     coverage: float = Field(2.0, ge=0, description="Open pipeline closing this quarter / remaining quota.")

@@ -177,10 +177,41 @@ def plant_scorecards(folder: Path, as_of: dt.date, seed: int, counts: dict[str, 
         for rep_id in slumped:
             details[rep_id] = f"{removed} calls, emails and tasks of the last {SLUMP_DAYS} days removed"
 
+    # The definitions met without planting (planted=false): a rep who won nothing this quarter, a
+    # small-sample slump in win rate. Evaluated like the policy's defaults, so precision is honest.
+    natural: list[list[str]] = []
+    seg_of = {r["rep_id"]: r["segment"] for r in reps}
+    quota_now = {row["rep_id"]: float(row["quota_amount"]) for row in quotas if row["quarter_start"] == q_start.isoformat()}
+    for rep_id in sorted(active):
+        if rep_id in plants or not quota_now.get(rep_id):
+            continue
+        att = won_q[rep_id] / quota_now[rep_id]
+        if att < 0.5:
+            natural.append(["rep", rep_id, "attainment_below_midpoint", "false", f"attainment {att:.0%} (not planted)"])
+    windows = {"recent": (cut - dt.timedelta(days=WIN_RATE_DAYS), cut),
+               "norm": (cut - dt.timedelta(days=WIN_RATE_DAYS + 365), cut - dt.timedelta(days=WIN_RATE_DAYS))}
+    tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for o in opps:
+        closed_at = _ts(o["closed_at"])
+        if o["is_closed"] != "true" or closed_at is None:
+            continue
+        for name, (lo, hi) in windows.items():
+            if lo < closed_at <= hi:
+                for key in ((o["owner_rep_id"], name), ("segment:" + seg_of.get(o["owner_rep_id"], ""), name)):
+                    tally[key][0] += o["is_won"] == "true"
+                    tally[key][1] += 1
+    for rep_id in sorted(active):
+        if rep_id in plants:
+            continue
+        (w, n), (wn, nn) = tally[(rep_id, "recent")], tally[(rep_id, "norm")]
+        sw, sn = tally[("segment:" + seg_of[rep_id], "recent")]
+        if n >= 10 and nn >= 10 and sn and (wn / nn - w / n) * 100 > 10 and (sw / sn - w / n) * 100 > 10:
+            natural.append(["rep", rep_id, "win_rate_drop", "false", f"{w}/{n} recent vs {wn}/{nn} before (not planted)"])
+
     _write(folder, "opportunities", opp_header, opps)
     _write(folder, "stage_history", sh_header, history)
     _write(folder, "quotas", q_header, quotas)
-    gt = [["rep", rep_id, risk, "true", details.get(rep_id, "")] for rep_id, risk in sorted(plants.items())]
+    gt = [["rep", rep_id, risk, "true", details.get(rep_id, "")] for rep_id, risk in sorted(plants.items())] + natural
     with open(folder / "ground_truth.csv", "a", newline="", encoding="utf-8") as fh:
         csv.writer(fh, lineterminator="\n").writerows(gt)
     counts["ground_truth"] = counts.get("ground_truth", 0) + len(gt)
