@@ -98,3 +98,42 @@ def test_planted_rep_cases_are_found(built_warehouse):
                             "scorecard EXCEEDS"}
     for q in rows:
         assert q.truth >= 1 and q.recall >= 0.9 and q.precision >= 0.8, q.as_row()
+
+
+def test_a_monday_digest_opens_with_scorecards_and_rep_triggers(built_warehouse, tmp_path):
+    """What `sales-supervisor run --as-of 2026-09-28` (a Monday) shows: the weekly scorecards first, then
+    rep-level triggers among the items; run on a copy of the session's warehouse (scorecards, flags,
+    drafts and digests only)."""
+    import shutil
+
+    from sales_supervisor.pipeline import run_daily_job
+    from sales_supervisor.settings import Settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(built_warehouse.warehouse, home / "warehouse.duckdb")
+    settings = Settings(home=home, crm_source="demo", as_of=MONDAY)
+    summary = run_daily_job(settings, selection=["accountability/rep_scorecards", "risk/risk_flags",
+                                                 "risk/coaching_drafts", "review/manager_digests"])
+    assert summary.success, summary.failures
+    digests = sorted((home / "outbox" / "digests" / MONDAY.isoformat()).glob("*.md"))
+    assert len(digests) == 3
+    text = "\n".join(p.read_text() for p in digests)
+    for p in digests:
+        body = p.read_text()
+        assert body.index("## Weekly scorecards") < body.index("## Decide these first"), p.name
+    assert text.count(": MEETS**") + text.count(": EXCEEDS**") + text.count(": BELOW\\_FLOOR") >= 20
+    for rule in ("low coverage", "win rate drop", "attainment below midpoint", "activity below floor"):
+        assert rule in text, rule
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        verdicts = dict(con.execute("select rep_id, verdict from accountability.scorecards").fetchall())
+        run_id = con.execute("select run_id from risk.risk_flags where as_of = ? order by created_at desc limit 1",
+                             [MONDAY]).fetchone()[0]
+        from agents.risk.store import evidence_report
+
+        evidence = evidence_report(con, run_id)
+    assert verdicts["rep-0018"] == "EXCEEDS" and evidence["evidence_rate"] == 1.0
+    from agents.ledger import open_ledger
+
+    with open_ledger(home=home) as ledger:
+        assert {v.rep_id for v in ledger.verdict_history()} == set(verdicts)
