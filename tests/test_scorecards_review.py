@@ -156,3 +156,25 @@ def test_a_scorecard_with_unreadable_verdict_counts_as_manager_only():
     assert is_manager_only(item) and allowed_channels(item, ("rep_slack", "crm_note")) == ()
     deal = SimpleNamespace(rule_id="stalled_in_stage", evidence={"flag": {"observed": 64}})
     assert allowed_channels(deal, ("rep_slack", "crm_note")) == ("rep_slack", "crm_note")
+
+
+def test_in_slack_a_pip_verdict_is_recorded_only_through_its_confirm_button(tmp_path):
+    """The plain Approve action is refused for a manager-only verdict (ephemeral note, audited); the
+    Record verdict button, which Slack shows behind a confirm dialog, records it."""
+    from agents.review.slack_app import SlackAppSettings, approver_map, build_app
+    from tests.test_review_slack import _block_action, _dispatch
+
+    with FakeSlackServer() as slack, open_ledger(home=tmp_path / "home", clock=Clock()) as ledger:
+        client = WebClient(token=BOT_TOKEN, base_url=slack.base_url)
+        digest = build_digests([*pairs(), *scorecard_pairs()], REPS, MANAGERS, AS_OF, 5)[0]
+        posted = post_digest(ledger, digest, client, tmp_path / "outbox")
+        pip = next(i for i in posted.item_ids if ledger.get_item(i).rule_id == "weekly_scorecard"
+                   and ledger.get_item(i).rep_id == "rep-1")
+        app = build_app(ledger, SlackAppSettings(bot_token=BOT_TOKEN, signing_secret="test-signing-secret-not-real",
+                                                 api_base_url=slack.base_url, approvers=approver_map(MANAGERS, {})))
+        assert _dispatch(app, _block_action(slack, pip, ACTION_APPROVE, "UMGR1")).status == 200
+        assert ledger.get_decision(pip) is None
+        [eph] = slack.wait_for("chat.postEphemeral")
+        assert "second confirmation" in eph.params["text"]
+        assert _dispatch(app, _block_action(slack, pip, ACTION_APPROVE_CONFIRMED, "UMGR1")).status == 200
+        assert ledger.get_decision(pip).action == "approve"

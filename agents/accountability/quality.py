@@ -62,3 +62,48 @@ def measure_reps(warehouse: str | Path, layer: SemanticLayer, policy: RiskPolicy
     cards, _ = build_week(warehouse, layer, policy, monday)
     run, _ = assess_reps(empty, warehouse, layer, policy, monday, scorecards=cards)
     return monday, rep_quality(run.flags, ground_truth_csv)
+
+
+def rep_backtest(warehouse: str | Path, layer: SemanticLayer, policy: RiskPolicy, dates: list[dt.date]) -> list[dict]:
+    """Replay the rep-level triggers as of past dates and compare with how the quarter ended: does a
+    coverage gap (or any trigger) precede a missed quarter? Per trigger: rep-dates flagged and not,
+    the share that then missed the quarter the trigger looked at (attainment < 100% at its end),
+    and the lift (flagged missed% / unflagged missed%). Quarters not over by the data's end are left out."""
+    from agents.accountability.metrics import add_months, quarter_start
+    from agents.accountability.run import assess_reps
+    from agents.accountability.triggers import TRIGGERS
+    from agents.risk.engine import RiskRun
+
+    final = layer.query(["quota_amount", "won_amount"], ["rep", "metric_time__quarter"])
+    ended: dict[tuple[str, dt.date], bool] = {}
+    for row in final:
+        quota = row.get("quota_amount")
+        if row.get("rep") and quota:
+            q = dt.date.fromisoformat(str(row["metric_time__quarter"])[:10])
+            ended[(row["rep"], q)] = (row.get("won_amount") or 0.0) < quota
+    data_end = max(dates) if dates else None
+    counts = {t: {"flagged": 0, "flagged_missed": 0, "unflagged": 0, "unflagged_missed": 0} for t in TRIGGERS}
+    for day in dates:
+        empty = RiskRun(as_of=day, policy_version=policy.version, deals_evaluated=0, reps_evaluated=0, flags=[])
+        run, _ = assess_reps(empty, warehouse, layer, policy, day)
+        fired = detected_subjects(run.flags)
+        reps = {k[0] for k in ended}
+        for trigger in TRIGGERS:
+            q = quarter_start(day)
+            if trigger == "low_coverage" and (add_months(q, 3) - day).days <= 14:
+                q = add_months(q, 3)
+            for rep in reps:
+                missed = ended.get((rep, q))
+                if missed is None:
+                    continue
+                key = "flagged" if rep in fired.get(trigger, set()) else "unflagged"
+                counts[trigger][key] += 1
+                counts[trigger][key + "_missed"] += int(missed)
+    out = []
+    for trigger, c in counts.items():
+        fr = c["flagged_missed"] / c["flagged"] if c["flagged"] else None
+        ur = c["unflagged_missed"] / c["unflagged"] if c["unflagged"] else None
+        out.append({"trigger": trigger, **c, "flagged_missed_rate": fr, "unflagged_missed_rate": ur,
+                    "lift": (fr / ur) if fr is not None and ur else None, "dates": len(dates),
+                    "last_date": data_end.isoformat() if data_end else None})
+    return out

@@ -133,3 +133,45 @@ def scorecards_confirm(
             raise typer.Exit(3) from None
     cli.console.print(f"Recorded: {expected} for {rep} confirmed by {decision.approver_id} (item {item_id}); "
                       "manager only, never sent to the rep.", soft_wrap=True, markup=False)
+
+
+@scorecards_app.command("backtest")
+def scorecards_backtest(
+    start: Annotated[Optional[str], typer.Option(help="First replay date (default: a year before the as-of date).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Last replay date (default: the start of the as-of date's quarter).")] = None,
+    step_days: Annotated[int, typer.Option(help="Days between replay dates.")] = 28,
+    home: HomeOpt = None,
+) -> None:
+    """Replay the rep-level triggers as of past dates: does a coverage gap (or any trigger) precede a missed quarter?"""
+    import datetime as dt
+
+    from agents.accountability.metrics import quarter_start
+    from agents.accountability.quality import rep_backtest
+    from agents.risk.policy import load_policy
+
+    cli = _cli()
+    settings = cli._settings(home=home)
+    as_of = settings.effective_as_of()
+    end_d = dt.date.fromisoformat(end) if end else quarter_start(as_of) - dt.timedelta(days=1)
+    start_d = dt.date.fromisoformat(start) if start else end_d - dt.timedelta(days=365)
+    if step_days < 1 or start_d > end_d:
+        cli.err.print("[red]--start must be on or before --end, and --step-days at least 1.[/red]")
+        raise typer.Exit(2)
+    dates = []
+    d = start_d
+    while d <= end_d:
+        dates.append(d)
+        d += dt.timedelta(days=step_days)
+    with cli._semantic_layer(settings) as layer:
+        rows = rep_backtest(settings.warehouse_path, layer, load_policy(settings.risk_policy), dates)
+    table = Table(title=f"Rep-level triggers replayed on {len(dates)} dates {start_d}..{end_d}: later missed the quarter?")
+    for col in ("trigger", "flagged", "missed", "not flagged", "missed ", "lift"):
+        table.add_column(col, justify="left" if col == "trigger" else "right")
+
+    def pct(x):
+        return "-" if x is None else f"{x:.0%}"
+
+    for r in rows:
+        table.add_row(r["trigger"], str(r["flagged"]), pct(r["flagged_missed_rate"]), str(r["unflagged"]),
+                      pct(r["unflagged_missed_rate"]), "-" if r["lift"] is None else f"{r['lift']:.2f}")
+    cli.console.print(table)
