@@ -50,9 +50,14 @@ def _deal_refs(deals: list[dict[str, Any]], note) -> list[CrmRecordRef]:
 
 
 class _Hit:
-    def __init__(self, observed, threshold, message, records, query_ids, baseline=None, ratio=None) -> None:
+    """``at_stake``: the amount the item is about (ranks it, severity x amount, among the manager's items):
+    the pipeline missing for coverage, the quota left for attainment, the single-threaded deals'
+    amount; else the rep's open pipeline."""
+
+    def __init__(self, observed, threshold, message, records, query_ids, baseline=None, ratio=None, at_stake=None) -> None:
         self.observed, self.threshold, self.message = observed, threshold, message
         self.records, self.query_ids, self.baseline, self.ratio = records, query_ids, baseline, ratio
+        self.at_stake = at_stake
 
 
 def _low_coverage(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrigger):
@@ -78,7 +83,8 @@ def _low_coverage(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrig
                     semantic_query_id=qid)
     return _Hit(round(cov, 2), t.params.min_coverage, msg, refs,
                 [qid, ms.query_id("coverage_quota"), ms.query_id("coverage_won")], base,
-                ratio=t.params.min_coverage / max(cov, 0.01))
+                ratio=t.params.min_coverage / max(cov, 0.01),
+                at_stake=max(0.0, t.params.min_coverage * remaining - m.pipeline_closing))
 
 
 def _win_rate_drop(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrigger):
@@ -127,7 +133,7 @@ def _attainment(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrigge
     base = Baseline(metric="quota_attainment", value=att, slice={"rep": rep.rep_id, "quarter": p.quarter_start.isoformat()},
                     semantic_query_id=qid)
     return _Hit(round(att, 3), t.params.min_attainment, msg, refs, [qid], base,
-                ratio=t.params.min_attainment / max(att, 0.01))
+                ratio=t.params.min_attainment / max(att, 0.01), at_stake=max(0.0, m.quota - m.won_amount))
 
 
 def _single_threaded(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrigger, stages: dict[str, int]):
@@ -148,7 +154,7 @@ def _single_threaded(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedT
     qid = ms.query_id("open_pipeline")
     base = Baseline(metric="pipeline_closing_amount", value=m.open_pipeline, slice={"rep": rep.rep_id, "open at": ms.as_of.isoformat()},
                     semantic_query_id=qid)
-    return _Hit(len(deals), pr.min_deals, msg, refs, [qid], base, ratio=len(deals) / pr.min_deals)
+    return _Hit(len(deals), pr.min_deals, msg, refs, [qid], base, ratio=len(deals) / pr.min_deals, at_stake=amount)
 
 
 def _activity_floor(rep: RepRows, m: RepMetrics, ms: RepMetricSet, t: ResolvedTrigger):
@@ -217,7 +223,8 @@ def evaluate_rep_triggers(
                 continue
             flag = RiskFlag(
                 flag_id=RiskFlag.make_id(tid, rep.rep_id, as_of), rule_id=tid, subject="rep", rep_id=rep.rep_id,
-                manager_id=rep.manager_id, segment=rep.segment, amount=m.open_pipeline or None,
+                manager_id=rep.manager_id, segment=rep.segment,
+                amount=(out.at_stake if out.at_stake is not None else m.open_pipeline) or None,
                 observed=out.observed, threshold=out.threshold, baseline=out.baseline,
                 severity=t.severity_for(out.ratio), confidence=t.confidence, message=out.message,
                 policy_version=policy_version, as_of=as_of, crm_records=out.records,

@@ -270,14 +270,17 @@ def digest_html(digest: Digest) -> str:
         parts.append(f'<table style="{c["table"]}"><tr>' + "".join(
             f'<th style="{c["th"]}">{h}</th>' for h in ("rep", "verdict", "the numbers (last weeks vs floors)", "item")
         ) + "</tr>")
+        colours = {"EXCEEDS": "#1a7f37", "MEETS": "#57606a", "BELOW_FLOOR": "#9a6700", "BELOW_FLOOR_PIP": "#bc4c00",
+                   "CRITICAL": "#cf222e"}
         for entry in digest.scorecards:
             verdict = str(entry.flag.observed)
-            tag = " (manager only)" if verdict in ("BELOW_FLOOR_PIP", "CRITICAL") else ""
+            tag = "<br><small>manager only</small>" if verdict in ("BELOW_FLOOR_PIP", "CRITICAL") else ""
+            numbers = entry.flag.message.split(f"{verdict} ", 1)[-1]  # the reason, then the numbers
             parts.append(
                 "<tr>"
                 f'<td style="{c["td"]}">{e(entry.rep_name or "")}</td>'
-                f'<td style="{c["td"]}">{_badge(entry.flag.severity)} <b>{e(verdict)}</b>{e(tag)}</td>'
-                f'<td style="{c["td"]}">{e(entry.flag.message)}</td>'
+                f'<td style="{c["td"]};white-space:nowrap"><b style="color:{colours.get(verdict, "#57606a")}">{e(verdict)}</b>{tag}</td>'
+                f'<td style="{c["td"]}">{e(numbers)}</td>'
                 f'<td style="{c["td"]}"><a style="{c["a"]}" href="#item-{e(entry.short_id or entry.flag.flag_id)}">'
                 f'<code style="{c["code"]}">{e(entry.short_id or "")}</code></a></td>'
                 "</tr>"
