@@ -178,3 +178,35 @@ def test_in_slack_a_pip_verdict_is_recorded_only_through_its_confirm_button(tmp_
         assert "second confirmation" in eph.params["text"]
         assert _dispatch(app, _block_action(slack, pip, ACTION_APPROVE_CONFIRMED, "UMGR1")).status == 200
         assert ledger.get_decision(pip).action == "approve"
+
+
+def test_in_the_terminal_review_approve_refuses_and_scorecards_confirm_asks_for_the_verdict(tmp_path):
+    from typer.testing import CliRunner
+
+    from agents.ledger.identity import current_os_user
+    from sales_supervisor.cli import app
+
+    with open_ledger(home=tmp_path) as ledger:
+        digest = build_digests(scorecard_pairs(), REPS, MANAGERS, AS_OF, 5)[0]
+        items = post_digest(ledger, digest, None, tmp_path / "outbox").item_ids
+        pip = next(i for i in items if ledger.get_item(i).rep_id == "rep-1")
+        praise = next(i for i in items if ledger.get_item(i).rep_id == "rep-2")
+    (tmp_path / "identities.yaml").write_text(f"users:\n  {current_os_user()}: mgr-1\n")
+    runner = CliRunner()
+
+    def cli(*args, **kw):
+        return runner.invoke(app, [*args, "--home", str(tmp_path)], env={"SALES_SUPERVISOR_TOKEN": ""}, **kw)
+
+    refused = cli("review", "approve", pip)
+    assert refused.exit_code == 5 and "scorecards confirm" in refused.output
+    wrong = cli("scorecards", "confirm", pip, input="MEETS\n")
+    assert wrong.exit_code == 5 and "nothing recorded" in wrong.output
+    assert cli("scorecards", "confirm", praise, "--verdict", "EXCEEDS").exit_code == 2  # not a manager-only verdict
+    ok = cli("scorecards", "confirm", pip, input="below_floor_pip\n")
+    assert ok.exit_code == 0, ok.output
+    assert "never sent to the rep" in ok.output
+    with open_ledger(home=tmp_path) as ledger:
+        decision = ledger.get_decision(pip)
+        assert decision.action == "approve" and decision.approver_id == "mgr-1"
+        assert decision.reason == "second confirmation: BELOW_FLOOR_PIP"
+    assert cli("review", "approve", praise).exit_code == 0

@@ -57,17 +57,18 @@ def scorecards_list(
     order = {"CRITICAL": 0, "BELOW_FLOOR_PIP": 1, "BELOW_FLOOR": 2, "MEETS": 3, "EXCEEDS": 4}
     cards = sorted((json.loads(r[0]) for r in rows), key=lambda c: (order.get(c["verdict"], 9), c.get("rep_name") or ""))
     table = Table(title=f"Weekly scorecards as of {run[1]} ({len(cards)} reps)")
-    for col in ("rep", "verdict", "activities/wk", "meetings/wk", "coverage", "attainment", "win rate", "why"):
-        table.add_column(col)
+    for col in ("rep", "verdict", "act/wk", "mtg/wk", "cover", "attain", "floors missed"):
+        table.add_column(col, no_wrap=col in ("verdict", "act/wk", "mtg/wk", "cover", "attain"))
 
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
 
     for c in cards:
         s = c["scalars"]
-        table.add_row(c.get("rep_name") or c["rep_id"], c["verdict"], f(s.get("activities_per_week"), ".1f"),
-                      f(s.get("meetings_per_week"), ".1f"), f(c.get("coverage"), ".1f") + ("x" if c.get("coverage") is not None else ""),
-                      f(c.get("attainment"), ".0%"), f(c.get("win_rate"), ".0%"), c.get("verdict_reason") or c["verdict_rule"])
+        missed = ", ".join(fl["name"] for fl in c.get("floors", []) if not fl["met"]) or "-"
+        table.add_row(c.get("rep_name") or c["rep_id"], c["verdict"], f(s.get("activities_per_week"), ".0f"),
+                      f(s.get("meetings_per_week"), ".0f"), f(c.get("coverage"), ".1f") + ("x" if c.get("coverage") is not None else ""),
+                      f(c.get("attainment"), ".0%"), missed)
     cli.console.print(table)
 
 
@@ -82,12 +83,11 @@ def scorecards_history(rep: Annotated[Optional[str], typer.Argument(help="A rep 
         cli.console.print("No verdicts recorded yet." if rep is None else f"No verdicts recorded for {rep}.")
         return
     table = Table(title="Scorecard verdict history")
-    for col in ("rep", "week of", "verdict", "previous", "why", "policy"):
-        table.add_column(col)
+    for col in ("rep", "week of", "verdict", "previous", "why"):
+        table.add_column(col, no_wrap=col in ("week of", "verdict", "previous"))
     for v in rows:
         name = (v.scorecard or {}).get("rep_name") or v.rep_id
-        table.add_row(f"{name} ({v.rep_id})", v.as_of.isoformat(), v.verdict, v.previous_verdict or "-", v.reason or "-",
-                      v.policy_version)
+        table.add_row(f"{name} ({v.rep_id})", v.as_of.isoformat(), v.verdict, v.previous_verdict or "-", v.reason or "-")
     cli.console.print(table)
 
 
