@@ -1,7 +1,7 @@
 """A rep's weekly scorecard verdicts (issue 14): one row per rep and scorecard week.
 
 Revision ID: 0003
-Revises: 0002_delivery_outcome_unknown
+Revises: 0004_policy_versions (chained after the merged 0004; the lead may re-chain)
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002_delivery_outcome_unknown"
+down_revision = "0004_policy_versions"
 branch_labels = None
 depends_on = None
 
