@@ -629,7 +629,7 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
     from agents.accountability.quality import measure_reps
 
     with _semantic_layer(settings) as layer:
-        monday, rep_rows = measure_reps(settings.warehouse_path, layer, load_policy(settings.risk_policy),
+        monday, rep_rows = measure_reps(settings.warehouse_path, layer, settings.risk_policy_in_force(),
                                         settings.effective_as_of(), truth)
     for q in rep_rows:
         p, r = q.precision, q.recall

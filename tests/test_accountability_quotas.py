@@ -51,7 +51,9 @@ def test_file_quotas_win_over_the_crm_and_teams_are_split(built_warehouse, tmp_p
     quotas = tmp_path / "quotas.csv"
     quotas.write_text(f"rep,team,period,amount\n{email.upper()},,2026-Q3,999000\nrep-0018,,2026-Q3,500000\n"
                       ",mgr-0003,2026-Q4,7000000\n")
-    with duckdb.connect(str(warehouse)) as con:
+    from agents.warehouse import Warehouse
+
+    with Warehouse.duckdb(warehouse).connect() as con:
         assert land_quotas_file(con, quotas) == 3
     _dbt(["run", "--select", "stg_crm__quota_file", "stg_crm__quotas", "fct_quotas",
           "--vars", '{"as_of_date": "2026-10-01"}'], warehouse, tmp_path / "target")

@@ -20,30 +20,30 @@ from marts.dim_reps
 # lost in the recent window, single-threaded (open, at or past from_stage, <= max contacts engaged).
 _DEALS_SQL = """
 with open_deals as (
-    select o.*, (o.created_at <= $cutoff and (not o.is_closed or o.closed_at > $cutoff)) as open_then
+    select o.*, (o.created_at <= :cutoff and (not o.is_closed or o.closed_at > :cutoff)) as open_then
     from marts.fct_opportunities o
 ),
 engaged as (
     select a.opportunity_id, count(distinct b.contact_id) as contacts
     from marts.fct_activities a
     join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
-    where a.occurred_at <= $cutoff and a.opportunity_id is not null
+    where a.occurred_at <= :cutoff and a.opportunity_id is not null
     group by a.opportunity_id
 )
 select o.owner_rep_id as rep_id, o.opportunity_id, o.opportunity_name, o.amount, o.stage, o.stage_order,
        o.close_date, o.source_url, coalesce(e.contacts, 0) as contacts,
        case
-           when o.open_then and o.close_date >= $cov_start and o.close_date < $cov_end then 'closing'
-           when o.is_won and o.closed_at >= $q_start and o.closed_at <= $cutoff then 'won'
-           when o.is_closed and not o.is_won and o.closed_at > $recent_from and o.closed_at <= $cutoff then 'lost'
+           when o.open_then and o.close_date >= :cov_start and o.close_date < :cov_end then 'closing'
+           when o.is_won and o.closed_at >= :q_start and o.closed_at <= :cutoff then 'won'
+           when o.is_closed and not o.is_won and o.closed_at > :recent_from and o.closed_at <= :cutoff then 'lost'
            when o.open_then then 'open'
        end as role
 from open_deals o
 left join engaged e on e.opportunity_id = o.opportunity_id
 where o.owner_rep_id is not null and (
     o.open_then
-    or (o.is_won and o.closed_at >= $q_start and o.closed_at <= $cutoff)
-    or (o.is_closed and not o.is_won and o.closed_at > $recent_from and o.closed_at <= $cutoff))
+    or (o.is_won and o.closed_at >= :q_start and o.closed_at <= :cutoff)
+    or (o.is_closed and not o.is_won and o.closed_at > :recent_from and o.closed_at <= :cutoff))
 """
 
 _ACTIVITIES_SQL = """
@@ -52,8 +52,8 @@ from (
     select rep_id, activity_id, activity_type, occurred_at,
            row_number() over (partition by rep_id order by occurred_at desc, activity_id) as k
     from marts.fct_activities
-    where occurred_at <= $cutoff and rep_id is not null
-) where k <= 3
+    where occurred_at <= :cutoff and rep_id is not null
+) as ranked where k <= 3
 """
 
 _STAGES_SQL = "select distinct stage, stage_order from marts.fct_opportunities where stage_order is not null"
@@ -71,28 +71,24 @@ class RepRows:
     recent_activities: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _dicts(cur) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
 def load_rep_rows(con: Any, as_of: dt.date, p: Periods, *, recent_days: int = 90) -> tuple[dict[str, RepRows], dict[str, int]]:
-    """Every rep with the deals and activities a rep-level flag may cite, and the stage orders."""
+    """Every rep with the deals and activities a rep-level flag may cite, and the stage orders.
+    ``con``: a connection from agents/warehouse.py (DuckDB or PostgreSQL)."""
     cutoff = dt.datetime.combine(as_of, dt.time(23, 59, 59))
     reps: dict[str, RepRows] = {}
-    for r in _dicts(con.execute(_REPS_SQL)):
+    for r in con.execute(_REPS_SQL).mappings():
         reps[r["rep_id"]] = RepRows(
             rep_id=r["rep_id"], rep_name=r["rep_name"], manager_id=r["manager_id"], segment=r["segment"],
             hired_on=r["hired_on"], is_active=bool(r["is_active"]))
     params = {"cutoff": cutoff, "cov_start": p.coverage_start, "cov_end": p.coverage_end, "q_start": p.quarter_start,
               "recent_from": cutoff - dt.timedelta(days=recent_days)}
-    for d in _dicts(con.execute(_DEALS_SQL, params)):
+    for d in con.execute(_DEALS_SQL, params).mappings():
         rep = reps.get(d["rep_id"])
         if rep is not None and d["role"]:
             rep.deals[d["role"]].append(d)
             if d["role"] == "closing":  # an open deal closing in the period is also open
                 rep.deals["open"].append(d)
-    for a in _dicts(con.execute(_ACTIVITIES_SQL, {"cutoff": cutoff})):
+    for a in con.execute(_ACTIVITIES_SQL, {"cutoff": cutoff}).mappings():
         if a["rep_id"] in reps:
             reps[a["rep_id"]].recent_activities.append(a)
     for rep in reps.values():

@@ -97,15 +97,16 @@ def read_quotas_file(path: str | Path) -> list[QuotaRow]:
 
 
 def land_quotas_file(con, path: str | Path | None) -> int:
-    """Replace ``raw.quota_file`` with the file's rows (an empty table without a file). Returns the row count."""
+    """Replace ``raw.quota_file`` with the file's rows (an empty table without a file). Returns the row count.
+    ``con``: a connection from agents/warehouse.py (DuckDB or PostgreSQL). The file is read before
+    anything is written, so a malformed file leaves the previous rows in place."""
+    rows = read_quotas_file(path) if path is not None else []
     con.execute("create schema if not exists raw")
     con.execute(_DDL)
     con.execute(f"delete from {QUOTA_FILE_TABLE}")
-    if path is None:
-        return 0
-    rows = read_quotas_file(path)
     con.executemany(
-        f"insert into {QUOTA_FILE_TABLE} values (?, ?, ?, ?, ?, ?)",
-        [[r.rep, r.team, r.quarter_start, r.amount, str(path), r.row] for r in rows],
+        f"insert into {QUOTA_FILE_TABLE} values (:rep, :team, :quarter_start, :amount, :file, :row)",
+        [{"rep": r.rep, "team": r.team, "quarter_start": r.quarter_start, "amount": r.amount, "file": str(path),
+          "row": r.row} for r in rows],
     )
     return len(rows)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def _metrics_and_rows(warehouse, layer, settings, as_of):
-    import duckdb
+    from agents.warehouse import Warehouse
 
     cov = settings.trigger("low_coverage").params
     win = settings.trigger("win_rate_drop").params
@@ -31,7 +31,7 @@ def _metrics_and_rows(warehouse, layer, settings, as_of):
         layer, as_of, weeks=max(settings.scorecard_weeks, settings.trigger("activity_below_floor").params.weeks),
         coverage_min_days_left=cov.min_days_left, win_recent_days=win.recent_days, win_norm_days=win.norm_days,
     )
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with Warehouse.coerce(warehouse).connect(read_only=True) as con:
         reps, stages = load_rep_rows(con, as_of, metrics.periods, recent_days=win.recent_days)
     return metrics, reps, stages
 
@@ -88,17 +88,15 @@ def assess_reps(
 
 def load_scorecards(warehouse: str | Path, as_of: dt.date) -> list[Scorecard]:
     """The scorecards the latest scorecards run built for ``as_of`` (none when it was not a scorecard day)."""
-    import duckdb
+    from agents.warehouse import Warehouse
 
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        has = con.execute("select count(*) from information_schema.tables where table_schema = 'accountability' "
-                          "and table_name = 'scorecards'").fetchone()[0]
-        if not has:
+    with Warehouse.coerce(warehouse).connect(read_only=True) as con:
+        if not con.has_table("accountability", "scorecards"):
             return []
         rows = con.execute(
             """select scorecard_json from accountability.scorecards where run_id = (
-                   select run_id from accountability.scorecards where as_of = ? order by created_at desc limit 1)""",
-            [as_of]).fetchall()
+                   select run_id from accountability.scorecards where as_of = :as_of order by created_at desc limit 1)""",
+            {"as_of": as_of}).fetchall()
     return [Scorecard.model_validate_json(r[0]) for r in rows]
 
 
@@ -112,9 +110,8 @@ def record_scorecards(
     import datetime as _dt
     import json
 
-    import duckdb
-
     from agents.risk.models import RiskFlag
+    from agents.warehouse import Warehouse
     from agents.accountability.policy import SCORECARD_RULE
 
     if not scorecards:
@@ -127,17 +124,19 @@ def record_scorecards(
                 flag_id=RiskFlag.make_id(SCORECARD_RULE, sc.rep_id, sc.as_of), scorecard=sc.model_dump(mode="json"),
             )
     now = _dt.datetime.now(_dt.UTC).replace(tzinfo=None)
-    with duckdb.connect(str(warehouse)) as con:
+    as_of = scorecards[0].as_of
+    with Warehouse.coerce(warehouse).connect() as con, con.transaction():
         from agents.baselines import _QUERIES_DDL
 
         con.execute("create schema if not exists semantic")
         con.execute(_QUERIES_DDL)
-        as_of = scorecards[0].as_of if scorecards else None
         con.executemany(
-            "insert into semantic.semantic_queries values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql, q.manifest_hash,
-              q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str), q.metricflow_version, as_of,
-              run_id, now] for q in queries],
+            "insert into semantic.semantic_queries values (:query_id, :saved_query, :request_json, :sql, :manifest_hash, "
+            ":result_hash, :row_count, :rows_json, :metricflow_version, :as_of, :run_id, :executed_at)",
+            [{"query_id": q.query_id, "saved_query": q.request.saved_query,
+              "request_json": json.dumps(q.request.as_dict(), sort_keys=True), "sql": q.sql, "manifest_hash": q.manifest_hash,
+              "result_hash": q.result_hash, "row_count": len(q.rows), "rows_json": json.dumps([dict(r) for r in q.rows], default=str),
+              "metricflow_version": q.metricflow_version, "as_of": as_of, "run_id": run_id, "executed_at": now} for q in queries],
         )
         con.execute("create schema if not exists accountability")
         con.execute("""create table if not exists accountability.scorecards (
@@ -145,8 +144,10 @@ def record_scorecards(
             verdict_rule VARCHAR, floors_missed INTEGER, floors_exceeded INTEGER, scorecard_json VARCHAR,
             created_at TIMESTAMP)""")
         con.executemany(
-            "insert into accountability.scorecards values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, sc.as_of, sc.rep_id, sc.manager_id, sc.segment, sc.verdict, sc.verdict_rule,
-              sc.scalars["floors_missed"], sc.scalars["floors_exceeded"], json.dumps(sc.model_dump(mode="json")), now]
-             for sc in scorecards],
+            "insert into accountability.scorecards values (:run_id, :as_of, :rep_id, :manager_id, :segment, :verdict, "
+            ":verdict_rule, :floors_missed, :floors_exceeded, :scorecard_json, :created_at)",
+            [{"run_id": run_id, "as_of": sc.as_of, "rep_id": sc.rep_id, "manager_id": sc.manager_id, "segment": sc.segment,
+              "verdict": sc.verdict, "verdict_rule": sc.verdict_rule, "floors_missed": sc.scalars["floors_missed"],
+              "floors_exceeded": sc.scalars["floors_exceeded"], "scorecard_json": json.dumps(sc.model_dump(mode="json")),
+              "created_at": now} for sc in scorecards],
         )

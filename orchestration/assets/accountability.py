@@ -30,12 +30,11 @@ def rep_scorecards(context: AssetExecutionContext, supervisor: SupervisorSetting
     from agents.accountability.policy import accountability_settings
     from agents.accountability.run import build_week, record_scorecards
     from agents.ledger import open_ledger
-    from agents.risk.policy import load_policy
     from agents.semantic_layer import SemanticLayer
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    policy = load_policy(settings.risk_policy)
+    policy = settings.risk_policy_in_force()
     acc = accountability_settings(policy)
     if not acc.is_scorecard_day(as_of):
         return dg.MaterializeResult(metadata={

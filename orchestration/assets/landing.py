@@ -109,11 +109,10 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
     }
     # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
     if "quotas" in selected:
-        import duckdb
-
         from agents.accountability.quotas import land_quotas_file
+        from agents.warehouse import Warehouse
 
-        with duckdb.connect(str(settings.warehouse_path)) as con:
+        with Warehouse.from_settings(settings).connect() as con:
             n = land_quotas_file(con, settings.quotas_file)
         if settings.quotas_file:
             context.log.info(f"quotas file {settings.quotas_file}: {n} row(s) landed in raw.quota_file")

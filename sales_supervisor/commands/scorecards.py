@@ -32,28 +32,33 @@ def scorecards_list(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Scorecard date (default: the latest built).")] = None,
 ) -> None:
     """The scorecards of the latest scorecard day (or --as-of), most serious verdict first."""
+    import datetime as dt
     import json
 
-    import duckdb
+    from agents.warehouse import Warehouse
 
     cli = _cli()
     settings = cli._settings(home=home)
-    if not settings.warehouse_path.exists():
-        cli.err.print("[red]No warehouse yet: run the pipeline on a scorecard day first (e.g. `sales-supervisor run --as-of 2026-09-28`).[/red]")
+    warehouse = Warehouse.from_settings(settings)
+    if not warehouse.exists():
+        cli.err.print("[red]No warehouse yet: run the pipeline on a scorecard day first (`make demo-monday`).[/red]")
         raise typer.Exit(2)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        has = con.execute("select count(*) from information_schema.tables where table_schema = 'accountability' "
-                          "and table_name = 'scorecards'").fetchone()[0]
-        if not has:
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        cli.err.print(f"[red]--as-of must be a date like 2026-09-28, got {as_of!r}[/red]")
+        raise typer.Exit(2) from None
+    with warehouse.connect(read_only=True) as con:
+        if not con.has_table("accountability", "scorecards"):
             cli.err.print("[yellow]No scorecards built yet: they are built on runs as of the policy's scorecard weekday (Monday).[/yellow]")
             raise typer.Exit(1)
         run = con.execute(
-            "select run_id, as_of from accountability.scorecards " + ("where as_of = ? " if as_of else "")
-            + "order by created_at desc limit 1", [as_of] if as_of else []).fetchone()
+            "select run_id, as_of from accountability.scorecards " + ("where as_of = :as_of " if day else "")
+            + "order by created_at desc limit 1", {"as_of": day} if day else None).fetchone()
         if run is None:
             cli.err.print(f"[yellow]No scorecards as of {as_of}.[/yellow]")
             raise typer.Exit(1)
-        rows = con.execute("select scorecard_json from accountability.scorecards where run_id = ?", [run[0]]).fetchall()
+        rows = con.execute("select scorecard_json from accountability.scorecards where run_id = :r", {"r": run[0]}).fetchall()
     order = {"CRITICAL": 0, "BELOW_FLOOR_PIP": 1, "BELOW_FLOOR": 2, "MEETS": 3, "EXCEEDS": 4}
     cards = sorted((json.loads(r[0]) for r in rows), key=lambda c: (order.get(c["verdict"], 9), c.get("rep_name") or ""))
     table = Table(title=f"Weekly scorecards as of {run[1]} ({len(cards)} reps)")
@@ -147,7 +152,6 @@ def scorecards_backtest(
 
     from agents.accountability.metrics import quarter_start
     from agents.accountability.quality import rep_backtest
-    from agents.risk.policy import load_policy
 
     cli = _cli()
     settings = cli._settings(home=home)
@@ -163,7 +167,7 @@ def scorecards_backtest(
         dates.append(d)
         d += dt.timedelta(days=step_days)
     with cli._semantic_layer(settings) as layer:
-        rows = rep_backtest(settings.warehouse_path, layer, load_policy(settings.risk_policy), dates)
+        rows = rep_backtest(settings.warehouse_path, layer, settings.risk_policy_in_force(), dates)
     table = Table(title=f"Rep-level triggers replayed on {len(dates)} dates {start_d}..{end_d}: later missed the quarter?")
     for col in ("trigger", "flagged", "missed", "not flagged", "missed ", "lift"):
         table.add_column(col, justify="left" if col == "trigger" else "right")
