@@ -210,3 +210,24 @@ def test_in_the_terminal_review_approve_refuses_and_scorecards_confirm_asks_for_
         assert decision.action == "approve" and decision.approver_id == "mgr-1"
         assert decision.reason == "second confirmation: BELOW_FLOOR_PIP"
     assert cli("review", "approve", praise).exit_code == 0
+
+
+def test_last_weeks_decision_does_not_hold_back_this_weeks_scorecard():
+    from agents.review.recurrence import PriorDecision, apply_decisions, subject_key
+    from agents.risk.policy import load_policy
+
+    flag = scorecard_flag("rep-2", "MEETS")
+    prior = PriorDecision(item_id="i1", action="dismiss", approver_id="mgr-1",
+                          decided_at=dt.datetime(2026, 10, 1, 9, tzinfo=dt.timezone.utc), reason="seen it",
+                          as_of=AS_OF, flag=flag.model_dump(mode="json"), due_date=None)
+    priors = {subject_key(None, "rep-2", "weekly_scorecard"): prior}
+    pair = (flag, {"action": "Share the scorecard by 2026-10-13.", "due_date": "2026-10-13"})
+    result = apply_decisions([pair], priors, load_policy(None), AS_OF + dt.timedelta(days=7))
+    assert [f.flag_id for f, _ in result.shown] == [flag.flag_id] and not result.held_back
+    # A rep-level trigger, like a deal flag, keeps the standing decision.
+    cov = flag.model_copy(update={"rule_id": "low_coverage", "observed": 1.5, "flag_id": "f-cov"})
+    priors = {subject_key(None, "rep-2", "low_coverage"): PriorDecision(
+        item_id="i2", action="dismiss", approver_id="mgr-1", decided_at=dt.datetime(2026, 10, 1, 9, tzinfo=dt.timezone.utc),
+        reason=None, as_of=AS_OF, flag=cov.model_dump(mode="json"), due_date=None)}
+    held = apply_decisions([(cov, pair[1])], priors, load_policy(None), AS_OF + dt.timedelta(days=7))
+    assert not held.shown and held.held_back
