@@ -709,7 +709,9 @@ def risk_snooze(
         raise typer.Exit(2) from None
     settings = _settings(home=home)
     approver, operator = _acting_as(approver, home)
-    known = settings.risk_policy_in_force().rule_ids
+    from agents.accountability.policy import TRIGGERS
+
+    known = [*settings.risk_policy_in_force().rule_ids, *TRIGGERS]  # rep-level triggers: snooze with the rep id
     with _open_ledger(home) as ledger:
         try:
             ledger.snooze(

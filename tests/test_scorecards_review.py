@@ -231,3 +231,16 @@ def test_last_weeks_decision_does_not_hold_back_this_weeks_scorecard():
         reason=None, as_of=AS_OF, flag=cov.model_dump(mode="json"), due_date=None)}
     held = apply_decisions([(cov, pair[1])], priors, load_policy(None), AS_OF + dt.timedelta(days=7))
     assert not held.shown and held.held_back
+
+
+def test_a_rep_level_trigger_is_snoozed_with_the_rep_id(tmp_path):
+    from agents.accountability.policy import TRIGGERS
+
+    flag = scorecard_flag("rep-1", "MEETS").model_copy(update={"rule_id": "low_coverage", "flag_id": "f-cov", "observed": 1.5,
+                                                               "action_hint": None})
+    draft = {"action": "Review the pipeline by 2026-10-06.", "due_date": "2026-10-06", "actor": "manager"}
+    with open_ledger(home=tmp_path) as ledger:
+        post_digest(ledger, build_digests([(flag, draft)], REPS, MANAGERS, AS_OF, 5)[0], None, tmp_path / "outbox")
+        snooze = ledger.snooze("rep-1", AS_OF + dt.timedelta(days=14), by="mgr-1", reason="new territory",
+                               rule_id="low_coverage", known_rules=TRIGGERS)
+        assert snooze.opportunity_id == "rep-1" and [s.opportunity_id for s in ledger.active_snoozes(AS_OF)] == ["rep-1"]
