@@ -368,6 +368,9 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         except EditTooLong as exc:
             ack(response_action="errors", errors={EDIT_BLOCK_ID: str(exc)})
             return
+        except ConfirmationRequired:  # a manager-only verdict is recorded with its Record verdict button, not edited
+            ack(response_action="errors", errors={EDIT_BLOCK_ID: "This verdict stays with you: use its Record verdict button."})
+            return
         ack()
         note = decision_text(decision.action, user, decision.approver_id, decision.decided_at, decision.mode)
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
