@@ -238,5 +238,60 @@ def policy_reject(
     console.print(f"Rejected version {v.version_id}.")
 
 
+def rule_lab(
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Labelled outcome table: one row per closed deal, "
+                                                "feature columns, an outcome column.")] = None,
+    table: Annotated[Optional[str], typer.Option("--table", help="Or a warehouse table (schema.table), read-only.")] = None,
+    expression: Annotated[Optional[str], typer.Option("--expression", "-e", help="The rule, in the custom-rule "
+                                                      "expression language over the table's columns, e.g. 'days_in_stage > 40'.")] = None,
+    rule: Annotated[Optional[str], typer.Option("--rule", help="Or a custom rule of the policy in force (its expression).")] = None,
+    outcome: Annotated[str, typer.Option(help="The outcome column: won/lost values, or 0/1 (a column named *won* "
+                                         "reads 1 as won, any other 1 as lost).")] = "outcome",
+    sweep: Annotated[Optional[str], typer.Option(help="Feature to sweep as 'feature > t' (default: the rule's own "
+                                                 "feature when it is one comparison).")] = None,
+    min_flagged: Annotated[int, typer.Option(min=1, help="Fewest flagged deals for a lift to count.")] = 10,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the table (JSON) and charts (PNG/HTML); "
+                                                "default <home>/rule_lab.")] = None,
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="Policy file for --rule (default: the policy in force).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Judge a rule or a threshold on labelled history (no dates needed): share flagged, loss rate flagged vs
+    unflagged, lift with a bootstrap 95% interval, and a sweep over the p50..p95 of won deals."""
+    import json
+
+    from agents.learning.rule_lab import LabError, load_labelled_table, run_rule_lab
+
+    settings = _settings(home=home, risk_policy=policy)
+    if (expression is None) == (rule is None):
+        err.print("[red]Give the rule as --expression TEXT or --rule ID (a custom rule of the policy).[/red]")
+        raise typer.Exit(2)
+    if rule is not None:
+        pol = settings.risk_policy_in_force()
+        if not pol.is_custom(rule):
+            custom = ", ".join(pol.spec.custom_rules) or "none"
+            err.print(f"[red]{rule!r} is not a custom rule of policy {pol.version} (custom rules: {custom}); built-in "
+                      "rules need the marts: use `sales-supervisor backtest`, or --expression.[/red]", soft_wrap=True)
+            raise typer.Exit(2)
+        expression = pol.resolve(rule).params.expression
+    try:
+        df = load_labelled_table(csv, table=table, warehouse=settings.warehouse_path)
+        report = run_rule_lab(df, expression, outcome=outcome, sweep=sweep, min_flagged=min_flagged)
+    except LabError as exc:
+        raise _fail(exc) from None
+    console.print(report.table(), markup=False, soft_wrap=True, highlight=False)
+    folder = out or settings.home_dir / "rule_lab"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "rule_lab.json").write_text(json.dumps(report.as_dict(), indent=1, default=str) + "\n")
+    written = [folder / "rule_lab.json"]
+    try:
+        from agents.learning.charts import rule_lab_charts
+
+        written += rule_lab_charts(report, folder)
+    except ImportError:
+        pass
+    console.print("Written: " + ", ".join(str(p) for p in written), soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
+    app.command("rule-lab")(rule_lab)
