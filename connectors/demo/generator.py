@@ -56,6 +56,7 @@ from sales_supervisor.settings import DEMO_AS_OF
 
 GROUND_TRUTH_COLUMNS = ("entity_type", "entity_id", "risk", "planted", "detail")
 OUTPUT_FILES = tuple(f"{name}.csv" for name in RAW_OBJECTS) + ("ground_truth.csv",)
+OUTPUT_FILES += ("loop_review_history.csv", "loop_ground_truth.csv")  # connectors/demo/plant_loop.py
 
 Progress = Callable[[str, int], None]
 
@@ -219,6 +220,9 @@ class _World:
             self.progress("rows", total)
         manifest = self._manifest(sink.counts)
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from connectors.demo.plant_loop import plant_loop  # issue 17: planted review history (reads the files above)
+
+        plant_loop(folder, as_of=self.as_of, seed=self.seed, scale=self.scale)
         return manifest
 
     def _manifest(self, counts: dict[str, int]) -> dict:
