@@ -248,6 +248,21 @@ class BaselineSettings(_Strict):
     fallback_confidence: float = Field(0.7, gt=0, le=1, description="Confidence factor per fallback level.")
 
 
+AIMS = ("stage_advanced", "decision_maker_meeting", "close_date_held", "activity_resumed", "meeting_logged")
+
+
+class OutcomeRule(_Strict):
+    aim: Literal["stage_advanced", "decision_maker_meeting", "close_date_held", "activity_resumed", "meeting_logged"] | None = None
+    business_days: int | None = Field(None, ge=1, description="Check this rule's actions after this many business days.")
+
+
+class OutcomeSettings(_Strict):
+    """When an approved action is checked for the change it aimed for (agents/learning/outcomes.py)."""
+
+    check_after_business_days: int = Field(10, ge=1, description="Business days after the flag to look for the change.")
+    rules: dict[str, OutcomeRule] = Field(default_factory=dict, description="Per rule: the aim and/or the delay.")
+
+
 class _PolicyFile(_Strict):
     version: str = Field(min_length=1)
     description: str | None = None
@@ -259,6 +274,7 @@ class _PolicyFile(_Strict):
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)
     playbooks: dict[str, Playbook] = Field(default_factory=dict)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
 
 
 # ---------------------------------------------------------------------------- the loaded policy
@@ -369,6 +385,9 @@ class RiskPolicy:
             for r in ex.rules:
                 if r != "*" and r not in known:
                     raise PolicyError(src, r, f"exclusions[{i}].rules", f"unknown rule in the exclusion for tag {ex.tag!r}")
+        for r in self.spec.outcomes.rules:
+            if r not in known:
+                raise PolicyError(src, r, "outcomes.rules", "unknown rule")
         for name, pb in self.spec.playbooks.items():
             if pb.active_from and pb.active_to and pb.active_from > pb.active_to:
                 raise PolicyError(src, None, f"playbooks.{name}.active_to", "active_to is before active_from")
@@ -436,6 +455,10 @@ class RiskPolicy:
     @property
     def decisions(self) -> DecisionSettings:
         return self.spec.decisions
+
+    @property
+    def outcomes(self) -> OutcomeSettings:
+        return self.spec.outcomes
 
     @property
     def demotion(self) -> DemotionSettings:
