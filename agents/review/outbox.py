@@ -149,7 +149,7 @@ def digest_markdown(digest: Digest) -> str:
 def _demoted_footer(digest: Digest) -> str:
     if digest.demoted:
         return (f"Demoted to informational (backtest lift below {digest.lift_floor:g}): "
-                + ", ".join(f"{r} (lift {v:.2f})" for r, v in digest.demoted.items()) + ".")
+                + ", ".join(f"{r} (lift {v:.2f})" if v == v else f"{r} (by policy)" for r, v in digest.demoted.items()) + ".")
     if digest.lift_floor is None:
         return "No rule demoted: no backtest lifts yet (run `sales-supervisor backtest`)."
     return f"No rule demoted: every backtested rule has a lift of at least {digest.lift_floor:g}."

@@ -150,8 +150,10 @@ def prepare_digests(
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
         related=inputs.get("related"),
         remedy_queries=inputs.get("remedy_queries"),
-        demoted=demoted_rules(backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled),
-        lift_floor=policy.demotion.lift_floor if backtest_lifts else None,
+        demoted=demoted_rules(
+            backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled, always=policy.demotion.rules
+        ),
+        lift_floor=policy.demotion.lift_floor if backtest_lifts or policy.demotion.rules else None,
     )
 
 

@@ -241,6 +241,7 @@ class DemotionSettings(_Strict):
 
     enabled: bool = True
     lift_floor: float = Field(1.1, gt=0, description="Demote rules whose backtest lift (flagged bad% / unflagged bad%) is below this.")
+    rules: list[str] = Field(default_factory=list, description="Rules always shown as informational (e.g. applied from a proposal).")
 
 
 class BaselineSettings(_Strict):
@@ -385,6 +386,9 @@ class RiskPolicy:
             for r in ex.rules:
                 if r != "*" and r not in known:
                     raise PolicyError(src, r, f"exclusions[{i}].rules", f"unknown rule in the exclusion for tag {ex.tag!r}")
+        for r in self.spec.demotion.rules:
+            if r not in known:
+                raise PolicyError(src, r, "demotion.rules", "unknown rule")
         for r in self.spec.outcomes.rules:
             if r not in known:
                 raise PolicyError(src, r, "outcomes.rules", "unknown rule")
