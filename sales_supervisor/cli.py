@@ -658,7 +658,8 @@ def backtest(
     console.print(report.table())
     console.print(
         "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "
-        "lift = flagged bad% / unflagged bad%; lead = median days from first flag to loss."
+        "lift = flagged bad% / unflagged bad% (95% CI: bootstrap interval; verdict: lift = interval above 1, no lift = "
+        "interval below the lift floor, not enough data = too few deals or too wide to tell); lead = median days from first flag to loss."
     )
     from agents.review.demotion import demoted_rules, save_backtest_lifts
 
@@ -673,6 +674,10 @@ def backtest(
     else:
         console.print(f"Lift floor {floor:g}: no rule is below it; none is demoted.")
     console.print(f"Lifts saved to {saved} (the next run's digests read them).", soft_wrap=True)
+    from agents.learning.charts import backtest_charts  # issue 17: lift per rule with its interval, PNG + HTML
+
+    charts = backtest_charts(report, saved.parent, floor=floor)
+    console.print("Charts: " + ", ".join(str(p) for p in charts), soft_wrap=True)
 
 
 @risk_app.command("snooze")

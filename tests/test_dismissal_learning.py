@@ -98,3 +98,38 @@ def test_rates_over_the_last_four_weeks_from_the_ledger(tmp_path):
     assert rules_over_threshold(stats) == [s]
     assert rules_over_threshold(stats, threshold=0.4) == []
     assert rules_over_threshold(stats, min_decisions=7) == []
+
+
+@pytest.mark.slow
+def test_a_rule_dismissed_in_over_30_percent_gets_a_proposal_with_backtest_figures(built_warehouse, tmp_path, monkeypatch):
+    """On the demo CRM's planted history, meeting_cadence_drop is dismissed in 8 of 14 decisions in the last 4 weeks."""
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from connectors.demo.plant_loop import seed_review_history
+    from sales_supervisor.cli import app
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    identities = tmp_path / "identities.yaml"
+    identities.write_text(f"users:\n  {getpass.getuser()}: ops-1\n")
+    monkeypatch.setenv("SALES_SUPERVISOR_LEDGER_URL", url)
+    monkeypatch.setenv("SALES_SUPERVISOR_IDENTITIES_FILE", str(identities))
+    with open_ledger(url) as ledger:
+        seed_review_history(ledger, built_warehouse.demo_dir)
+    result = CliRunner().invoke(app, ["policy", "propose", "--backtest-months", "1", "--step-days", "14",
+                                      "--home", str(built_warehouse.home)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "meeting_cadence_drop: dismissed in 8 of 14 decisions (57%)" in out
+    assert "Backtest before:" in out and "Backtest after:" in out and "lift" in out
+    assert "Proposed version 1 (not applied)" in out
+    for other in ("stalled_in_stage:", "no_decision_maker:", "close_date_slipped:", "no_recent_activity:"):
+        assert f"{other} dismissed in" not in out  # below 30%: no proposal
+    with open_ledger(url) as ledger:
+        store = PolicyVersionStore(ledger)
+        (v,) = store.list()
+        assert v.status == "proposed" and store.current() is None
+        assert v.evidence["backtest"]["before"]["flagged_deals"] >= v.evidence["backtest"]["after"]["flagged_deals"]
+        assert len(v.evidence["dismissals"]) == 8
+        assert any("meeting_cadence_drop" in c for c in v.evidence["changes"])

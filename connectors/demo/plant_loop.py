@@ -193,9 +193,13 @@ def _plant(raw: _Raw, as_of: dt.date, seed: int, history: list[list[str]], truth
         rng.shuffle(order)
         reasons = DISMISS_REASONS.get(rule, DISMISS_REASONS["_other"])
         n_dismissed = 0
+        per_kind: dict[str, int] = defaultdict(int)
         for k, idx in enumerate(order):
             decision, want_worked = wanted[idx]
-            flagged = rule_dates[k % len(rule_dates)]
+            # Each kind of decision is spread evenly over the dates (oldest first), so a rule's dismissal share is
+            # about the same in any window: only meeting_cadence_drop passes 30% in the last four weeks.
+            flagged = rule_dates[per_kind[decision] % len(rule_dates)]
+            per_kind[decision] += 1
             check = _add_business_days(flagged, CHECK_BUSINESS_DAYS)
             start = rng.randrange(len(opp_ids))
             chosen = None
