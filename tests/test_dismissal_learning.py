@@ -55,6 +55,11 @@ def test_threshold_candidate_keeps_comments_and_changes_only_the_threshold():
     assert changed == {("meeting_cadence_drop", "params.baseline_share"), ("meeting_cadence_drop", "params.own_share"),
                        ("(policy)", "version")}
     assert "# The shipped risk policy" in cand.yaml_text  # comments kept
+    import difflib
+
+    changed = [ln for ln in difflib.unified_diff(TEXT.splitlines(), cand.yaml_text.splitlines(), lineterm="", n=0)
+               if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    assert len(changed) == 6, changed  # version, baseline_share, own_share: nothing else moves
     assert new.version == "2026.10.1+meeting_cadence_drop"
     assert cand.evidence["dismissal_rate"] == 0.4 and cand.evidence["reason_categories"]["timing"] == 3
     assert len(cand.evidence["dismissals"]) == 4

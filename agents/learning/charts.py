@@ -116,7 +116,7 @@ def effectiveness_charts(outcomes: Sequence[Any], folder: Path | str) -> list[Pa
         aims.setdefault(o.rule_id, AIM_WORDS.get(o.aimed_change, o.aimed_change))
     ax.set_yticks(ys, [f"{e.key}\n({aims.get(e.key, '')})" for e in by_rule], fontsize=8)
     ax.set_xlim(0, 115)
-    ax.set_xlabel("% of flagged deals where the aimed-for change happened within the check window (bars: 95% Wilson)")
+    ax.set_xlabel("% where the aimed change happened in the check window\n(black bars: 95% Wilson interval)")
     ax.set_title("Action effectiveness per rule")
     ax.legend(loc="lower right", fontsize=8)
     out.append(_save(fig, folder / "effectiveness_per_rule.png"))
@@ -134,10 +134,10 @@ def effectiveness_charts(outcomes: Sequence[Any], folder: Path | str) -> list[Pa
         ax.annotate(f"n={e.approved}", (w, r), textcoords="offset points", xytext=(0, 6), fontsize=7, ha="center")
     ax.set_ylim(0, 100)
     ax.set_ylabel("% where the aimed change happened")
-    ax.set_xlabel("week of the flag")
+    ax.set_xticks(weeks, [w.strftime("%d %b") for w in weeks])
+    ax.set_xlabel("week of the flag (Monday)")
     ax.set_title("Action effectiveness over time (all rules)")
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
+    ax.legend(fontsize=8, loc="lower left")
     out.append(_save(fig, folder / "effectiveness_over_time.png"))
 
     def pct(x):

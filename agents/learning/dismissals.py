@@ -141,6 +141,9 @@ def _yaml():
     y = YAML()  # round-trip: the proposal keeps the policy's comments and order, so its diff shows only the change
     y.preserve_quotes = True
     y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)  # the shipped policy's layout: "key:\n  - item"
+    y.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
     return y
 
 

@@ -377,6 +377,8 @@ def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, b
             layer = layer_cm.__enter__()
             console.print(f"Backtesting {start} to {end} every {step_days} days, before and after each candidate...")
             before = run_backtest(settings.warehouse_path, layer, current, start, end, step_days)
+        names = _people_names(settings)
+        deal_names = _deal_names(settings, [d.opportunity_id for s in over for d in s.dismissals if d.opportunity_id])
         try:
             for s in over:
                 deals = [d.opportunity_id for d in s.dismissals if d.opportunity_id]
@@ -387,8 +389,9 @@ def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, b
                 console.print(f"\n[bold]{s.rule_id}[/bold]: dismissed in {s.dismissed} of {s.decided} decisions "
                               f"({s.rate:.0%}); candidate: {escape(cand.summary)}", soft_wrap=True)
                 for d in s.dismissals[:10]:
-                    console.print(f"  {d.decided_at:%Y-%m-%d} {d.manager_id} on {d.opportunity_id}: "
-                                  f"{escape(d.reason or '(no reason)')} [{d.category}]", soft_wrap=True)
+                    console.print(f"  {d.decided_at:%Y-%m-%d} {names.get(d.manager_id, d.manager_id)} on "
+                                  f"{deal_names.get(d.opportunity_id, d.opportunity_id)} ({d.opportunity_id}): "
+                                  f"{escape(d.reason or '(no reason)')} " + escape(f"[{d.category}]"), soft_wrap=True)
                 if len(s.dismissals) > 10:
                     console.print(f"  ... and {len(s.dismissals) - 10} more (all in the version's evidence)")
                 if before is not None:
@@ -483,6 +486,7 @@ def outcomes_report(
             raise _fail("no outcomes stored yet: run `sales-supervisor outcomes check` first")
         kpis = loop_kpis(ledger.uow, outcomes)
     rows = effectiveness(outcomes, by=by)
+    names = _people_names(settings) if by in ("manager", "rep") else {}
     aims = {}
     for o in outcomes:
         aims.setdefault(o.rule_id, AIM_WORDS.get(o.aimed_change, o.aimed_change))
@@ -494,7 +498,8 @@ def outcomes_report(
     for e in rows:
         ci = "-" if e.low is None else f"{e.low:.0%}-{e.high:.0%}"
         diff = "-" if e.difference_points is None else f"{e.difference_points:+.0f} pts"
-        table.add_row(*([e.key] + ([aims.get(e.key, "")] if by == "rule" else []) + [
+        label = f"{names[e.key]} ({e.key})" if e.key in names else e.key
+        table.add_row(*([label] + ([aims.get(e.key, "")] if by == "rule" else []) + [
             str(e.approved), str(e.worked), _pct(e.rate), ci, str(e.compared), _pct(e.compared_rate), diff,
             f"{e.won}/{e.lost}"]))
     console.print(table)
@@ -523,6 +528,37 @@ def outcomes_report(
     except ImportError:
         pass
     console.print("Written: " + ", ".join(str(p) for p in written), soft_wrap=True)
+
+
+def _people_names(settings) -> dict[str, str]:
+    """Manager and rep names from the marts (read-only), so the report reads names, not ids."""
+    if not settings.warehouse_path.exists():
+        return {}
+    import duckdb
+
+    try:
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            rows = con.execute("select manager_id, manager_name from marts.dim_managers "
+                               "union all select rep_id, rep_name from marts.dim_reps").fetchall()
+    except duckdb.Error:
+        return {}
+    return {str(k): str(v) for k, v in rows if v}
+
+
+def _deal_names(settings, ids) -> dict[str, str]:
+    if not settings.warehouse_path.exists() or not ids:
+        return {}
+    import duckdb
+    import pandas as pd
+
+    try:
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+            con.register("wanted", pd.DataFrame({"opportunity_id": sorted(set(ids))}))
+            rows = con.execute("select opportunity_id, opportunity_name from marts.fct_opportunities "
+                               "where opportunity_id in (select opportunity_id from wanted)").fetchall()
+    except duckdb.Error:
+        return {}
+    return {str(k): str(v) for k, v in rows if v}
 
 
 def register(app: typer.Typer) -> None:
