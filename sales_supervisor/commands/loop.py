@@ -30,6 +30,12 @@ def _store(ledger):
     return PolicyVersionStore(ledger)
 
 
+def policy_from_default_version() -> str:
+    from agents.risk.policy import load_policy
+
+    return load_policy(None).version
+
+
 def _version_ref(ref: str) -> int | str:
     if ref.lower() in ("default", "shipped"):
         return "default"
@@ -161,6 +167,10 @@ def policy_propose(
         except PolicyError as exc:
             raise _fail(f"Refused: {exc}") from None
         cur = store.current()
+        base_version = cur.policy_version if cur else policy_from_default_version()
+        if v.policy_version == base_version:
+            err.print(f"[yellow]Note: its `version:` is still {v.policy_version!r}, like the policy in force; every "
+                      "flag records it, so bump it to tell their flags apart.[/yellow]", soft_wrap=True)
         console.print(f"Proposed version {v.version_id} (policy {v.policy_version}); not applied.")
         console.print(store.diff(cur.version_id if cur else "default", v.version_id), markup=False, soft_wrap=True,
                       highlight=False)
