@@ -64,6 +64,9 @@ def test_a_boolean_outcome_column_and_a_custom_rule_from_the_policy(tmp_path):
     report = run_rule_lab(df, "days_in_stage > 40", outcome="is_won")
     assert "1/true = won" in report.outcome_note
     assert report.estimate.lift > 1.5
+    with_open = df.assign(is_closed=True)
+    with_open.iloc[:100, with_open.columns.get_loc("is_closed")] = False  # open deals: is_won is false but they are not lost
+    assert run_rule_lab(with_open, "days_in_stage > 40", outcome="is_won").rows == len(df) - 100
 
 
 def test_clear_errors():

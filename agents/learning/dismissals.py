@@ -246,18 +246,16 @@ def approved_opportunities(uow: Any, rule_id: str) -> list[str]:
 
 def account_tags_for(warehouse: Any, opportunity_ids: Iterable[str]) -> dict[str, list[str]]:
     """Deal -> its account's tags (';'-separated in dim_accounts), read-only from the warehouse."""
-    import duckdb
-    import pandas as pd
+    from agents.warehouse import Warehouse
 
     ids = sorted(set(opportunity_ids))
     if not ids:
         return {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        con.register("wanted", pd.DataFrame({"opportunity_id": ids}))
+    with Warehouse.coerce(warehouse).connect(read_only=True) as con:
         rows = con.execute(
             "select o.opportunity_id, a.tags from marts.fct_opportunities o "
             "join marts.dim_accounts a on a.account_id = o.account_id "
-            "where o.opportunity_id in (select opportunity_id from wanted)"
+            "where o.opportunity_id = any(:ids)", {"ids": ids},
         ).fetchall()
     out: dict[str, list[str]] = defaultdict(list)
     for opp, tags in rows:

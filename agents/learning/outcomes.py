@@ -32,10 +32,8 @@ import datetime as dt
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import delete, select
 
 from agents.learning.stats import wilson
@@ -132,10 +130,11 @@ acts as (
     where a.opportunity_id in (select opportunity_id from i)
 ),
 stage_at_flag as (
-    select i.item_id, arg_max(s.stage_order, s.entered_at) as stage_order
-    from i join marts.fct_stage_history s
-      on s.opportunity_id = i.opportunity_id and cast(s.entered_at as date) <= i.flagged_on
-    group by i.item_id
+    select i.item_id,
+           (select s.stage_order from marts.fct_stage_history s
+            where s.opportunity_id = i.opportunity_id and cast(s.entered_at as date) <= i.flagged_on
+            order by s.entered_at desc limit 1) as stage_order
+    from i
 )
 select
     i.item_id,
@@ -183,27 +182,34 @@ class CheckResult:
     rows: list[dict[str, Any]]
 
 
-def check_outcomes(uow: Any, warehouse: str | Path, policy: Any, *, as_of: dt.date | None = None,
+def check_outcomes(uow: Any, warehouse: Any, policy: Any, *, as_of: dt.date | None = None,
                    actor: str = "outcomes") -> CheckResult:
-    """Check every reviewed item against the marts and store the results in ``action_outcomes`` (audited)."""
-    import duckdb
+    """Check every reviewed item against the marts and store the results in ``action_outcomes`` (audited).
 
+    ``warehouse``: an :class:`agents.warehouse.Warehouse` (DuckDB or PostgreSQL) or a DuckDB path. The items
+    go into a temporary table and one portable query checks them all."""
+    from agents.warehouse import Warehouse
+
+    wh = Warehouse.coerce(warehouse)
     items = reviewed_items(uow)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    plan = []
+    for it in items:
+        aim, days = aim_and_days(policy, it.rule_id)
+        plan.append({"item_id": it.item_id, "opportunity_id": it.opportunity_id, "flagged_on": it.flagged_on,
+                     "check_on": add_business_days(it.flagged_on, days), "aim": aim})
+    cols = ["item_id", "activity_resumed", "meeting_logged", "decision_maker_meeting", "stage_advanced",
+            "close_date_held", "first_touch", "final_result"]
+    # PostgreSQL refuses even a temporary table in a read-only transaction; DuckDB allows it (and a read-only
+    # connection keeps the pipeline's writer unblocked).
+    with wh.connect(read_only=wh.dialect == "duckdb") as con:
         data_end = latest_data_date(con)
         as_of = min(as_of or data_end, data_end)
-        plan = []
-        for it in items:
-            aim, days = aim_and_days(policy, it.rule_id)
-            plan.append({"item_id": it.item_id, "opportunity_id": it.opportunity_id, "flagged_on": it.flagged_on,
-                         "check_on": add_business_days(it.flagged_on, days), "aim": aim})
-        frame = pd.DataFrame(plan, columns=["item_id", "opportunity_id", "flagged_on", "check_on", "aim"])
-        frame["flagged_on"] = pd.to_datetime(frame["flagged_on"]).dt.date
-        frame["check_on"] = pd.to_datetime(frame["check_on"]).dt.date
-        con.register("reviewed", frame)
-        found = {r[0]: r for r in con.execute(_CHECK_SQL).fetchall()} if plan else {}
-        cols = ["item_id", "activity_resumed", "meeting_logged", "decision_maker_meeting", "stage_advanced",
-                "close_date_held", "first_touch", "final_result"]
+        found: dict[str, tuple] = {}
+        if plan:
+            con.execute("create temporary table reviewed "
+                        "(item_id varchar(64), opportunity_id varchar(128), flagged_on date, check_on date)")
+            con.executemany("insert into reviewed values (:item_id, :opportunity_id, :flagged_on, :check_on)", plan)
+            found = {r[0]: r for r in con.execute(_CHECK_SQL).fetchall()}
     rows = []
     now = uow.now()
     for it, p in zip(items, plan):

@@ -107,7 +107,7 @@ class RuleLabReport:
         }
 
 
-def load_labelled_table(csv: str | Path | None = None, *, table: str | None = None, warehouse: str | Path | None = None) -> pd.DataFrame:
+def load_labelled_table(csv: str | Path | None = None, *, table: str | None = None, warehouse: Any = None) -> pd.DataFrame:
     """A CSV file, or a table of the warehouse (read-only), as a DataFrame."""
     if (csv is None) == (table is None):
         raise LabError("give a CSV file or a warehouse table (one of them)")
@@ -116,16 +116,20 @@ def load_labelled_table(csv: str | Path | None = None, *, table: str | None = No
             return pd.read_csv(csv)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise LabError(f"cannot read {csv}: {exc}") from None
-    if warehouse is None or not Path(warehouse).exists():
-        raise LabError(f"no warehouse at {warehouse}: run the pipeline first, or give a CSV")
-    import duckdb
+    from agents.warehouse import Warehouse, WarehouseError
 
-    if not all(part.replace("_", "").isalnum() for part in table.split(".")):
+    wh = Warehouse.coerce(warehouse) if warehouse is not None else None
+    if wh is None or not wh.exists():
+        raise LabError(f"no warehouse ({wh.label if wh else 'none configured'}): run the pipeline first, or give a CSV")
+    parts = table.split(".")
+    if len(parts) != 2 or not all(part.replace("_", "").isalnum() for part in parts):
         raise LabError(f"{table!r} is not a table name (schema.table)")
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with wh.connect(read_only=True) as con:
+        if not con.has_table(*parts):
+            raise LabError(f"no table {table} in the {wh.label}")
         try:
-            return con.execute(f"select * from {table}").df()
-        except duckdb.Error as exc:
+            return con.execute(f"select * from {wh.table(*parts)}").fetch_df()
+        except WarehouseError as exc:
             raise LabError(f"cannot read the warehouse table {table}: {str(exc).splitlines()[0]}") from None
 
 
@@ -184,6 +188,11 @@ def run_rule_lab(
         raise LabError(f"{exc} (the table's columns: {', '.join(map(str, features))})") from None
     lost, note = outcome_is_lost(df[outcome], outcome)
     known = lost.notna()
+    if "is_closed" in df.columns and outcome != "is_closed":
+        # A marts-like table holds open deals too: only closed ones have an outcome.
+        closed = df["is_closed"].map(lambda v: str(v).strip().lower() in ("true", "1", "yes", "t"))
+        note += f" Rows with is_closed false skipped ({int((known & ~closed).sum())})."
+        known &= closed
     data = df[known].reset_index(drop=True)
     y = lost[known].astype(bool).reset_index(drop=True)
     records = _records(data[features])

@@ -292,7 +292,7 @@ def rule_lab(
             raise typer.Exit(2)
         expression = pol.resolve(rule).params.expression
     try:
-        df = load_labelled_table(csv, table=table, warehouse=settings.warehouse_path)
+        df = load_labelled_table(csv, table=table, warehouse=_warehouse(settings))
         report = run_rule_lab(df, expression, outcome=outcome, sweep=sweep, min_flagged=min_flagged)
     except LabError as exc:
         raise _fail(exc) from None
@@ -393,7 +393,7 @@ def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, b
             for s in over:
                 deals = [d.opportunity_id for d in s.dismissals if d.opportunity_id]
                 approved = approved_opportunities(ledger.uow, s.rule_id)
-                tags = account_tags_for(settings.warehouse_path, deals + approved) if settings.warehouse_path.exists() else {}
+                tags = account_tags_for(_warehouse(settings), deals + approved) if _warehouse(settings).exists() else {}
                 cand = propose_candidate(text, current, s, account_tags=tags, approved_opportunities=approved)
                 new_policy = policy_from_text(cand.yaml_text)
                 console.print(f"\n[bold]{s.rule_id}[/bold]: dismissed in {s.dismissed} of {s.decided} decisions "
@@ -454,11 +454,12 @@ def outcomes_check(
     from agents.learning.outcomes import check_outcomes
 
     settings = _settings(home=home)
-    if not settings.warehouse_path.exists():
-        raise _fail(f"no warehouse at {settings.warehouse_path}; run `make demo` (or `sales-supervisor run`) first")
+    wh = _warehouse(settings)
+    if not wh.exists():
+        raise _fail(f"no warehouse ({wh.label}); run `make demo` (or `sales-supervisor run`) first")
     day = dt.date.fromisoformat(as_of) if as_of else None
     with _open_ledger(home) as ledger:
-        result = check_outcomes(ledger.uow, settings.warehouse_path, settings.risk_policy_in_force(), as_of=day,
+        result = check_outcomes(ledger.uow, wh, settings.risk_policy_in_force(), as_of=day,
                                 actor=_operator_label())
     console.print(f"Checked {result.items} reviewed items as of {result.as_of}: {result.due} due, "
                   f"{result.achieved} reached the change they aimed for. See: sales-supervisor outcomes report")
@@ -540,33 +541,35 @@ def outcomes_report(
     console.print("Written: " + ", ".join(str(p) for p in written), soft_wrap=True)
 
 
+def _warehouse(settings):
+    from agents.warehouse import Warehouse
+
+    return Warehouse.from_settings(settings)
+
+
 def _people_names(settings) -> dict[str, str]:
     """Manager and rep names from the marts (read-only), so the report reads names, not ids."""
-    if not settings.warehouse_path.exists():
+    wh = _warehouse(settings)
+    if not wh.exists():
         return {}
-    import duckdb
-
     try:
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        with wh.connect(read_only=True) as con:
             rows = con.execute("select manager_id, manager_name from marts.dim_managers "
                                "union all select rep_id, rep_name from marts.dim_reps").fetchall()
-    except duckdb.Error:
+    except Exception:  # names are a courtesy: the ids still show
         return {}
     return {str(k): str(v) for k, v in rows if v}
 
 
 def _deal_names(settings, ids) -> dict[str, str]:
-    if not settings.warehouse_path.exists() or not ids:
+    wh = _warehouse(settings)
+    if not wh.exists() or not ids:
         return {}
-    import duckdb
-    import pandas as pd
-
     try:
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            con.register("wanted", pd.DataFrame({"opportunity_id": sorted(set(ids))}))
+        with wh.connect(read_only=True) as con:
             rows = con.execute("select opportunity_id, opportunity_name from marts.fct_opportunities "
-                               "where opportunity_id in (select opportunity_id from wanted)").fetchall()
-    except duckdb.Error:
+                               "where opportunity_id = any(:ids)", {"ids": sorted(set(ids))}).fetchall()
+    except Exception:  # names are a courtesy: the ids still show
         return {}
     return {str(k): str(v) for k, v in rows if v}
 
