@@ -138,3 +138,25 @@ def test_a_rule_dismissed_in_over_30_percent_gets_a_proposal_with_backtest_figur
         assert v.evidence["backtest"]["before"]["flagged_deals"] >= v.evidence["backtest"]["after"]["flagged_deals"]
         assert len(v.evidence["dismissals"]) == 8
         assert any("meeting_cadence_drop" in c for c in v.evidence["changes"])
+
+
+def test_claude_groups_reasons_through_the_validator_with_the_keywords_as_fallback():
+    import anthropic
+
+    from agents.learning.dismissals import group_reasons_with_claude
+    from tests.fakes.anthropic_server import FakeAnthropicServer, Reply
+
+    reasons = ["They are at a trade fair this month", "Already handled", "meh"]
+    with FakeAnthropicServer() as server:
+        client = anthropic.Anthropic(base_url=server.base_url, api_key="test-key-not-real", max_retries=0)
+        server.enqueue(Reply.tool({"categories": [{"index": 0, "category": "timing"},
+                                                  {"index": 1, "category": "made_up"}]}))
+        cats, problems = group_reasons_with_claude(reasons, client)
+        assert cats == ["timing", "already_handled", "other"]  # 1: invalid -> keywords; 2: unanswered -> keywords
+        assert any("unknown category 'made_up'" in p for p in problems)
+        assert any("not answered" in p for p in problems)
+        body = server.requests[-1]["body"] if isinstance(server.requests[-1], dict) else server.requests[-1].body
+        assert body["tool_choice"] == {"type": "tool", "name": "group_dismissal_reasons"}
+        server.enqueue(Reply.error(500, "api_error", "boom"))
+        cats, problems = group_reasons_with_claude(reasons, client)
+        assert cats == ["other", "already_handled", "other"] and "keyword taxonomy used" in problems[0]

@@ -264,3 +264,85 @@ def account_tags_for(warehouse: Any, opportunity_ids: Iterable[str]) -> dict[str
         elif tags:
             out[opp] = [t.strip() for t in str(tags).split(";") if t.strip()]
     return dict(out)
+
+
+# ---------------------------------------------------------------------------- optional: Claude groups the reasons
+
+GROUP_TOOL_NAME = "group_dismissal_reasons"
+GROUP_SYSTEM_PROMPT = (
+    "You sort sales managers' reasons for dismissing a coaching suggestion into fixed categories. "
+    "Categories: already_handled (the rep or manager already acted), timing (holidays, out of office, "
+    "come back later), expected (normal for this kind of deal: procurement, legal, long cycles), "
+    "account_policy (strategic, renewal or partner accounts handled differently), wrong_data (the CRM "
+    "data behind the flag is wrong or stale), other. Answer only with the tool: one category per reason index."
+)
+GROUP_TOOL = {
+    "name": GROUP_TOOL_NAME,
+    "description": "Record the category of each numbered dismissal reason.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"categories": {"type": "array", "items": {"type": "object", "properties": {
+            "index": {"type": "integer"}, "category": {"type": "string", "enum": [*TAXONOMY, OTHER]}},
+            "required": ["index", "category"]}}},
+        "required": ["categories"],
+    },
+}
+
+
+def group_reasons_with_claude(reasons: list[str | None], client: Any, *, model: str = "claude-sonnet-4-5",
+                              max_tokens: int = 1024) -> tuple[list[str], list[str]]:
+    """Categories for ``reasons`` from Claude, checked by a validator; (categories, problems).
+
+    The validator accepts only the taxonomy's categories and each given index once; every reason Claude
+    did not answer validly (or the whole call, on an API error) falls back to the keyword taxonomy, and the
+    problems say which. The keyword result is always the floor: Claude can only re-sort, never invent.
+    """
+    from pydantic import BaseModel, Field, ValidationError
+
+    class _Pick(BaseModel):
+        index: int = Field(ge=0, lt=max(len(reasons), 1))
+        category: str
+
+    class _Answer(BaseModel):
+        categories: list[_Pick]
+
+    fallback = [categorise(r) for r in reasons]
+    if not reasons:
+        return [], []
+    listing = "\n".join(f"{i}. {(r or '(no reason)')[:300]}" for i, r in enumerate(reasons))
+    try:
+        message = client.messages.create(
+            model=model, max_tokens=max_tokens, system=GROUP_SYSTEM_PROMPT, tools=[GROUP_TOOL],
+            tool_choice={"type": "tool", "name": GROUP_TOOL_NAME},
+            messages=[{"role": "user", "content": f"Reasons:\n{listing}"}],
+        )
+    except Exception as exc:  # any API failure: the offline taxonomy answers
+        return fallback, [f"Claude unavailable ({type(exc).__name__}); keyword taxonomy used"]
+    block = next((b for b in (getattr(message, "content", None) or []) if getattr(b, "type", None) == "tool_use"), None)
+    if block is None:
+        return fallback, ["no tool call in Claude's answer; keyword taxonomy used"]
+    try:
+        answer = _Answer.model_validate(block.input if isinstance(block.input, dict) else {})
+    except ValidationError as exc:
+        return fallback, [f"Claude's answer failed validation ({exc.errors()[0]['msg']}); keyword taxonomy used"]
+    out, problems, seen = list(fallback), [], set()
+    allowed = {*TAXONOMY, OTHER}
+    for pick in answer.categories:
+        if pick.index in seen:
+            problems.append(f"reason {pick.index} answered twice; the first answer kept")
+            continue
+        seen.add(pick.index)
+        if pick.category not in allowed:
+            problems.append(f"reason {pick.index}: unknown category {pick.category!r}; keyword taxonomy used")
+            continue
+        out[pick.index] = pick.category
+    missing = [i for i in range(len(reasons)) if i not in seen]
+    if missing:
+        problems.append(f"reasons {missing} not answered; keyword taxonomy used for them")
+    return out, problems
+
+
+def regroup(stats: RuleDismissals, categories: list[str]) -> RuleDismissals:
+    """The same dismissals with the given categories (e.g. from :func:`group_reasons_with_claude`)."""
+    return RuleDismissals(stats.rule_id, stats.decided, stats.dismissed,
+                          [dataclasses.replace(d, category=c) for d, c in zip(stats.dismissals, categories)])

@@ -140,6 +140,8 @@ def policy_propose(
     backtest_months: Annotated[int, typer.Option(min=0, help="Backtest window for the before/after figures (0: skip).")] = 3,
     step_days: Annotated[int, typer.Option(min=1, help="Days between backtest replays.")] = 14,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Window end (default: the run's as-of date).")] = None,
+    claude: Annotated[bool, typer.Option("--claude", help="Group the reasons with Claude (ANTHROPIC_API_KEY), checked "
+                                         "by a validator; the keyword taxonomy answers whatever fails.")] = False,
     home: HomeOpt = None,
 ) -> None:
     """Store a candidate policy version; nothing is applied until `policy apply`. Without --file: for each rule
@@ -151,7 +153,7 @@ def policy_propose(
     author = _operator(home)  # established from the identities file, not asserted
     if file is None:
         _propose_from_dismissals(home, author, threshold=threshold, weeks=weeks, min_decisions=min_decisions,
-                                 backtest_months=backtest_months, step_days=step_days, as_of=as_of)
+                                 backtest_months=backtest_months, step_days=step_days, as_of=as_of, claude=claude)
         return
     if not reason:
         err.print("[red]--reason is required with --file (it is audited).[/red]")
@@ -343,7 +345,19 @@ def _fmt_bt(f: dict) -> str:
             f"{f['flags_total']} flags in all over {f['replay_dates']} replay dates")
 
 
-def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, backtest_months, step_days, as_of) -> None:
+def _claude_client():
+    import os
+
+    import anthropic
+
+    if not os.getenv("ANTHROPIC_API_KEY"):
+        raise _fail("--claude needs ANTHROPIC_API_KEY (without it the keyword taxonomy groups the reasons)")
+    return anthropic.Anthropic(api_key=os.environ["ANTHROPIC_API_KEY"], base_url=os.getenv("ANTHROPIC_BASE_URL"),
+                               max_retries=2)
+
+
+def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, backtest_months, step_days, as_of,
+                             claude=False) -> None:
     import datetime as dt
 
     from agents.learning.dismissals import (
@@ -360,6 +374,17 @@ def _propose_from_dismissals(home, author, *, threshold, weeks, min_decisions, b
     with _open_ledger(home) as ledger:
         store = _store(ledger)
         stats = dismissals_by_rule(ledger.uow, day, weeks=weeks)
+        if claude:
+            from agents.drafting.config import DrafterConfig
+            from agents.learning.dismissals import group_reasons_with_claude, regroup
+
+            client, model = _claude_client(), DrafterConfig().model
+            for rule_id, st in list(stats.items()):
+                if st.dismissals:
+                    cats, problems = group_reasons_with_claude([d.reason for d in st.dismissals], client, model=model)
+                    stats[rule_id] = regroup(st, cats)
+                    for p in problems:
+                        err.print(f"[yellow]{rule_id}: {escape(p)}[/yellow]", soft_wrap=True)
         table = Table(title=f"Dismissal rate per rule, {weeks} weeks to {day}")
         for col in ("rule", "decided", "dismissed", "rate", "reasons (keyword taxonomy)"):
             table.add_column(col, justify="left" if col in ("rule", "reasons (keyword taxonomy)") else "right")
