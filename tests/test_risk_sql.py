@@ -254,6 +254,47 @@ def test_the_gate_sql_gives_the_same_answer_on_postgres(generated, as_of):
     assert {r[1]: r[2] for r in pg_rows if r[1] is not None and r[2] is not None}.keys() == duck.stage_orders.keys()
 
 
+@pytest.mark.skipif(not PG_URL, reason="SALES_SUPERVISOR_TEST_POSTGRES_URL is not set")
+def test_the_gate_runs_through_the_warehouse_connection_on_postgres(generated):
+    """The marts copied into a throwaway PostgreSQL database; run_gate on agents.warehouse's
+    connection picks the PostgreSQL dialect by itself and finds the DuckDB candidates."""
+    import psycopg
+
+    from agents.warehouse import Warehouse
+
+    as_of, policy, baselines = AS_OF_DATES[1], rich_policy(), make_baselines()
+    db = f"risk_sql_wh_{os.getpid()}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f"create database {db}")
+    url = PG_URL.rsplit("/", 1)[0] + "/" + db
+    try:
+        with psycopg.connect(url, autocommit=True) as pg:
+            pg.execute("create schema marts")
+            _copy_marts(generated, pg, "marts")
+        with Warehouse("postgres", url=url).connect(read_only=True) as con:
+            gate = setbased.run_gate(con, policy, as_of, baselines)
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f"drop database {db}")
+    duck = setbased.run_gate(generated, policy, as_of, baselines)
+    assert gate.candidates == duck.candidates and gate.stage_orders == duck.stage_orders
+    assert "~" in gate.sql and "try_cast" not in gate.sql
+
+
+def _copy_marts(duck, pg, schema: str) -> None:
+    types = {"VARCHAR": "text", "DOUBLE": "double precision", "BIGINT": "bigint", "BOOLEAN": "boolean",
+             "TIMESTAMP": "timestamp", "DATE": "date", "INTEGER": "integer"}
+    for t in ["fct_opportunities", "fct_stage_history", "fct_field_history", "fct_activities",
+              "bridge_activity_contacts", "dim_accounts", "dim_reps"]:
+        cols = duck.execute(
+            "select column_name, data_type from duckdb_columns() where schema_name = 'marts' and table_name = ?",
+            [t]).fetchall()
+        pg.execute(f"create table {schema}.{t} (" + ", ".join(f"{c} {types[ty]}" for c, ty in cols) + ")")
+        with pg.cursor() as cur:
+            cur.executemany(f"insert into {schema}.{t} values ({', '.join(['%s'] * len(cols))})",
+                            duck.execute(f"select * from marts.{t}").fetchall())
+
+
 class _Renamed:
     """A cursor whose queries read the test schema instead of marts."""
 

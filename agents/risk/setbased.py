@@ -599,9 +599,13 @@ def distinct_values(con: Any) -> tuple[list[str | None], list[str | None]]:
     return segs, stgs
 
 
-def run_gate(con: Any, policy: RiskPolicy, as_of: dt.date, baselines: BaselineSet, *, dialect_name: str = "duckdb") -> GateResult:
-    """Run the gate on a warehouse connection (a DuckDB connection, or a DB-API cursor on
-    PostgreSQL): the open deals, the candidates among them and the engine's stage orders."""
+def run_gate(
+    con: Any, policy: RiskPolicy, as_of: dt.date, baselines: BaselineSet, *, dialect_name: str | None = None,
+) -> GateResult:
+    """Run the gate on a warehouse connection: an :class:`agents.warehouse.WarehouseConnection`
+    (DuckDB or PostgreSQL, the dialect is its own), a DuckDB connection, or a cursor (pass
+    ``dialect_name``): the open deals, the candidates among them and the engine's stage orders."""
+    dialect_name = dialect_name or getattr(con, "dialect", None) or "duckdb"
     segments, stages = distinct_values(con)
     sql = gate_sql(policy, as_of, baselines, segments=segments, stages=stages, dialect_name=dialect_name)
     rows = _fetch(con, sql)
