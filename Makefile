@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock prepare demo test test-fast eval dev bench lint clean
+.PHONY: help install lock prepare demo demo-monday test test-fast eval dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ prepare: $(STAMP)  ## parse the dbt project when its manifest is stale (the code
 
 demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
 	$(BIN)/sales-supervisor demo
+
+demo-monday: $(STAMP)  ## the demo as of Monday 2026-09-28: weekly rep scorecards open each digest
+	$(BIN)/sales-supervisor run --source demo --as-of 2026-09-28
 
 test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
 	$(BIN)/python -m pytest

@@ -463,7 +463,7 @@ def _resolve_item_id(ledger, item_id: str) -> str:
 
 
 def _decide(item_id: str, action: str, approver: str | None, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
-    from agents.ledger import AlreadyDecided, EditTooLong, NotAuthorised, UnknownItem
+    from agents.ledger import AlreadyDecided, EditTooLong, LedgerError, NotAuthorised, UnknownItem
 
     if action == "edit" and not (edited_text or "").strip():
         err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
@@ -493,6 +493,10 @@ def _decide(item_id: str, action: str, approver: str | None, home: Path | None, 
         except UnknownItem:
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
+        except LedgerError as exc:  # e.g. ConfirmationRequired: a manager-only scorecard verdict
+            err.print(f"[yellow]Not recorded:[/yellow] {escape(str(exc))}. "
+                      f"Use `sales-supervisor scorecards confirm {item_id}`.", soft_wrap=True)
+            raise typer.Exit(5) from None
     on_behalf = f" (operator {operator})" if operator != approver else ""
     console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.", soft_wrap=True)
 
@@ -621,6 +625,17 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
         table.add_row(q.rule_id, str(q.truth), str(q.flagged), str(q.true_positives),
                       "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
+    # Rep-level triggers and the EXCEEDS verdict, as of the scorecard Monday (issue 14).
+    from agents.accountability.quality import measure_reps
+
+    with _semantic_layer(settings) as layer:
+        monday, rep_rows = measure_reps(settings.warehouse_path, layer, settings.risk_policy_in_force(),
+                                        settings.effective_as_of(), truth)
+    for q in rep_rows:
+        p, r = q.precision, q.recall
+        below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
+        table.add_row(f"{q.rule_id} (rep, {monday})", str(q.truth), str(q.flagged), str(q.true_positives),
+                      "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
     console.print(table)
     if below:
         err.print("[yellow]Some rule is below precision 0.8 or recall 0.9.[/yellow]")
@@ -699,7 +714,9 @@ def risk_snooze(
         raise typer.Exit(2) from None
     settings = _settings(home=home)
     approver, operator = _acting_as(approver, home)
-    known = settings.risk_policy_in_force().rule_ids
+    from agents.accountability.policy import TRIGGERS
+
+    known = [*settings.risk_policy_in_force().rule_ids, *TRIGGERS]  # rep-level triggers: snooze with the rep id
     with _open_ledger(home) as ledger:
         try:
             ledger.snooze(
@@ -862,3 +879,7 @@ if __name__ == "__main__":  # pragma: no cover
 from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
 
 _register_loop(app)
+
+from sales_supervisor.commands.scorecards import scorecards_app  # noqa: E402  (issue 14)
+
+app.add_typer(scorecards_app, name="scorecards")

@@ -13,6 +13,7 @@ from agents.ledger.migrations import alembic_config
 
 TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version",
           "policy_versions", "action_outcomes"}
+TABLES |= {"scorecard_verdicts"}  # issue 14: a rep's verdict history
 
 
 def _head() -> str:

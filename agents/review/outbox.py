@@ -115,6 +115,16 @@ def digest_markdown(digest: Digest) -> str:
     ]
     if digest.held_back_summary:
         lines += [f"**{_md(digest.held_back_summary)}** (listed in the appendix).", ""]
+    if digest.scorecards:
+        lines += ["## Weekly scorecards", "",
+                  "One per rep, verdict by the policy's rules. BELOW_FLOOR_PIP and CRITICAL stay with you: "
+                  "they are never sent to the rep, and approving one asks you to confirm twice.", ""]
+        for entry in digest.scorecards:
+            verdict = str(entry.flag.observed)
+            lines.append(f"- **{_md(entry.rep_name or '')}: {_md(verdict)}**"
+                         f"{' (manager only)' if verdict in ('BELOW_FLOOR_PIP', 'CRITICAL') else ''} `{entry.short_id or ''}` "
+                         f"{_md(entry.flag.message)}")
+        lines.append("")
     if digest.decide_first:
         lines += ["## Decide these first", ""]
         for i, entry in enumerate(digest.decide_first, 1):
@@ -253,6 +263,29 @@ def digest_html(digest: Digest) -> str:
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
                      f'(<a style="{c["a"]}" href="#held-back">listed below</a>).</p>')
+    if digest.scorecards:
+        parts.append(f'<div style="{c["box"]}" id="scorecards"><h2 style="{c["h2"]}">Weekly scorecards</h2>'
+                     f'<p style="{c["small"]}">One per rep, verdict by the policy\'s rules. BELOW_FLOOR_PIP and CRITICAL stay '
+                     "with you: never sent to the rep; approving one asks you to confirm twice.</p>")
+        parts.append(f'<table style="{c["table"]}"><tr>' + "".join(
+            f'<th style="{c["th"]}">{h}</th>' for h in ("rep", "verdict", "the numbers (last weeks vs floors)", "item")
+        ) + "</tr>")
+        colours = {"EXCEEDS": "#1a7f37", "MEETS": "#57606a", "BELOW_FLOOR": "#9a6700", "BELOW_FLOOR_PIP": "#bc4c00",
+                   "CRITICAL": "#cf222e"}
+        for entry in digest.scorecards:
+            verdict = str(entry.flag.observed)
+            tag = "<br><small>manager only</small>" if verdict in ("BELOW_FLOOR_PIP", "CRITICAL") else ""
+            numbers = entry.flag.message.split(f"{verdict} ", 1)[-1]  # the reason, then the numbers
+            parts.append(
+                "<tr>"
+                f'<td style="{c["td"]}">{e(entry.rep_name or "")}</td>'
+                f'<td style="{c["td"]};white-space:nowrap"><b style="color:{colours.get(verdict, "#57606a")}">{e(verdict)}</b>{tag}</td>'
+                f'<td style="{c["td"]}">{e(numbers)}</td>'
+                f'<td style="{c["td"]}"><a style="{c["a"]}" href="#item-{e(entry.short_id or entry.flag.flag_id)}">'
+                f'<code style="{c["code"]}">{e(entry.short_id or "")}</code></a></td>'
+                "</tr>"
+            )
+        parts.append("</table></div>")
     if digest.decide_first:
         parts.append(f'<div style="{c["box"]}" id="decide-first"><h2 style="{c["h2"]}">Decide these first</h2>')
         parts.append(f'<table style="{c["table"]}"><tr>' + "".join(

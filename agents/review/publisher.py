@@ -221,8 +221,11 @@ def _shadow(ledger: Ledger, channels: Mapping[str, Channel], report: PublishRepo
             item = ledger.get_item(decision.item_id)
             if item is None:
                 continue
-            approved = ApprovedItem(item=item, decision=decision, owed=tuple(channels))
-            for name in channels:
+            from agents.ledger.audience import allowed_channels
+
+            owed = allowed_channels(item, tuple(channels))  # a PIP or CRITICAL scorecard: none, ever
+            approved = ApprovedItem(item=item, decision=decision, owed=owed)
+            for name in owed:
                 report.would_send.append((item.item_id, name))
                 if outbox_dir is not None:
                     message = OutboundMessage.from_approved(approved, Ledger.delivery_key(item.item_id, name))

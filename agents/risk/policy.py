@@ -276,6 +276,8 @@ class _PolicyFile(_Strict):
     exclusions: list[Exclusion] = Field(default_factory=list)
     playbooks: dict[str, Playbook] = Field(default_factory=dict)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    # Rep-level triggers, scorecard floors and verdict rules (agents/accountability/policy.py).
+    accountability: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- the loaded policy
@@ -341,6 +343,14 @@ class RiskPolicy:
                 except ValidationError as exc:
                     field, msg = _first_error(exc)
                     raise PolicyError(source, str(rule_id), field, msg) from None
+        if data.get("accountability") is not None:
+            from agents.accountability.policy import AccountabilitySettings
+
+            try:
+                AccountabilitySettings.model_validate(data["accountability"])
+            except ValidationError as exc:
+                field, msg = _first_error(exc)
+                raise PolicyError(source, None, "accountability" + (f".{field}" if field else ""), msg) from None
         playbooks = data.get("playbooks") or {}
         if isinstance(playbooks, Mapping):
             for name, pb in playbooks.items():

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from connectors.demo.plant_scorecards import plant_scorecards
 from connectors.demo import words
 from connectors.demo.params import (
     ADVERSARIAL_CYCLE,
@@ -215,6 +216,7 @@ class _World:
                             self.progress("reps", rep_index)
         finally:
             sink.close()
+        self.planted.update(plant_scorecards(folder, self.as_of, self.seed, sink.counts))  # issue 14: rep-level cases
         total = sum(sink.counts.values())
         if self.progress:
             self.progress("rows", total)

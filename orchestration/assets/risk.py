@@ -19,7 +19,8 @@ MART_INPUTS = [
 
 @dg.asset(
     key=["risk", "risk_flags"],
-    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs]],
+    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs],
+          dg.AssetKey(["accountability", "rep_scorecards"])],
     group_name=RISK_GROUP,
     owners=["team:revenue-operations"],
     kinds={"python", "duckdb"},
@@ -49,7 +50,12 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         settings.warehouse_path,
     ) as layer:
         run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
-    store_risk_run(settings.warehouse_path, run, baselines.results, context.run.run_id)
+        # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
+        from agents.accountability.run import assess_reps, load_scorecards
+
+        scorecards = load_scorecards(settings.warehouse_path, as_of)
+        run, rep_queries = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes, scorecards=scorecards)
+    store_risk_run(settings.warehouse_path, run, [*baselines.results, *rep_queries], context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
@@ -60,6 +66,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
             "deals_evaluated": dg.MetadataValue.int(run.deals_evaluated),
             "flags": dg.MetadataValue.int(len(run.flags)),
             "flags_by_rule": dg.MetadataValue.json(by_rule),
+            "scorecards": dg.MetadataValue.json({sc.rep_id: sc.verdict for sc in scorecards}),
             "suppressed": dg.MetadataValue.int(len(run.suppressed)),
             "not_applicable": dg.MetadataValue.json({n.rule_id: f"{n.reason} ({n.count})" for n in run.not_applicable}),
             "semantic_query_ids": dg.MetadataValue.json(run.semantic_query_ids),
