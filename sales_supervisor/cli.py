@@ -856,3 +856,8 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+from sales_supervisor.commands import coach as _coach_commands  # noqa: E402  (the deal coach: brief, brief-eval)
+
+_coach_commands.register(app)

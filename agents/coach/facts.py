@@ -131,10 +131,12 @@ def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
 
 def latest_risk_run(con: Any, as_of: dt.date | None = None) -> dict[str, Any] | None:
     try:
-        rows = _rows(con, "select run_id, as_of, max(created_at) as at from risk.risk_flags "
-                     + ("where as_of <= ? " if as_of else "") + "group by 1, 2 order by at desc limit 1",
+        rows = _rows(con, "select run_id, as_of, max(created_at) as flagged_at from risk.risk_flags "
+                     + ("where as_of <= ? " if as_of else "") + "group by 1, 2 order by flagged_at desc limit 1",
                      [as_of] if as_of else [])
-    except Exception:  # no risk schema yet (a warehouse without a risk run)
+    except Exception as exc:  # no risk schema yet (a warehouse without a risk run)
+        if "risk_flags" not in str(exc) and "risk" not in str(exc).lower():
+            raise
         return None
     return rows[0] if rows else None
 

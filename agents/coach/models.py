@@ -87,12 +87,17 @@ class Line(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_LINE_CHARS)
-    cites: list[str] = Field(default_factory=list, max_length=12)
+    cites: list[str] = Field(default_factory=list, max_length=16)
 
     @field_validator("text")
     @classmethod
     def _one_line(cls, v: str) -> str:
         return " ".join(v.split())
+
+    @field_validator("cites")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
 
 
 class NextAction(BaseModel):

@@ -201,7 +201,7 @@ def draft_brief(packet: BriefPacket, playbook: Playbook) -> Brief:
     else:
         threading.append(Line(text=f"Multi-threaded: {len(engaged)} contacts engaged.", cites=[c.contact_id for c in engaged[:12]]))
     champs = checks.engaged("champion")
-    if not champs:
+    if not champs and not any("No champion" in x.text for x in missing):
         threading.append(Line(text="No champion engaged.", cites=[oid]))
     for c in champs[:2]:
         if c.last_touch and (p.as_of - c.last_touch).days >= playbook.champion_silence_days:
