@@ -249,6 +249,16 @@ def draft_brief(packet: BriefPacket, playbook: Playbook) -> Brief:
             timing=Line(text=f"{'This week' if this_week else 'Next week'}: by {due.strftime('%A')} {due}.", cites=[oid]),
             who=who, success=Line(text=a.success, cites=[]), alternative=alt,
         )
+    elif d.close_date is not None and d.close_date < p.as_of:
+        due = due_date(p.as_of, True)
+        next_action = NextAction(
+            action=Line(text=f"Agree a new close date with the buyer: {d.close_date} has passed.", cites=[oid]),
+            reason=Line(text=f"The close date {d.close_date} is {(p.as_of - d.close_date).days} days before {p.as_of}, "
+                             f"and every {stage} playbook action is done.", cites=[oid]),
+            timing=Line(text=f"This week: by {due.strftime('%A')} {due}.", cites=[oid]),
+            who=Line(text=f"{d.rep_name or 'The rep'} (the rep).", cites=[oid]),
+            success=Line(text="A close date the buyer agreed to is in the CRM, with the steps to reach it.", cites=[]),
+        )
     else:
         next_action = NextAction(
             action=Line(text=f"Agree the move out of {stage} with the buyer: every {stage} playbook action is done.", cites=[oid]),
