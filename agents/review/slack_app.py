@@ -363,6 +363,9 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
             ephemeral(meta.get("channel"), user, note)
 
+    from agents.coach.slack import register_brief_command  # the deal coach's /brief (issue 16): private, audited
+
+    register_brief_command(app, ledger, settings.approvers)
     return app
 
 
