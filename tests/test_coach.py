@@ -231,3 +231,25 @@ def test_claude_over_budget_makes_no_call():
         got, cost, error = _claude(server, budget=0.0).draft(packet, draft_brief(packet, load_playbook()))
         assert server.message_requests() == []
     assert got is None and cost == 0 and error.startswith("budget")
+
+
+# --------------------------------------------------------------------------- loss reasons in a CSV export
+
+
+def test_a_salesforce_export_maps_its_loss_reason_field_only_where_present(tmp_path):
+    from connectors.csv_folder import CsvFolderSource
+    from connectors.mapping import MappingError, load_mapping
+    from connectors.schema import RAW_OBJECTS
+
+    mapping = load_mapping(Path(__file__).parents[1] / "connectors/mappings/salesforce_data_export.yaml")
+    om = mapping.objects["opportunities"]
+    header = ["Id", "AccountId", "OwnerId", "Name", "StageName", "Amount", "CreatedDate", "CloseDate", "IsClosed", "IsWon",
+              "NextStep", "IsDeleted", "LastModifiedDate"]
+    plan = CsvFolderSource._column_plan(RAW_OBJECTS["opportunities"], om, header, tmp_path / "Opportunity.csv")
+    assert plan["loss_reason"] is None  # the org has no such field: left empty, no error
+    plan = CsvFolderSource._column_plan(RAW_OBJECTS["opportunities"], om, [*header, "Loss_Reason__c"], tmp_path / "Opportunity.csv")
+    assert plan["loss_reason"] == "Loss_Reason__c"
+    bad = tmp_path / "m.yaml"
+    bad.write_text("stages: [{name: A, order: 1}]\nobjects: {opportunities: {file: o.csv, if_present: {why_lost: X}}}\n")
+    with pytest.raises(MappingError, match="unknown canonical field 'why_lost'"):
+        load_mapping(bad)
