@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
         server = FakeAnthropicServer(echo).__enter__()
         claude = ClaudeBriefDrafter(DrafterConfig(api_key="bench", base_url=server.base_url, max_retries=0, budget_usd=100))
-    times, costs = [], []
+    times, costs, drafters = [], [], []
     with tempfile.TemporaryDirectory() as tmp, open_ledger(home=Path(tmp)) as ledger:
         for opp, rep in deals:
             started = time.monotonic()
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                             manifest_sha=manifest_hash(target / "semantic_manifest.json"), claude=claude, channel="bench")
             times.append(time.monotonic() - started)
             costs.append(r.cost_usd)
+            drafters.append(r.brief.drafter)
     if server is not None:
         server.__exit__(None, None, None)
     first, rest = times[0], times[1:]
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"briefs: {len(times)} ({'claude via local fake' if args.llm else 'template, offline'}) on {wh}")
     print(f"first brief (team figures queried and cached): {first:.2f} s")
     print(f"next {len(rest)}: p50 {statistics.median(rest):.3f} s, p95 {p95:.3f} s, max {max(rest):.3f} s")
-    print(f"cost per brief: mean ${statistics.mean(costs):.5f}, total ${sum(costs):.4f}")
+    print(f"cost per brief: mean ${statistics.mean(costs):.5f}, total ${sum(costs):.4f}; drafted by "
+          + ", ".join(f"{d} {drafters.count(d)}" for d in sorted(set(drafters))))
     return 0
 
 
