@@ -253,3 +253,20 @@ def test_a_salesforce_export_maps_its_loss_reason_field_only_where_present(tmp_p
     bad.write_text("stages: [{name: A, order: 1}]\nobjects: {opportunities: {file: o.csv, if_present: {why_lost: X}}}\n")
     with pytest.raises(MappingError, match="unknown canonical field 'why_lost'"):
         load_mapping(bad)
+
+
+def test_brief_eval_command_gates_and_records(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from agents.ledger import open_ledger
+    from sales_supervisor.cli import app
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    res = CliRunner().invoke(app, ["brief-eval", "--home", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert f"{len(CASES)} of {len(CASES)} cases pass (100%)" in res.output
+    assert json.loads((tmp_path / "evals" / "briefs.json").read_text())["gate_passed"] is True
+    res = CliRunner().invoke(app, ["brief-eval", "--home", str(tmp_path), "--gate", "1.01"])
+    assert res.exit_code == 1
+    with open_ledger(home=tmp_path) as ledger:
+        assert [r.action for r in ledger.audit_rows(subject_type="eval")] == ["coach.brief_eval", "coach.brief_eval"]

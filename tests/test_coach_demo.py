@@ -220,3 +220,37 @@ def test_loss_reasons_are_in_the_marts_for_lost_deals_only(demo):
     assert 0.8 * lost_all < lost_with < lost_all  # about one lost deal in eight records no reason
     assert won_with == 0 and open_with == 0
     assert stages <= {"Prospecting", "Qualification", "Discovery", "Proposal", "Negotiation", "unknown"} and len(stages) >= 4
+
+
+def test_claude_drafter_through_serve_brief_costed_audited_and_held_to_the_packet(demo, tmp_path):
+    """The LLM path end to end against the local fake: a grounded rewording is served (cost recorded, < 10 s);
+    an invented figure is refused by the validator and the template brief is served instead, saying so."""
+    from agents.coach.claude import BRIEF_TOOL_NAME, ClaudeBriefDrafter
+    from agents.drafting.config import DrafterConfig
+    from agents.semantic_layer import manifest_hash
+    from tests.fakes.anthropic_server import FakeAnthropicServer, Reply
+
+    wh, deals, _, _ = demo
+    opp, rep, _ = deals["Discovery"]
+    invent = {"on": False}
+
+    def model(body):
+        draft = json.loads(body["messages"][0]["content"])["draft_brief"]
+        if invent["on"]:
+            draft["objections"][0]["text"] = "Price too high: 97 of 100 lost deals (97%)."
+        return Reply(body={"content": [{"type": "tool_use", "id": "toolu_b", "name": BRIEF_TOOL_NAME, "input": draft}]})
+
+    with FakeAnthropicServer(model) as server, open_ledger(home=tmp_path / "ledger") as ledger:
+        claude = ClaudeBriefDrafter(DrafterConfig(api_key="test-key", base_url=server.base_url, max_retries=0))
+        kw = dict(warehouse=wh.warehouse, ledger=ledger, as_of=DEMO_AS_OF, cache_dir=tmp_path / "c", layer_factory=_layer(wh),
+                  manifest_sha=manifest_hash(DBT_PROJECT_DIR / "target" / "semantic_manifest.json"), claude=claude)
+        good = serve_brief(opp, rep, **kw)
+        invent["on"] = True
+        bad = serve_brief(opp, rep, **kw)
+        served = [r for r in ledger.audit_rows(subject_type="opportunity", subject_id=opp) if r.action == AUDIT_SERVED]
+    assert good.brief.drafter == "claude:claude-sonnet-4-5" and good.cost_usd > 0 and good.latency_s < 10 and not good.rejected
+    assert bad.brief.drafter == "template" and any("ungrounded_number" in r for r in bad.rejected)
+    assert "draft not used" in bad.brief.notes[-1] and bad.findings == []
+    payloads = [json.loads(r.payload) if isinstance(r.payload, str) else r.payload for r in served]
+    assert payloads[0]["cost_usd"] > 0 and payloads[0]["drafter"].startswith("claude")
+    assert payloads[1]["drafter"] == "template" and payloads[1]["claude_rejected"]
