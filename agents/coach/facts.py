@@ -123,17 +123,18 @@ def _json_row(cols: list[str], row: tuple) -> dict[str, Any]:
     return out
 
 
-def _rows(con: Any, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-    cur = con.execute(sql, params)
-    cols = [d[0] for d in cur.description]
-    return [_json_row(cols, r) for r in cur.fetchall()]
+def _rows(con: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts, through agents.warehouse (``:name`` parameters, DuckDB or PostgreSQL)."""
+    res = con.execute(sql, params)
+    cols = res.columns
+    return [_json_row(cols, r) for r in res.fetchall()]
 
 
 def latest_risk_run(con: Any, as_of: dt.date | None = None) -> dict[str, Any] | None:
     try:
         rows = _rows(con, "select run_id, as_of, max(created_at) as flagged_at from risk.risk_flags "
-                     + ("where as_of <= ? " if as_of else "") + "group by 1, 2 order by flagged_at desc limit 1",
-                     [as_of] if as_of else [])
+                     + ("where as_of <= :as_of " if as_of else "") + "group by 1, 2 order by flagged_at desc limit 1",
+                     {"as_of": as_of} if as_of else {})
     except Exception as exc:  # no risk schema yet (a warehouse without a risk run)
         if "risk_flags" not in str(exc) and "risk" not in str(exc).lower():
             raise
@@ -152,7 +153,7 @@ def deal_packet(con: Any, opportunity_id: str, as_of: dt.date, figures: TeamFigu
         left join marts.dim_accounts a on a.account_id = o.account_id
         left join marts.dim_reps r on r.rep_id = o.owner_rep_id
         left join marts.dim_managers m on m.manager_id = o.manager_id
-        where o.opportunity_id = ?""", [opportunity_id])
+        where o.opportunity_id = :opp""", {"opp": opportunity_id})
     if not deal_rows:
         raise DealNotFound(f"no deal {opportunity_id!r} in the warehouse (marts.fct_opportunities)")
     d = deal_rows[0]
@@ -174,17 +175,18 @@ def deal_packet(con: Any, opportunity_id: str, as_of: dt.date, figures: TeamFigu
             select b.contact_id, a.activity_type, a.occurred_at
             from marts.fct_activities a
             join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
-            where a.opportunity_id = ? and a.occurred_at < ?
+            where a.opportunity_id = :opp and a.occurred_at < :horizon
         )
         select c.contact_id, c.contact_name, c.title, c.buying_role,
                max(t.occurred_at) as last_touch,
                count(t.contact_id) as touches,
-               count(case when t.activity_type = 'meeting' and t.occurred_at >= ? then 1 end) as meetings_90d
+               count(case when t.activity_type = 'meeting' and t.occurred_at >= :since then 1 end) as meetings_90d
         from marts.dim_contacts c
         left join touches t on t.contact_id = c.contact_id
-        where c.account_id = ? or c.contact_id in (select contact_id from touches)
+        where c.account_id = :account or c.contact_id in (select contact_id from touches)
         group by 1, 2, 3, 4
-        order by max(t.occurred_at) desc nulls last, c.contact_id""", [opportunity_id, horizon, since, d["account_id"]])
+        order by max(t.occurred_at) desc nulls last, c.contact_id""",
+        {"opp": opportunity_id, "horizon": horizon, "since": since, "account": d["account_id"]})
     for c in contacts:
         p.contacts.append(Contact(
             contact_id=c["contact_id"], name=c["contact_name"], title=c["title"], role=c["buying_role"],
@@ -195,21 +197,22 @@ def deal_packet(con: Any, opportunity_id: str, as_of: dt.date, figures: TeamFigu
 
     for s in _rows(con, """
             select stage_history_id, stage, entered_at, exited_at from marts.fct_stage_history
-            where opportunity_id = ? and entered_at < ? order by entered_at, stage_history_id""", [opportunity_id, horizon]):
+            where opportunity_id = :opp and entered_at < :horizon order by entered_at, stage_history_id""",
+            {"opp": opportunity_id, "horizon": horizon}):
         p.stints.append(s)
         p.cite(Citation(id=s["stage_history_id"], kind="crm", table="marts.fct_stage_history", row=s))
     for f in _rows(con, """
             select field_history_id, field_name, old_value, new_value, changed_at from marts.fct_field_history
-            where opportunity_id = ? and field_name in ('amount', 'close_date') and changed_at < ?
-            order by changed_at, field_history_id""", [opportunity_id, horizon]):
+            where opportunity_id = :opp and field_name in ('amount', 'close_date') and changed_at < :horizon
+            order by changed_at, field_history_id""", {"opp": opportunity_id, "horizon": horizon}):
         p.changes.append(f)
         p.cite(Citation(id=f["field_history_id"], kind="crm", table="marts.fct_field_history", row=f))
     for a in _rows(con, """
             select a.activity_id, a.activity_type, a.occurred_at, string_agg(b.contact_id, ',' order by b.contact_id) as contact_ids
             from marts.fct_activities a
             left join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
-            where a.opportunity_id = ? and a.occurred_at < ?
-            group by 1, 2, 3 order by a.occurred_at desc, a.activity_id limit 3""", [opportunity_id, horizon]):
+            where a.opportunity_id = :opp and a.occurred_at < :horizon
+            group by 1, 2, 3 order by a.occurred_at desc, a.activity_id limit 3""", {"opp": opportunity_id, "horizon": horizon}):
         p.activities.append(a)
         p.cite(Citation(id=a["activity_id"], kind="crm", table="marts.fct_activities", row=a))
 
@@ -218,9 +221,10 @@ def deal_packet(con: Any, opportunity_id: str, as_of: dt.date, figures: TeamFigu
                 select a.activity_id, a.occurred_at, string_agg(b.contact_id, ',' order by b.contact_id) as contact_ids
                 from marts.fct_activities a
                 left join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
-                where a.opportunity_id = ? and a.activity_type = 'meeting' and a.occurred_at >= ? and a.occurred_at < ?
+                where a.opportunity_id = :opp and a.activity_type = 'meeting' and a.occurred_at >= :entered
+                  and a.occurred_at < :horizon
                 group by 1, 2 order by a.occurred_at desc, a.activity_id limit 10""",
-                [opportunity_id, deal.stage_entered, horizon]):
+                {"opp": opportunity_id, "entered": deal.stage_entered, "horizon": horizon}):
             p.stage_meetings.append(a)
             p.cite(Citation(id=a["activity_id"], kind="crm", table="marts.fct_activities", row={**a, "activity_type": "meeting"}))
 
@@ -228,8 +232,8 @@ def deal_packet(con: Any, opportunity_id: str, as_of: dt.date, figures: TeamFigu
     if p.risk_run is not None:
         for f in _rows(con, """
                 select flag_id, rule_id, severity, message from risk.risk_flags
-                where run_id = ? and opportunity_id = ? order by priority desc nulls last, flag_id""",
-                [p.risk_run["run_id"], opportunity_id]):
+                where run_id = :run and opportunity_id = :opp order by priority desc nulls last, flag_id""",
+                {"run": p.risk_run["run_id"], "opp": opportunity_id}):
             p.flags.append(f)
             p.cite(Citation(id=f["flag_id"], kind="risk", table="risk.risk_flags", row={**f, "run_id": p.risk_run["run_id"]}))
 

@@ -8,6 +8,7 @@ allow-listed delegates may see it, and every brief served (or refused) is an aud
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -55,19 +56,34 @@ def may_see(requester: str, owner_rep_id: str | None, manager_id: str | None, de
     return bool(manager_id) and requester in delegates_of(manager_id)
 
 
-def _connect(warehouse: Path):
-    import duckdb
+@contextlib.contextmanager
+def _connect(warehouse: Any):
+    """A read-only connection through agents.warehouse (a DuckDB file or PostgreSQL)."""
+    from agents.warehouse import Warehouse, WarehouseError
 
-    if not Path(warehouse).exists():
-        raise FileNotFoundError(f"no warehouse at {warehouse}: run `sales-supervisor demo` (or `run`) first")
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
+        raise FileNotFoundError(f"no warehouse at {wh.path}: run `sales-supervisor demo` (or `run`) first")
     try:
-        return duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException as exc:
-        raise WarehouseBusy(f"the warehouse {warehouse} is busy (a pipeline run holds it): try again when it ends ({exc})") from None
+        cm = wh.connect(read_only=True)
+        con = cm.__enter__()
+    except WarehouseError as exc:
+        raise WarehouseBusy(str(exc)) from None
+    except Exception as exc:  # DuckDB: another process holds the file for writing
+        if "lock" in str(exc).lower() or type(exc).__name__ == "IOException":
+            raise WarehouseBusy(f"the {wh.label} is busy (a pipeline run holds it): try again when it ends") from None
+        raise
+    try:
+        yield con
+    except BaseException as exc:
+        if not cm.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        cm.__exit__(None, None, None)
 
 
 def build_packet(
-    warehouse: Path,
+    warehouse: Any,
     opportunity_id: str,
     as_of: dt.date,
     *,
@@ -79,11 +95,8 @@ def build_packet(
     """(packet, team figures came from the cache). ``layer_factory`` None: no team figures (offline facts only)."""
     figures: TeamFigures | None = None
     if layer_factory is not None:
-        con = _connect(warehouse)
-        try:
+        with _connect(warehouse) as con:
             stamp = data_stamp(con)
-        finally:
-            con.close()
 
         def compute() -> TeamFigures:
             layer = layer_factory()
@@ -95,11 +108,8 @@ def build_packet(
                     close()
 
         figures = cached_team_figures(cache_dir, as_of, manifest_sha, stamp, compute)
-    con = _connect(warehouse)
-    try:
+    with _connect(warehouse) as con:
         packet = deal_packet(con, opportunity_id, as_of, figures, playbook_version)
-    finally:
-        con.close()
     return packet, bool(figures and figures.cached)
 
 
@@ -111,7 +121,7 @@ def serve_brief(
     opportunity_id: str,
     requester: str,
     *,
-    warehouse: Path,
+    warehouse: Any,
     ledger: Any,
     as_of: dt.date,
     cache_dir: Path,

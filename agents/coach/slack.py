@@ -29,48 +29,50 @@ class SlackBriefService:
     """Where the briefs come from: the warehouse (read-only), the dbt project's semantic layer, the cache."""
 
     home: Path
-    warehouse: Path
+    warehouse: Any  # agents.warehouse.Warehouse (or a DuckDB path)
     dbt_dir: Path = _REPO / "dbt_project"
     as_of: Any = None  # a date; None: the latest risk run's as-of
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SlackBriefService:
+        from agents.warehouse import Warehouse
+
         env = os.environ if env is None else env
-        home = Path(env.get("SALES_SUPERVISOR_HOME") or "var")
-        return cls(home=home, warehouse=Path(env.get("SALES_SUPERVISOR_WAREHOUSE") or home / "warehouse.duckdb"))
+        home = Path(env.get("SALES_SUPERVISOR_HOME") or "var").expanduser().resolve()
+        if (env.get("SALES_SUPERVISOR_WAREHOUSE") or "duckdb") == "postgres":
+            return cls(home=home, warehouse=Warehouse("postgres", url=env.get("SALES_SUPERVISOR_WAREHOUSE_URL")))
+        return cls(home=home, warehouse=Warehouse.duckdb(home / "warehouse.duckdb"))
 
     def requester(self, slack_user_id: str, approvers: Mapping[str, str]) -> str:
         if slack_user_id in approvers:
             return approvers[slack_user_id]
-        import duckdb
+        from agents.coach.service import _connect
 
         try:
-            with duckdb.connect(str(self.warehouse), read_only=True) as con:
-                row = con.execute("select rep_id from marts.dim_reps where slack_user_id = ?", [slack_user_id]).fetchone()
-        except duckdb.Error:
+            with _connect(self.warehouse) as con:
+                row = con.execute("select rep_id from marts.dim_reps where slack_user_id = :u", {"u": slack_user_id}).fetchone()
+        except Exception:  # a busy or missing warehouse: the person stays unknown, and serving says why
             row = None
         return row[0] if row else f"slack:{slack_user_id}"
 
     def serve(self, opportunity_id: str, requester: str, ledger: Any) -> BriefResult:
         import datetime as dt
 
-        import duckdb
-
         from agents.coach.facts import latest_risk_run
+        from agents.coach.service import _connect
         from agents.semantic_layer import SemanticLayer, manifest_hash
+        from agents.warehouse import Warehouse
 
         as_of = self.as_of
         if as_of is None:
-            try:
-                with duckdb.connect(str(self.warehouse), read_only=True) as con:
-                    run = latest_risk_run(con)
-            except duckdb.Error as exc:
-                raise WarehouseBusy(f"the warehouse is busy or missing ({exc})") from None
+            with _connect(self.warehouse) as con:
+                run = latest_risk_run(con)
             as_of = dt.date.fromisoformat(str(run["as_of"])[:10]) if run else dt.date.today()
+        wh = Warehouse.coerce(self.warehouse)
         target = self.dbt_dir / "target"
         return serve_brief(
             opportunity_id, requester, warehouse=self.warehouse, ledger=ledger, as_of=as_of, cache_dir=self.home / "coach",
-            layer_factory=lambda: SemanticLayer(self.dbt_dir, self.dbt_dir, target, self.warehouse),
+            layer_factory=lambda: SemanticLayer(self.dbt_dir, self.dbt_dir, target, wh.path, env=None if wh.path else wh.dbt_env()),
             manifest_sha=manifest_hash(target / "semantic_manifest.json"), channel="slack",
         )
 

@@ -47,18 +47,17 @@ def claude_from_env(kind: str):
     return ClaudeBriefDrafter(cfg)
 
 
-def _as_of(settings, warehouse: Path) -> dt.date:
+def _as_of(settings, warehouse) -> dt.date:
     """--as-of, else the latest risk run's as-of, else the run default (demo anchor / today)."""
     if settings.as_of:
         return settings.as_of
-    import duckdb
-
     from agents.coach.facts import latest_risk_run
+    from agents.coach.service import WarehouseBusy, _connect
 
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
+        with _connect(warehouse) as con:
             run = latest_risk_run(con)
-    except duckdb.Error:
+    except (WarehouseBusy, FileNotFoundError):
         run = None
     if run and run.get("as_of"):
         return dt.date.fromisoformat(str(run["as_of"])[:10])
@@ -88,10 +87,16 @@ def brief(
     from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
     from sales_supervisor.settings import DBT_PROJECT_DIR
 
+    from agents.warehouse import Warehouse, WarehouseError
+
     settings = _settings(home=home, as_of=as_of)
-    warehouse = settings.warehouse_path
+    try:
+        warehouse = Warehouse.from_settings(settings)
+    except WarehouseError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
     if not warehouse.exists():
-        err.print(f"[red]No warehouse at {warehouse}; run `make demo` (or `sales-supervisor run`) first.[/red]")
+        err.print(f"[red]No warehouse at {settings.warehouse_path}; run `make demo` (or `sales-supervisor run`) first.[/red]")
         raise typer.Exit(2)
     requester = _operator(home)
     try:
@@ -109,7 +114,7 @@ def brief(
             result = serve_brief(
                 opportunity_id, requester, warehouse=warehouse, ledger=ledger, as_of=day,
                 cache_dir=settings.home_dir / "coach",
-                layer_factory=lambda: SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, target, warehouse),
+                layer_factory=lambda: SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, target, settings.warehouse_path),
                 manifest_sha=manifest_hash(target / "semantic_manifest.json"), playbook=pb, claude=claude, channel="cli",
             )
         except BriefRefused as exc:
