@@ -270,3 +270,12 @@ def test_brief_eval_command_gates_and_records(tmp_path, monkeypatch):
     assert res.exit_code == 1
     with open_ledger(home=tmp_path) as ledger:
         assert [r.action for r in ledger.audit_rows(subject_type="eval")] == ["coach.brief_eval", "coach.brief_eval"]
+
+
+def test_slack_manifest_declares_the_brief_command():
+    from agents.review.slack_app import app_manifest
+
+    m = app_manifest("https://review.example.test/slack/events")
+    assert {"command": "/brief", "url": "https://review.example.test/slack/events"}.items() <= m["features"]["slash_commands"][0].items()
+    assert "commands" in m["oauth_config"]["scopes"]["bot"]
+    assert "url" not in app_manifest(None)["features"]["slash_commands"][0]  # Socket Mode: no URL

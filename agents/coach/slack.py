@@ -77,6 +77,18 @@ class SlackBriefService:
         )
 
 
+def add_brief_command(manifest: dict[str, Any], request_url: str | None) -> dict[str, Any]:
+    """The Slack app manifest with the /brief slash command (and the `commands` scope it needs)."""
+    command: dict[str, Any] = {"command": BRIEF_COMMAND, "description": "A private brief for one of your deals",
+                               "usage_hint": "DEAL_ID", "should_escape": False}
+    if request_url:
+        command["url"] = request_url
+    manifest.setdefault("features", {}).setdefault("slash_commands", []).append(command)
+    scopes = manifest.setdefault("oauth_config", {}).setdefault("scopes", {})
+    scopes["bot"] = [*scopes.get("bot", []), *([] if "commands" in scopes.get("bot", []) else ["commands"])]
+    return manifest
+
+
 def register_brief_command(app: Any, ledger: Any, approvers: Mapping[str, str],
                            service: SlackBriefService | Callable[[], SlackBriefService] | None = None) -> None:
     from agents.coach.render import to_slack_text

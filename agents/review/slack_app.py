@@ -106,7 +106,7 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
     interactivity: dict[str, Any] = {"is_enabled": True}
     if request_url:
         interactivity["request_url"] = request_url
-    return {
+    manifest = {
         "display_information": {"name": name, "description": "Pipeline review digests: approve, edit or dismiss coaching before it reaches a rep."},
         "features": {"bot_user": {"display_name": name, "always_online": False}},
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
@@ -117,6 +117,9 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
             "token_rotation_enabled": False,
         },
     }
+    from agents.coach.slack import add_brief_command  # the deal coach's /brief (issue 16)
+
+    return add_brief_command(manifest, request_url)
 
 
 def approver_map(
