@@ -3,7 +3,6 @@ who may see a brief, rendering, and the CLI / Slack / audit on the demo CRM."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
