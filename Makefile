@@ -8,6 +8,7 @@ UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 
 .PHONY: help install lock prepare demo demo-monday test test-fast eval dev bench lint clean
+.PHONY: help install lock prepare demo test test-fast eval eval-briefs dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +40,9 @@ test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
 
 eval: $(STAMP)  ## run the drafting eval gate (template drafter offline; Claude when ANTHROPIC_API_KEY is set)
 	$(BIN)/sales-supervisor eval
+
+eval-briefs: $(STAMP)  ## run the deal-brief eval gate (45 golden cases across stages and data gaps)
+	$(BIN)/sales-supervisor brief-eval
 
 test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 	$(BIN)/python -m pytest -m "not slow"

@@ -876,6 +876,11 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
 
+
+from sales_supervisor.commands import coach as _coach_commands  # noqa: E402  (the deal coach: brief, brief-eval)
+
+_coach_commands.register(app)
+
 from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
 
 _register_loop(app)

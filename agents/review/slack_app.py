@@ -107,7 +107,7 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
     interactivity: dict[str, Any] = {"is_enabled": True}
     if request_url:
         interactivity["request_url"] = request_url
-    return {
+    manifest = {
         "display_information": {"name": name, "description": "Pipeline review digests: approve, edit or dismiss coaching before it reaches a rep."},
         "features": {"bot_user": {"display_name": name, "always_online": False}},
         "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
@@ -118,6 +118,9 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
             "token_rotation_enabled": False,
         },
     }
+    from agents.coach.slack import add_brief_command  # the deal coach's /brief (issue 16)
+
+    return add_brief_command(manifest, request_url)
 
 
 def approver_map(
@@ -376,6 +379,9 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
             ephemeral(meta.get("channel"), user, note)
 
+    from agents.coach.slack import register_brief_command  # the deal coach's /brief (issue 16): private, audited
+
+    register_brief_command(app, ledger, settings.approvers)
     return app
 
 
