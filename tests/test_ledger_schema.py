@@ -12,6 +12,7 @@ from agents.ledger import ledger_url, open_ledger, upgrade_schema
 from agents.ledger.migrations import alembic_config
 
 TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version"}
+TABLES |= {"deferred_sends", "recalls", "llm_spend"}  # migration 0006 (autonomy)
 
 
 def _head() -> str:
