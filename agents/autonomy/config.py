@@ -102,7 +102,8 @@ class Preference(_Strict):
 
 
 class Preferences(_Strict):
-    default: Preference = Field(default_factory=lambda: Preference(timezone="UTC", quiet_hours=QuietHours(), tone="formal"))
+    # Unset fields fall through to the built-in defaults: UTC, quiet hours 18:00-08:00 and weekends, formal tone.
+    default: Preference = Field(default_factory=Preference)
     teams: dict[str, Preference] = Field(default_factory=dict, description="manager id -> that team's preferences")
     reps: dict[str, Preference] = Field(default_factory=dict, description="rep id -> that rep's preferences")
 

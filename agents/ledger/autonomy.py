@@ -215,3 +215,29 @@ __all__ = [
     "record_autonomous_approval", "record_recall", "record_spend", "release_deferred", "rule_agreement", "spend_drafts_on",
     "spend_on", "undecided_live_items", "waiting_sends",
 ]
+
+
+# -- each rule's autonomy level as last evaluated (start-up and before every L5 send)
+
+LEVEL_META_PREFIX = "autonomy:"
+
+
+def rule_level_state(uow: UnitOfWork, rule_id: str) -> dict[str, Any] | None:
+    with uow.read() as s:
+        return uow.get_meta(s, LEVEL_META_PREFIX + rule_id, None)
+
+
+def set_rule_level(uow: UnitOfWork, rule_id: str, level: int, *, action: str, payload: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    """Record a rule's effective level and the audit row of the change (``autonomy.l5_granted``, ``autonomy.demoted``...)."""
+    key = LEVEL_META_PREFIX + rule_id
+    if len(key) > 64:
+        raise ValueError(f"rule id too long for the ledger: {rule_id!r}")
+    with uow.write() as s:
+        previous = uow.get_meta(s, key, None)
+        value = {"level": level, "since": uow.now().isoformat(), "check": dict(payload)}
+        uow.set_meta(s, key, value, actor)
+        uow.audit(
+            s, actor=actor, action=action, subject_type="autonomy", subject_id=rule_id,
+            payload={"rule_id": rule_id, "from": (previous or {}).get("level"), "to": level, **dict(payload)},
+        )
+        return value
