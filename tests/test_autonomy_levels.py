@@ -278,3 +278,29 @@ def test_quiet_hours_default_to_evenings_and_weekends_in_the_recipients_zone():
     assert tokyo.next_allowed(dt.datetime(2026, 10, 1, 12, 0, tzinfo=UTC)) == dt.datetime(2026, 10, 1, 23, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="unknown time zone"):
         AutonomySettings.model_validate({"preferences": {"reps": {"r": {"timezone": "Mars/Olympus"}}}})
+
+
+def test_the_approval_sensor_requests_one_publish_run_when_a_deferred_send_falls_due(home):
+    import dagster as dg
+
+    from agents.ledger.autonomy import defer_send
+    from orchestration.assets.review import approval_sensor
+    from orchestration.resources import SupervisorSettings
+
+    def tick(cursor):
+        context = dg.build_sensor_context(cursor=cursor, resources={"supervisor": SupervisorSettings(home=str(home))})
+        return approval_sensor(context), context.cursor
+
+    with open_ledger(home=home) as ledger:
+        [item] = add_items(ledger, "fri", [("opp-a", "rep-1", "medium", 20_000.0)])
+        far = ledger.uow.now() + dt.timedelta(hours=10)
+        defer_send(ledger.uow, item, "rep_slack", far, "quiet hours", actor="test")
+    result, cursor = tick(None)
+    assert isinstance(result, dg.SkipReason)  # not due yet
+    with open_ledger(home=home) as ledger:
+        due = ledger.uow.now() - dt.timedelta(minutes=1)
+        defer_send(ledger.uow, item, "rep_slack", due, "quiet hours", actor="test")
+    first, cursor = tick(cursor)
+    again, _ = tick(cursor)
+    assert isinstance(first, dg.RunRequest) and first.run_key == f"deferred-{due.isoformat()}"
+    assert again.run_key == first.run_key  # the same due time: Dagster runs one run per key
