@@ -856,3 +856,7 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+from sales_supervisor.commands.autonomy import autonomy_app  # noqa: E402  (issue 18: levels, quiet hours, spend)
+
+app.add_typer(autonomy_app, name="autonomy")

@@ -304,3 +304,69 @@ def test_the_approval_sensor_requests_one_publish_run_when_a_deferred_send_falls
     again, _ = tick(cursor)
     assert isinstance(first, dg.RunRequest) and first.run_key == f"deferred-{due.isoformat()}"
     assert again.run_key == first.run_key  # the same due time: Dagster runs one run per key
+
+
+# --------------------------------------------------------------------------- sent on your behalf, recall
+
+
+def test_an_l5_send_is_in_the_managers_next_digest_and_can_be_recalled(ledger, slack, home, clock):
+    from agents.autonomy.recall import RecallRefused, recall_send
+    from agents.ledger import NotAuthorised
+    from agents.ledger.autonomy import rule_agreement
+    from agents.review.posting import post_digest
+
+    history(ledger, "h1", approved=10, dismissed=0)
+    clock.advance(minutes=5)
+    [manual] = add_items(ledger, "manual", [("opp-d", "rep-2", "high", 5_000.0)], rule="no_decision_maker")
+    ledger.record_decision(manual, "approve", "mgr-1", "slack")
+    [item] = add_items(ledger, "today", [("opp-a", "rep-1", "medium", 20_000.0)])
+    client = WebClient(token=BOT_TOKEN, base_url=slack.base_url)
+    report = publish_approved(ledger, channels_for(ledger, slack, home), "live", autonomy=AutonomyGovernor(settings()))
+    assert report.autonomous == [item]
+    [delivery] = [d for d in ledger.deliveries_for(item) if d.channel == "rep_slack"]
+
+    clock.advance(days=1)
+    digest = build_digests([(make_flag("opp-z", "rep-1"), make_draft("opp-z"))], REPS, MANAGERS, AS_OF, 5, run_id="next")[0]
+    posted = post_digest(ledger, digest, None, home / "outbox")
+    markdown = next(p for p in posted.outbox_paths if p.suffix == ".md").read_text()
+    html = next(p for p in posted.outbox_paths if p.suffix == ".html").read_text()
+    assert 'id="on-your-behalf"' in html
+    assert "## Sent on your behalf" in markdown and "Sent on your behalf to Ann Rep by Slack DM" in markdown
+    assert f"autonomy recall {delivery.delivery_id}" in markdown
+
+    with pytest.raises(NotAuthorised):
+        recall_send(ledger, str(delivery.delivery_id), by="mgr-2", slack_client=client)
+    [manual_delivery] = [d for d in ledger.deliveries_for(manual) if d.channel == "rep_slack"]
+    with pytest.raises(RecallRefused, match="only autonomous sends"):
+        recall_send(ledger, str(manual_delivery.delivery_id), by="mgr-1", slack_client=client)
+    before = rule_agreement(ledger.uow, RULE, AS_OF, clock().date())
+    result = recall_send(ledger, str(delivery.delivery_id), by="mgr-1", slack_client=client, note="wrong deal")
+    assert result["deleted"] and [m.ts for m in slack.deleted] == [delivery.external_ref.split(":")[1]]
+    assert rule_agreement(ledger.uow, RULE, AS_OF, clock().date()) == (before[0], before[1] + 1)  # counts against the rule
+    again = recall_send(ledger, delivery.idempotency_key, by="mgr-1", slack_client=client)
+    assert not again["deleted"]  # already gone: recorded once
+    assert [r.action for r in ledger.audit_rows(subject_type="delivery", subject_id=delivery.idempotency_key)].count("autonomy.recalled") == 1
+    assert ledger.verify_audit().ok
+
+
+def test_cli_autonomy_status_and_spend(tmp_path, monkeypatch):
+    import json as _json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from sales_supervisor.cli import app
+
+    data = yaml.safe_load(open(load_policy().source).read())
+    data["autonomy"] = {"rules": {RULE: {"level": 5, "low_risk": True}, "close_date_slipped": {"level": 2}}}
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+    out = runner.invoke(app, ["autonomy", "status", "--policy", str(policy), "--home", str(tmp_path / "h")], terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "stalled_in_stage" in out.output and "L4 publish after approval" in out.output
+    assert "0 manager decision(s) in the window" in out.output and "L2 recommend" in out.output
+    out = runner.invoke(app, ["autonomy", "spend", "--json", "--home", str(tmp_path / "h")])
+    assert out.exit_code == 0, out.output
+    assert _json.loads(out.output)["spend_daily_cap_usd"] == 10.0

@@ -169,6 +169,9 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             "summary",
         ),
     ]
+    if digest.on_your_behalf:
+        header.append(_section(truncate("*Sent on your behalf*\n" + "\n".join(f"• {escape_mrkdwn(x)}" for x in digest.on_your_behalf),
+                                        MAX_SECTION_TEXT), "on_your_behalf"))
     if digest.decide_first:
         rows = [
             f"{i}. {_mrkdwn_link(e.deal_link, bold=True)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"

@@ -131,6 +131,7 @@ class Digest:
     demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
     lift_floor: float | None = None
     new_flags: list[str] = dataclasses.field(default_factory=list)  # set by record_digest: items not in the ledger before
+    on_your_behalf: list[str] = dataclasses.field(default_factory=list)  # set by post_digest: L5 sends, autonomy notices
 
     @property
     def informational(self) -> list[DigestEntry]:

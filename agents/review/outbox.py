@@ -115,6 +115,8 @@ def digest_markdown(digest: Digest) -> str:
     ]
     if digest.held_back_summary:
         lines += [f"**{_md(digest.held_back_summary)}** (listed in the appendix).", ""]
+    if digest.on_your_behalf:
+        lines += ["## Sent on your behalf", "", *[f"- {_md(line)}" for line in digest.on_your_behalf], ""]
     if digest.decide_first:
         lines += ["## Decide these first", ""]
         for i, entry in enumerate(digest.decide_first, 1):
@@ -253,6 +255,9 @@ def digest_html(digest: Digest) -> str:
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
                      f'(<a style="{c["a"]}" href="#held-back">listed below</a>).</p>')
+    if digest.on_your_behalf:
+        parts.append(f'<div style="{c["box"]}" id="on-your-behalf"><strong>Sent on your behalf</strong><ul>'
+                     + "".join(f'<li style="{c["small"]}">{e(line)}</li>' for line in digest.on_your_behalf) + "</ul></div>")
     if digest.decide_first:
         parts.append(f'<div style="{c["box"]}" id="decide-first"><h2 style="{c["h2"]}">Decide these first</h2>')
         parts.append(f'<table style="{c["table"]}"><tr>' + "".join(
