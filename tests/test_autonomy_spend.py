@@ -117,3 +117,16 @@ def test_the_template_drafter_costs_nothing_and_is_never_capped(ledger):
     assert len(run.drafts) == 3 and all(not d.draft.fallback_reason for d in run.drafts)
     assert spend["spend_today_usd"] == 0 and spend["drafts_today"] == 3
     assert spend_summary(ledger, caps, dt.date(2026, 10, 1))["template_drafts_today"] == 3
+
+
+def test_the_recipients_tone_reaches_the_drafter():
+    from agents.autonomy.config import AutonomySettings
+    from agents.autonomy.preferences import with_tone
+    from agents.drafting.prompts import SYSTEM_PROMPT, render_user_message
+
+    prefs = AutonomySettings.model_validate({"preferences": {"teams": {"mgr_1": {"tone": "casual"}},
+                                                             "reps": {"rep_1": {"tone": "formal"}}}}).preferences
+    toned = {p.deal.owner_rep_id: p for p in with_tone(packets(3), prefs)}
+    assert (toned["rep_0"].tone, toned["rep_1"].tone, toned["rep_2"].tone) == ("casual", "formal", "casual")
+    assert "TONE: casual" in render_user_message(toned["rep_0"]) and "TONE line" in SYSTEM_PROMPT
+    assert toned["rep_0"].packet_id == packets(1)[0].packet_id  # tone does not change what a packet is

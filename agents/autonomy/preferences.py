@@ -81,3 +81,10 @@ def next_allowed(now: dt.datetime, qh: QuietHours | None, timezone: str) -> dt.d
             if not _quiet_at(candidate, qh):
                 return candidate.astimezone(dt.timezone.utc)
     raise ValueError(f"quiet hours {qh.start}-{qh.end} (weekends={qh.weekends}) leave no time to send")
+
+
+def with_tone(packets, prefs: Preferences):
+    """The packets with each recipient's preferred tone (rep -> team -> default) set for the drafters."""
+    return [
+        p.model_copy(update={"tone": resolve(prefs, p.deal.owner_rep_id, p.deal.manager_id).tone}) for p in packets
+    ]

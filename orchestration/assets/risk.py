@@ -145,10 +145,13 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.ledger import open_ledger
     from agents.risk.policy import load_policy
 
+    from agents.autonomy.preferences import with_tone
+
+    autonomy = load_autonomy(load_policy(settings.risk_policy))
+    packets = with_tone(packets, autonomy.preferences)  # each rep's preferred tone, passed to the drafters
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         run, spend = governed_draft_all(
-            packets, make_drafter(config), ledger, load_autonomy(load_policy(settings.risk_policy)).spend,
-            run_id=context.run.run_id, run_cap=config.budget_usd,
+            packets, make_drafter(config), ledger, autonomy.spend, run_id=context.run.run_id, run_cap=config.budget_usd,
         )
     packets_by_id = {p.packet_id: p for p in packets}
     with duckdb.connect(str(settings.warehouse_path)) as con:
