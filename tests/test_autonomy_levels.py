@@ -370,3 +370,21 @@ def test_cli_autonomy_status_and_spend(tmp_path, monkeypatch):
     out = runner.invoke(app, ["autonomy", "spend", "--json", "--home", str(tmp_path / "h")])
     assert out.exit_code == 0, out.output
     assert _json.loads(out.output)["spend_daily_cap_usd"] == 10.0
+
+
+def test_l1_flags_are_held_back_and_counted_and_l2_flags_say_nothing_will_be_sent(ledger):
+    import yaml
+
+    from agents.review.run import prepare_digests
+
+    data = yaml.safe_load(open(load_policy().source).read())
+    data["autonomy"] = {"rules": {RULE: {"level": 1}, "no_decision_maker": {"level": 2}}}
+    policy = RiskPolicy.from_dict(data)
+    pairs = [(make_flag("opp-a", "rep-1"), make_draft("opp-a")),
+             (make_flag("opp-b", "rep-1", rule="no_decision_maker"), make_draft("opp-b"))]
+    inputs = {"pairs": pairs, "reps": REPS, "managers": MANAGERS, "deal_names": {}, "saved_query_names": {}}
+    [digest] = [d for d in prepare_digests(ledger, inputs, policy, AS_OF, 5) if d.manager_id == "mgr-1"]
+    assert [e.flag.opportunity_id for e in digest.entries] == ["opp-b"]
+    assert "L2 recommend: nothing is sent" in digest.entries[0].note
+    assert "1 at autonomy level L1 (answered when asked)" in digest.held_back_summary
+    assert [h.opportunity_id for h in digest.held_back] == ["opp-a"]

@@ -130,3 +130,14 @@ def test_the_recipients_tone_reaches_the_drafter():
     assert (toned["rep_0"].tone, toned["rep_1"].tone, toned["rep_2"].tone) == ("casual", "formal", "casual")
     assert "TONE: casual" in render_user_message(toned["rep_0"]) and "TONE line" in SYSTEM_PROMPT
     assert toned["rep_0"].packet_id == packets(1)[0].packet_id  # tone does not change what a packet is
+
+
+def test_the_spend_is_a_review_kpi(ledger):
+    from agents.review.run import review_kpis
+
+    caps = SpendCaps(daily_usd=10.0, per_draft_usd=0.30, per_rep_daily_usd=None)
+    governed_draft_all(packets(2), FakeLlmDrafter(cost=0.1), ledger, caps, run_id="k", run_cap=10.0)
+    kpis = review_kpis(ledger, [], [], None)
+    assert kpis["llm_spend_today_usd"] == pytest.approx(0.2)
+    assert kpis["llm_spend_today_by_rep_usd"] == {"rep_0": pytest.approx(0.1), "rep_1": pytest.approx(0.1)}
+    assert kpis["sent_on_behalf_7d"] == 0 and kpis["waiting_for_quiet_hours"] == 0

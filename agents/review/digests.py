@@ -194,6 +194,7 @@ HELD_BACK_WHY = {
     "cap": "lower severity x amount than the ones shown",
     "dismissed": "dismissed earlier, evidence unchanged",
     "approved": "approved earlier, action still due",
+    "l1": "at autonomy level L1 (answered when asked)",
 }
 
 
