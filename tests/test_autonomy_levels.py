@@ -388,3 +388,17 @@ def test_l1_flags_are_held_back_and_counted_and_l2_flags_say_nothing_will_be_sen
     assert "L2 recommend: nothing is sent" in digest.entries[0].note
     assert "1 at autonomy level L1 (answered when asked)" in digest.held_back_summary
     assert [h.opportunity_id for h in digest.held_back] == ["opp-a"]
+
+
+def test_the_readme_autonomy_example_is_a_valid_policy_section():
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme[readme.index("```yaml\nautonomy:") + len("```yaml\n"):]
+    block = block[: block.index("```")]
+    data = yaml.safe_load(open(load_policy().source).read())
+    data.update(yaml.safe_load(block))
+    policy = RiskPolicy.from_dict(data)  # the whole policy with the section: unknown keys are refused
+    assert policy.spec.autonomy.l5_rules() == ["no_recent_activity"]
