@@ -141,3 +141,18 @@ def test_the_spend_is_a_review_kpi(ledger):
     assert kpis["llm_spend_today_usd"] == pytest.approx(0.2)
     assert kpis["llm_spend_today_by_rep_usd"] == {"rep_0": pytest.approx(0.1), "rep_1": pytest.approx(0.1)}
     assert kpis["sent_on_behalf_7d"] == 0 and kpis["waiting_for_quiet_hours"] == 0
+
+
+def test_a_drafter_with_a_worst_case_estimate_reserves_that_not_the_per_draft_ceiling(ledger):
+    class Estimating(FakeLlmDrafter):
+        def request_params(self, packet, findings=None):
+            return {"packet": packet.packet_id}
+
+        def worst_case_cost(self, params, *, batched):
+            return 0.05
+
+    caps = SpendCaps(daily_usd=1.00, per_draft_usd=0.30, per_rep_daily_usd=None)
+    drafter = Estimating(cost=0.04, worst_case=0.05)
+    run, spend = governed_draft_all(packets(30), drafter, ledger, caps, run_id="e", run_cap=10.0)
+    assert len(drafter.calls) == 20  # $1.00 / $0.05 worst case each, not $1.00 / $0.30
+    assert spend["spend_today_usd"] == pytest.approx(0.8) and spend["spend_today_usd"] <= caps.daily_usd

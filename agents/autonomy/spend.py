@@ -1,8 +1,8 @@
 """LLM spend governance: a cap per UTC day and per rep per day beside the per-run cap, cost per draft
 recorded per rep in the ledger, and the template drafter once a cap is reached.
 
-Before a run, each packet reserves ``per_draft_usd`` against what is left of today's cap and of its
-rep's cap; a packet that finds a cap already reserved goes to the template drafter (fallback reason
+Before a run, each packet reserves what one draft may cost (the drafter's worst case for it, at most
+``per_draft_usd``) against what is left of today's cap and of its rep's cap; a packet that finds a cap already reserved goes to the template drafter (fallback reason
 ``spend_cap``). The LLM's own budget for the run is what is left of the day, so a drafter that checks
 the worst case of each call before making it (the Claude drafter) never takes the day past its cap;
 a per-rep cap is met through the reservations, so it is exceeded, if at all, by less than one draft.
@@ -36,14 +36,28 @@ class SpendPlan:
     capped: dict[str, str]  # packet id -> reason (drafted by the template)
 
 
+def draft_reservation(drafter: Any, packet: EvidencePacket, caps: SpendCaps) -> float:
+    """What one draft may cost: the drafter's own worst case for this packet (the Claude drafter prices every
+    input token at the cache-write price and max_tokens out), never more than ``per_draft_usd``."""
+    worst = getattr(drafter, "worst_case_cost", None)
+    params = getattr(drafter, "request_params", None)
+    if callable(worst) and callable(params):
+        try:
+            return min(caps.per_draft_usd, float(worst(params(packet), batched=False)))
+        except Exception:  # noqa: BLE001 - an estimate that fails falls back to the configured figure
+            return caps.per_draft_usd
+    return caps.per_draft_usd
+
+
 def plan_spend(
     packets: Sequence[EvidencePacket], caps: SpendCaps, *, day: dt.date, spent_today: float,
-    spent_by_rep: dict[str, float], run_cap: float,
+    spent_by_rep: dict[str, float], run_cap: float, drafter: Any | None = None,
 ) -> SpendPlan:
     remaining = max(caps.daily_usd - spent_today, 0.0)
     reserved, rep_reserved = 0.0, defaultdict(float)
     capped: dict[str, str] = {}
     for p in packets:
+        cost = draft_reservation(drafter, p, caps)
         rep = p.deal.owner_rep_id
         rep_spent = spent_by_rep.get(rep or "", 0.0) + rep_reserved[rep]
         if reserved >= remaining:
@@ -51,8 +65,8 @@ def plan_spend(
         elif caps.per_rep_daily_usd is not None and rep and rep_spent >= caps.per_rep_daily_usd:
             capped[p.packet_id] = f"{SPEND_CAP}: the LLM cap of ${caps.per_rep_daily_usd:.2f} a day for rep {rep} is reached"
         else:
-            reserved += caps.per_draft_usd
-            rep_reserved[rep] += caps.per_draft_usd
+            reserved += cost
+            rep_reserved[rep] += cost
     return SpendPlan(day, caps, spent_today, dict(spent_by_rep), min(run_cap, remaining), capped)
 
 
@@ -64,7 +78,7 @@ def governed_draft_all(
     day = ledger.uow.now().date()
     spent_today, by_rep = _store.spend_on(ledger.uow, day)
     is_template = isinstance(drafter, TemplateDrafter)
-    plan = plan_spend(packets, caps, day=day, spent_today=spent_today, spent_by_rep=by_rep, run_cap=run_cap)
+    plan = plan_spend(packets, caps, day=day, spent_today=spent_today, spent_by_rep=by_rep, run_cap=run_cap, drafter=drafter)
     run = draft_all(
         packets, drafter, budget_usd=run_cap if is_template else plan.run_budget, max_due_days=max_due_days,
         template_only=None if is_template else plan.capped,
