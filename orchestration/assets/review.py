@@ -47,7 +47,6 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.review.digests import route_items
     from agents.review.posting import post_digest
     from agents.review.run import load_digest_inputs, prepare_digests, review_kpis, slack_web_client
-    from agents.risk.policy import load_policy
     from agents.risk.store import evidence_report
 
     settings = supervisor.settings()
@@ -62,7 +61,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         from agents.review.demotion import load_backtest_lifts
 
         digests = prepare_digests(
-            ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep,
+            ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
         results = [post_digest(ledger, d, client, outbox) for d in digests]
@@ -148,9 +147,8 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
         # Autonomy levels per rule, quiet hours and preferences (the policy's autonomy section; default L3 for every rule).
         from agents.autonomy.config import load_autonomy
         from agents.autonomy.governor import AutonomyGovernor
-        from agents.risk.policy import load_policy
 
-        governor = AutonomyGovernor(load_autonomy(load_policy(settings.risk_policy)), drafter=ModeSettings.from_env().live_drafter)
+        governor = AutonomyGovernor(load_autonomy(settings.risk_policy_in_force()), drafter=ModeSettings.from_env().live_drafter)
         report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox", autonomy=governor)
         anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
     counts = {**report.counts, "audit_anchor": anchored}

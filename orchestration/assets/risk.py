@@ -33,13 +33,12 @@ MART_INPUTS = [
 def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
     from agents.ledger import open_ledger
     from agents.risk.engine import Snooze, assess
-    from agents.risk.policy import load_policy
     from agents.risk.store import store_risk_run
     from agents.semantic_layer import SemanticLayer
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    policy = load_policy(settings.risk_policy)
+    policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
             Snooze(opportunity_id=s.opportunity_id, rule_id=s.rule_id, until=s.until, reason=s.reason or "", by=s.by or "")
@@ -142,12 +141,10 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
     # Spend caps per day and per rep (the policy's autonomy.spend) beside the per-run budget; costs recorded per rep.
     from agents.autonomy.config import load_autonomy
     from agents.autonomy.spend import governed_draft_all
-    from agents.ledger import open_ledger
-    from agents.risk.policy import load_policy
-
     from agents.autonomy.preferences import with_tone
+    from agents.ledger import open_ledger
 
-    autonomy = load_autonomy(load_policy(settings.risk_policy))
+    autonomy = load_autonomy(settings.risk_policy_in_force())
     packets = with_tone(packets, autonomy.preferences)  # each rep's preferred tone, passed to the drafters
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         run, spend = governed_draft_all(

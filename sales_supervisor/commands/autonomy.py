@@ -26,9 +26,8 @@ def _autonomy(policy: Path | None, home: Path | None):
     from agents.risk.policy import PolicyError, load_policy
     from sales_supervisor.cli import _settings, err
 
-    path = policy or _settings(home=home).risk_policy
     try:
-        return load_autonomy(load_policy(path))
+        return load_autonomy(load_policy(policy) if policy else _settings(home=home).risk_policy_in_force())
     except PolicyError as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
