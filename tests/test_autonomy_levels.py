@@ -330,7 +330,12 @@ def test_an_l5_send_is_in_the_managers_next_digest_and_can_be_recalled(ledger, s
     posted = post_digest(ledger, digest, None, home / "outbox")
     markdown = next(p for p in posted.outbox_paths if p.suffix == ".md").read_text()
     html = next(p for p in posted.outbox_paths if p.suffix == ".html").read_text()
-    assert 'id="on-your-behalf"' in html
+    assert 'id="on-your-behalf"' in html and "except the low-risk nudges sent on your behalf" in html
+    from agents.review.blocks import digest_messages
+
+    blocks = digest_messages(digest)[0]["blocks"]
+    [section] = [b for b in blocks if b.get("block_id") == "on_your_behalf"]
+    assert "Sent on your behalf to Ann Rep" in section["text"]["text"]
     assert "## Sent on your behalf" in markdown and "Sent on your behalf to Ann Rep by Slack DM" in markdown
     assert f"autonomy recall {delivery.delivery_id}" in markdown
 

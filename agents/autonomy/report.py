@@ -26,7 +26,7 @@ def behalf_lines(ledger: Ledger, manager_id: str, *, since: dt.datetime | None =
         if recall is not None:
             line += f" [recalled by {recall.recalled_by} {recall.recalled_at:%Y-%m-%d %H:%M} UTC]"
         elif d.channel == "rep_slack":
-            line += f" (recall: sales-supervisor autonomy recall {d.delivery_id} --as {manager_id})"
+            line += f" (recall: sales-supervisor autonomy recall {d.delivery_id})"
         else:
             line += " (email: cannot be recalled)"
         lines.append(line)

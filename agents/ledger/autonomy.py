@@ -137,9 +137,15 @@ def defer_send(uow: UnitOfWork, item_id: str, channel: str, not_before: dt.datet
     with uow.write() as s:
         row = s.scalars(select(DeferredSend).where(DeferredSend.item_id == item_id, DeferredSend.channel == channel)).first()
         if row is not None and row.released_at is None:
-            if row.not_before != not_before:
+            if row.not_before != not_before:  # the preferences changed (another zone or other hours)
+                previous = row.not_before
                 row.not_before, row.reason = not_before, reason
                 s.flush()
+                uow.audit(
+                    s, actor=actor, action="delivery.deferral_moved", subject_type="item", subject_id=item_id,
+                    payload={"item_id": item_id, "channel": channel, "from": previous.isoformat(),
+                             "not_before": not_before.isoformat(), "reason": reason},
+                )
             return row, False
         if row is not None:  # released earlier (e.g. a NotSent retry fell into quiet hours again): waits again
             row.not_before, row.reason, row.released_at = not_before, reason, None

@@ -163,7 +163,8 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             f"Hi {escape_mrkdwn(digest.manager_name)}: *{digest.reps_reviewed}* reps reviewed, "
             f"*{digest.deals_flagged}* deals flagged, *{digest.item_count}* items for you "
             f"(at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-            "Nothing reaches a rep until you approve it."
+            + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below."
+               if digest.on_your_behalf else "Nothing reaches a rep until you approve it.")
             + (f"\n:eyes: {escape_mrkdwn(digest.held_back_summary)} (`sales-supervisor review list --held-back`)."
                if digest.held_back_summary else ""),
             "summary",

@@ -250,7 +250,8 @@ def digest_html(digest: Digest) -> str:
         f'<h1 style="{c["h1"]}">Pipeline review for {e(digest.manager_name)} — {_when(digest)}</h1>',
         f'<p style="{c["sub"]}">{digest.reps_reviewed} reps reviewed · {digest.deals_flagged} deals flagged · '
         f"<b>{digest.item_count} items to decide</b> (at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-        "Nothing reaches a rep until you approve it.</p>",
+        + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below.</p>"
+           if digest.on_your_behalf else "Nothing reaches a rep until you approve it.</p>"),
     ]
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
