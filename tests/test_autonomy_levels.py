@@ -407,3 +407,34 @@ def test_the_readme_autonomy_example_is_a_valid_policy_section():
     data.update(yaml.safe_load(block))
     policy = RiskPolicy.from_dict(data)  # the whole policy with the section: unknown keys are refused
     assert policy.spec.autonomy.l5_rules() == ["no_recent_activity"]
+
+
+def test_cli_recall_as_the_manager_deletes_the_dm_and_others_are_refused(tmp_path, slack, monkeypatch):
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from sales_supervisor.cli import app
+
+    home = tmp_path / "var"
+    with open_ledger(home=home) as ledger:  # the real clock, as the CLI has
+        ledger.record_eval("template", {"pass_rate": 0.95}, actor="test")
+        history(ledger, "h1", approved=10, dismissed=0)
+        AutonomyGovernor(settings()).start(ledger)
+        [item] = add_items(ledger, "today", [("opp-a", "rep-1", "medium", 20_000.0)])
+        report = publish_approved(ledger, channels_for(ledger, slack, home), "live", autonomy=AutonomyGovernor(settings()))
+        assert report.autonomous == [item]
+        [delivery] = [d for d in ledger.deliveries_for(item) if d.channel == "rep_slack"]
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_BASE_URL", slack.base_url)
+    monkeypatch.setenv("COLUMNS", "250")
+    runner = CliRunner()
+    (home / "identities.yaml").write_text(f"users:\n  {getpass.getuser()}: mgr-2\n")
+    out = runner.invoke(app, ["autonomy", "recall", str(delivery.delivery_id), "--home", str(home)])
+    assert out.exit_code == 4 and "may not recall" in out.output and slack.deleted == []
+    (home / "identities.yaml").write_text(f"users:\n  {getpass.getuser()}: mgr-1\n")
+    out = runner.invoke(app, ["autonomy", "recall", str(delivery.delivery_id), "--home", str(home), "--note", "wrong deal"])
+    assert out.exit_code == 0, out.output
+    assert "deleted from the rep's Slack DM" in out.output and len(slack.deleted) == 1
+    out = runner.invoke(app, ["autonomy", "sent", "--home", str(home)])
+    assert out.exit_code == 0 and "by mgr-1" in out.output
