@@ -58,8 +58,14 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        from agents.autonomy.config import load_autonomy
+        from agents.autonomy.levels import evaluate_levels
         from agents.review.demotion import load_backtest_lifts
+        from agents.review.modes import ModeSettings
 
+        # The L5 bar at each run's start too, so a rule that fell below it is in today's digest as a notice.
+        evaluate_levels(ledger, load_autonomy(settings.risk_policy_in_force()), ledger.uow.now().date(),
+                        drafter=ModeSettings.from_env().live_drafter)
         digests = prepare_digests(
             ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
