@@ -888,3 +888,6 @@ _register_loop(app)
 from sales_supervisor.commands.scorecards import scorecards_app  # noqa: E402  (issue 14)
 
 app.add_typer(scorecards_app, name="scorecards")
+from sales_supervisor.commands.autonomy import autonomy_app  # noqa: E402  (issue 18: levels, quiet hours, spend)
+
+app.add_typer(autonomy_app, name="autonomy")

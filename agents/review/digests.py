@@ -132,6 +132,7 @@ class Digest:
     demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
     lift_floor: float | None = None
     new_flags: list[str] = dataclasses.field(default_factory=list)  # set by record_digest: items not in the ledger before
+    on_your_behalf: list[str] = dataclasses.field(default_factory=list)  # set by post_digest: L5 sends, autonomy notices
 
     @property
     def informational(self) -> list[DigestEntry]:
@@ -201,6 +202,7 @@ HELD_BACK_WHY = {
     "cap": "lower severity x amount than the ones shown",
     "dismissed": "dismissed earlier, evidence unchanged",
     "approved": "approved earlier, action still due",
+    "l1": "at autonomy level L1 (answered when asked)",
 }
 
 

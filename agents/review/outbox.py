@@ -125,6 +125,8 @@ def digest_markdown(digest: Digest) -> str:
                          f"{' (manager only)' if verdict in ('BELOW_FLOOR_PIP', 'CRITICAL') else ''} `{entry.short_id or ''}` "
                          f"{_md(entry.flag.message)}")
         lines.append("")
+    if digest.on_your_behalf:
+        lines += ["## Sent on your behalf", "", *[f"- {_md(line)}" for line in digest.on_your_behalf], ""]
     if digest.decide_first:
         lines += ["## Decide these first", ""]
         for i, entry in enumerate(digest.decide_first, 1):
@@ -258,7 +260,8 @@ def digest_html(digest: Digest) -> str:
         f'<h1 style="{c["h1"]}">Pipeline review for {e(digest.manager_name)} — {_when(digest)}</h1>',
         f'<p style="{c["sub"]}">{digest.reps_reviewed} reps reviewed · {digest.deals_flagged} deals flagged · '
         f"<b>{digest.item_count} items to decide</b> (at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-        "Nothing reaches a rep until you approve it.</p>",
+        + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below.</p>"
+           if digest.on_your_behalf else "Nothing reaches a rep until you approve it.</p>"),
     ]
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
@@ -286,6 +289,9 @@ def digest_html(digest: Digest) -> str:
                 "</tr>"
             )
         parts.append("</table></div>")
+    if digest.on_your_behalf:
+        parts.append(f'<div style="{c["box"]}" id="on-your-behalf"><strong>Sent on your behalf</strong><ul>'
+                     + "".join(f'<li style="{c["small"]}">{e(line)}</li>' for line in digest.on_your_behalf) + "</ul></div>")
     if digest.decide_first:
         parts.append(f'<div style="{c["box"]}" id="decide-first"><h2 style="{c["h2"]}">Decide these first</h2>')
         parts.append(f'<table style="{c["table"]}"><tr>' + "".join(

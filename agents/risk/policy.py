@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.autonomy.config import AutonomySettings
 from agents.risk.expressions import Expression, ExpressionError, compile_expression
 from agents.risk.features import FEATURE_NAMES
 from agents.risk.models import SEVERITY_RANK, Severity
@@ -271,6 +272,7 @@ class _PolicyFile(_Strict):
     fatigue: FatigueLimits = Field(default_factory=FatigueLimits)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     demotion: DemotionSettings = Field(default_factory=DemotionSettings)
+    autonomy: AutonomySettings = Field(default_factory=AutonomySettings)  # levels, preferences, spend (agents/autonomy)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)

@@ -110,7 +110,7 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
     pool="warehouse",
 )
 def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettings, drafter: DrafterSettings) -> dg.MaterializeResult:
-    from agents.drafting import draft_all, make_drafter
+    from agents.drafting import make_drafter
     from agents.evidence import load_packets
     from agents.risk.models import RiskFlag
     from agents.risk.store import RISK_SCHEMA, bulk_insert
@@ -145,7 +145,18 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
             curves = None
     packets = load_packets(settings.warehouse_path, flags, as_of, remedies_for([f for f in flags if f.is_primary], curves))
     config = drafter.config()
-    run = draft_all(packets, make_drafter(config), budget_usd=config.budget_usd)
+    # Spend caps per day and per rep (the policy's autonomy.spend) beside the per-run budget; costs recorded per rep.
+    from agents.autonomy.config import load_autonomy
+    from agents.autonomy.spend import governed_draft_all
+    from agents.autonomy.preferences import with_tone
+    from agents.ledger import open_ledger
+
+    autonomy = load_autonomy(settings.risk_policy_in_force())
+    packets = with_tone(packets, autonomy.preferences)  # each rep's preferred tone, passed to the drafters
+    with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+        run, spend = governed_draft_all(
+            packets, make_drafter(config), ledger, autonomy.spend, run_id=context.run.run_id, run_cap=config.budget_usd,
+        )
     packets_by_id = {p.packet_id: p for p in packets}
     with duckdb.connect(str(settings.warehouse_path)) as con:
         con.execute(
@@ -166,5 +177,5 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
     for rejected in run.rejected:
         context.log.warning(f"draft rejected for {rejected}")
     return dg.MaterializeResult(
-        metadata={k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in run.stats.to_metadata().items()}
+        metadata={k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in {**run.stats.to_metadata(), **spend}.items() if v is not None}
     )
