@@ -7,8 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock prepare demo demo-monday test test-fast eval dev bench lint clean
-.PHONY: help install lock prepare demo test test-fast eval eval-briefs dev bench lint clean
+.PHONY: help install lock prepare demo demo-monday test test-fast eval eval-briefs dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'

@@ -27,7 +27,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from connectors.demo.plant_scorecards import plant_scorecards
-from connectors.demo import words
 from connectors.demo import plant_coach, words
 from connectors.demo.params import (
     ADVERSARIAL_CYCLE,
