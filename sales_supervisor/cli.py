@@ -856,3 +856,7 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+from sales_supervisor.commands.ask import register as _register_ask  # noqa: E402
+
+_register_ask(app)

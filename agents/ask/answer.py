@@ -134,7 +134,7 @@ def run_plan(plan: QueryPlan, *, layer: LayerLike, catalog: Catalog, scope: AskS
         except SemanticLayerError as exc:
             raise CannotAnswer(f"the saved query {plan.saved_query} failed: {_first_line(exc)}") from None
         # The saved queries are baselines by segment and stage: company-wide by definition.
-        return _answer_query(result, plan.describe(), company_wide=bool(scope and scope.restricted))
+        return _answer_query(result, plan.interpretation or plan.describe(), company_wide=bool(scope and scope.restricted))
     where = plan.where(catalog)
     company_wide = False
     if scope is not None and scope.restricted:
@@ -155,7 +155,7 @@ def run_plan(plan: QueryPlan, *, layer: LayerLike, catalog: Catalog, scope: AskS
                 team_filter = "{{ Entity('" + name + "') }} IN (" + ids + ")"
                 try:
                     result = layer.query(plan.metrics, plan.group_by, [*where, team_filter], plan.order_by or None, plan.limit)
-                    return _answer_query(result, plan.describe() + f" (team: {', '.join(scope.manager_ids)})")
+                    return _answer_query(result, (plan.interpretation or plan.describe()) + f" (team: {', '.join(scope.manager_ids)})")
                 except SemanticLayerError as exc:
                     last_exc = exc
             raise CannotAnswer(f"the query failed: {_first_line(last_exc)}")
@@ -169,7 +169,7 @@ def run_plan(plan: QueryPlan, *, layer: LayerLike, catalog: Catalog, scope: AskS
         result = layer.query(plan.metrics, plan.group_by, where, plan.order_by or None, plan.limit)
     except SemanticLayerError as exc:
         raise CannotAnswer(f"the semantic layer refused the query: {_first_line(exc)}") from None
-    return _answer_query(result, plan.describe(), company_wide=company_wide)
+    return _answer_query(result, plan.interpretation or plan.describe(), company_wide=company_wide)
 
 
 def _first_line(exc: Any) -> str:
