@@ -26,7 +26,7 @@ from agents.ask.answer import Answer, AnswerQuery, AskScope, CannotAnswer, run_p
 from agents.ask.catalog import Catalog
 from agents.ask.plan import Filter, QueryPlan
 from agents.drafting.claude import usage_from
-from agents.drafting.config import DEFAULT_PRICES, DRAFTER_MODEL_ENV, Budget, ModelPrice, TokenUsage, usage_cost
+from agents.drafting.config import DEFAULT_PRICES, DRAFTER_MODEL_ENV, FALLBACK_PRICE, Budget, ModelPrice, TokenUsage, usage_cost
 
 ASK_MODEL_ENV = "SALES_SUPERVISOR_ASK_MODEL"
 CANNOT = "CANNOT ANSWER:"
@@ -152,9 +152,7 @@ class AskConfig(BaseModel):
         return cls(**values)
 
     def price(self) -> ModelPrice:
-        if self.model not in self.prices:
-            raise ValueError(f"no price configured for model {self.model!r}; add it to prices")
-        return self.prices[self.model]
+        return self.prices.get(self.model, FALLBACK_PRICE)  # as the drafter: an unknown model is priced conservatively
 
     def cost_usd(self, usage: TokenUsage) -> float:
         return usage_cost(usage, self.price())

@@ -382,7 +382,7 @@ def parse(
     elif m := t.take(r"\b(top|bottom|best|worst|highest|lowest) (\d+)\b"):
         limit = int(m[0].group(2))
         order_by.append(("" if m[0].group(1) in ("bottom", "worst", "lowest") else "-") + metrics[0])
-    elif m := t.take(r"\b(highest|most|best|lowest|least|worst)\b"):
+    elif m := t.take(r"\b(highest|most|best|lowest|least|worst)(?: first)?\b"):
         order_by.append(("" if m[0].group(1) in ("lowest", "least", "worst") else "-") + metrics[0])
     if order_by and not group_by:
         return Refusal("a ranking needs something to rank: add 'by rep', 'by segment', ...")
