@@ -860,3 +860,6 @@ if __name__ == "__main__":  # pragma: no cover
 from sales_supervisor.commands.ask import register as _register_ask  # noqa: E402
 
 _register_ask(app)
+from sales_supervisor.commands.teams import register as _register_teams  # noqa: E402
+
+_register_teams(app)

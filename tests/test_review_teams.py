@@ -279,3 +279,26 @@ def test_over_real_http(app, bf, ledger, digest_id):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_teams_post_command_posts_once(bf, tmp_path):
+    from typer.testing import CliRunner
+
+    from sales_supervisor.cli import app as cli
+
+    home = tmp_path / "state"
+    with open_ledger(home=home) as ledger:
+        record_digest(ledger, build_digests(pairs(), REPS, MANAGERS, AS_OF, 5)[0])
+    ConversationStore(home / "teams" / "conversations.json").put(
+        "mgr-1", {"service_url": bf.service_url, "conversation_id": "a:conv-mgr-1", "user_id": MANAGER_AAD})
+    env = {"TEAMS_APP_ID": bf.app_id, "TEAMS_APP_PASSWORD": bf.app_password, "TEAMS_TOKEN_URL": bf.base_url + "/token",
+           "TEAMS_OPENID_METADATA_URL": bf.base_url + "/openid", "SALES_SUPERVISOR_HOME": str(home), "COLUMNS": "200"}
+    runner = CliRunner()
+    first = runner.invoke(cli, ["teams", "post", "--home", str(home)], env=env)
+    assert first.exit_code == 0, first.output
+    assert "mgr-1" in first.output and "sent" in first.output
+    again = runner.invoke(cli, ["teams", "post", "--home", str(home)], env=env)
+    assert again.exit_code == 0 and "already sent" in again.output
+    assert len(bf.posts()) == 1
+    missing = runner.invoke(cli, ["teams", "post", "--home", str(home)], env={"SALES_SUPERVISOR_HOME": str(home), "TEAMS_APP_ID": ""})
+    assert missing.exit_code == 2 and "TEAMS_APP_ID" in missing.output
