@@ -827,7 +827,9 @@ def slack_serve(
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         console.print(f"Slack app in {mode} mode on {host}:{port} (interactivity URL: https://<your host>/slack/events)")
-        serve(port, ledger=ledger, settings=slack_settings, host=host)
+        from sales_supervisor.commands.ask import slack_ask_function
+
+        serve(port, ledger=ledger, settings=slack_settings, host=host, ask=slack_ask_function(settings, ledger))
 
 
 @slack_app_cli.command("manifest")

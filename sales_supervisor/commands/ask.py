@@ -104,5 +104,31 @@ def print_answer(result: Any, *, show_sql: bool = True) -> None:
             console.print(f"[dim]{q.row_count - ROWS_SHOWN} more rows (--json shows all)[/dim]")
 
 
+def slack_ask_function(settings: Any, ledger: Any):
+    """``ask(question, approver_id)`` for the Slack ``/ask`` command: one semantic layer for the app's life
+    (opened on the first question; it holds the warehouse only while a query runs), the asker's team scope."""
+    import threading
+
+    from agents.ask import answer, make_asker, scope_for
+
+    lock = threading.Lock()
+    state: dict[str, Any] = {}
+    delegates = settings.delegates()
+
+    def ask_fn(question: str, approver_id: str):
+        with lock:
+            if "layer" not in state:
+                from agents.semantic_layer import SemanticLayer
+                from sales_supervisor.dbt import prepare_dbt_project
+                from sales_supervisor.settings import DBT_PROJECT_DIR
+
+                prepare_dbt_project()
+                state["layer"] = SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
+            scope = scope_for(approver_id, delegates, is_manager=not approver_id.startswith(("slack:", "teams:")))
+            return answer(question, layer=state["layer"], settings=settings, scope=scope, asker=make_asker(settings), ledger=ledger)
+
+    return ask_fn
+
+
 def register(app: typer.Typer) -> None:
     app.command("ask", help=ASK_HELP)(ask)
