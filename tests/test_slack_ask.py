@@ -95,3 +95,12 @@ def test_an_empty_command_gets_usage_help(setup, slack):
     app, layer, _ = setup
     resp = dispatch(app, *command(slack, "  "))
     assert "Ask a question" in json.loads(resp.body)["text"] and layer.calls == []
+
+
+def test_the_manifest_declares_the_command():
+    from agents.review.slack_app import app_manifest
+
+    manifest = app_manifest("https://review.example.test/slack/events")
+    (cmd,) = manifest["features"]["slash_commands"]
+    assert (cmd["command"], cmd["url"]) == ("/ask", "https://review.example.test/slack/events")
+    assert "commands" in manifest["oauth_config"]["scopes"]["bot"]

@@ -106,10 +106,15 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
     interactivity: dict[str, Any] = {"is_enabled": True}
     if request_url:
         interactivity["request_url"] = request_url
+    # The /ask slash command (agents/review/slack_ask.py) is answered at the same endpoint; it needs the commands scope.
+    ask_command: dict[str, Any] = {"command": "/ask", "description": "Ask the governed pipeline metrics a question",
+                                   "usage_hint": "win rate by segment last quarter", "should_escape": False}
+    if request_url:
+        ask_command["url"] = request_url
     return {
         "display_information": {"name": name, "description": "Pipeline review digests: approve, edit or dismiss coaching before it reaches a rep."},
-        "features": {"bot_user": {"display_name": name, "always_online": False}},
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "features": {"bot_user": {"display_name": name, "always_online": False}, "slash_commands": [ask_command]},
+        "oauth_config": {"scopes": {"bot": [*BOT_SCOPES, "commands"]}},
         "settings": {
             "interactivity": interactivity,
             "org_deploy_enabled": False,
