@@ -1,7 +1,7 @@
 """Decisions may come from Microsoft Teams: approver_channel admits 'teams'.
 
-Revision ID: 0008
-Revises: 0002
+Revision ID: 0008_teams_approver_channel
+Revises: 0004_policy_versions
 Create Date: 2026-12-01
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0002_delivery_outcome_unknown"
+revision = "0008_teams_approver_channel"
+down_revision = "0004_policy_versions"  # chained after what main holds; re-chain on merge
 branch_labels = None
 depends_on = None
 
