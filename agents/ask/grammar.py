@@ -159,6 +159,14 @@ def normalise(question: str) -> str:
     return re.sub(r"\s+", " ", q).strip()
 
 
+# Managers read names, not ids: grouping by a rep or a deal also shows its name.
+_NAME_OF = {"rep": ("rep__rep_name",), "opportunity__rep": ("opportunity__rep__rep_name",), "opportunity": ("opportunity__deal_name",)}
+
+
+def _names_for(name: str, allowed: dict) -> list[str]:
+    return [n for n in _NAME_OF.get(name, ()) if n in allowed]
+
+
 def _first_allowed(candidates: Sequence[str], allowed: dict) -> str | None:
     return next((c for c in candidates if c in allowed), None)
 
@@ -323,6 +331,7 @@ def parse(
             if name is None:
                 return Refusal(f"{', '.join(metrics)} cannot be broken down by {word} in the semantic layer")
             group_by.append(name)
+            group_by.extend(_names_for(name, allowed))
 
     # Filters: segments (team / reps = the reps' segment).
     seg_alt = "|".join(sorted((re.escape(s) for s in SEGMENTS), key=len, reverse=True))
@@ -377,6 +386,7 @@ def parse(
         if name is None:
             return Refusal(f"{', '.join(metrics)} cannot be broken down by {word} in the semantic layer")
         group_by.append(name)
+        group_by.extend(_names_for(name, allowed))
         limit = int(m[0].group(2))
         order_by.append(("" if m[0].group(1) in ("bottom", "worst", "lowest") else "-") + metrics[0])
     elif m := t.take(r"\b(top|bottom|best|worst|highest|lowest) (\d+)\b"):
@@ -403,6 +413,13 @@ def dimension_words(name: str) -> str:
     """opportunity__segment -> "deal segment", metric_time__quarter -> "quarter", rep -> "rep"."""
     if name.startswith("metric_time"):
         return name.rpartition("__")[2] if "__" in name else "time"
+    special = {"opportunity": "deal id", "rep": "rep id", "manager": "manager id", "account": "account id",
+               "stage_stay__entered_stage_at__day": "entered stage on", "stage_stay__entered_stage_at": "entered stage on"}
+    if name in special:
+        return special[name]
+    parts = name.split("__")
+    if len(parts) >= 2 and parts[-1].startswith(parts[-2] + "_"):  # rep__rep_name -> rep_name
+        name = "__".join(parts[:-2] + [parts[-1]])
     words = name.replace("opportunity__deal_name", "deal").replace("opportunity", "deal").replace("stage_stint", "stint")
     words = words.replace("stage_stay", "current stage").replace("activity__", "").replace("__", " ").replace("_", " ")
     return words
@@ -413,7 +430,9 @@ def humanise(plan: QueryPlan, catalog: Catalog, *, period: str | None = None) ->
     labels = [catalog.metrics[m].label if m in catalog.metrics else m for m in plan.metrics]
     out = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
     if plan.group_by:
-        out += " by " + ", ".join(dimension_words(g) for g in plan.group_by)
+        companions = {n for names in _NAME_OF.values() for n in names}
+        plain = {"opportunity": "deal", "rep": "rep", "manager": "manager", "account": "account"}
+        out += " by " + ", ".join(plain.get(g) or dimension_words(g) for g in plan.group_by if g not in companions)
     conds = [f"{dimension_words(f.dimension)} {'is' if f.op == '=' else f.op} {', '.join(str(v) for v in f.values)}"
              for f in plan.filters if f.dimension != "metric_time"]
     if conds:
