@@ -401,3 +401,19 @@ def test_ask_cli_answers_through_metricflow_on_the_demo(built_warehouse):
 
     res = runner.invoke(app, ["ask", "Why did we lose?", "--home", home, "--offline"])
     assert res.exit_code == 1 and "Cannot answer" in res.output
+
+
+def test_claude_citing_a_number_not_in_the_rows_is_rejected(catalog):
+    from agents.ask.claude import unsupported_numbers
+
+    layer = RecordingLayer(catalog)
+    query = {"metrics": ["win_rate", "won_deals", "closed_deals"]}
+    with FakeAnthropicServer() as server:
+        server.enqueue(tool_use("run_metric_query", query), Reply.text("Win rate was 31.0% on 15 won of 60 closed [mfq_1]."))
+        out = answer("win rate", layer=layer, as_of=AS_OF, catalog=catalog, asker=asker(server))
+    assert not out.answered and "31.0%" in out.reason and "15" not in out.reason
+    assert out.queries  # what it did run is still shown
+    # Rounded values, percentages, counts of rows, dates and the question's own numbers are fine.
+    (q,) = out.queries
+    assert unsupported_numbers("Win rate 25% (25.0%), 15 of 60, 1 row, since 2026-07-01, top 5 [mfq_ab12]", [q], "top 5 by win rate", AS_OF) == []
+    assert unsupported_numbers("Win rate 26%", [q], "win rate", AS_OF) == ["26%"]

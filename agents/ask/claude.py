@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,6 +105,46 @@ TOOLS: list[dict[str, Any]] = [
     },
 ]
 TOOL_NAMES = tuple(t["name"] for t in TOOLS)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\$?\d[\d,]*(?:\.\d+)?%?(?![\w])")
+_IGNORED = re.compile(r"mfq_[0-9a-f]+|\d{4}-\d{2}-\d{2}(?:T[\d:]+)?|\b[qQ][1-4]\b")
+
+
+def _cell_numbers(queries: list[AnswerQuery]) -> list[float]:
+    out: list[float] = []
+    for q in queries:
+        out.append(float(q.row_count))
+        for row in q.rows:
+            for v in row.values():
+                if isinstance(v, bool):
+                    continue
+                if isinstance(v, (int, float)):
+                    out.extend((float(v), float(v) * 100))
+                elif isinstance(v, str):
+                    out.extend(float(x) for x in re.findall(r"\d+(?:\.\d+)?", v))
+    return out
+
+
+def unsupported_numbers(text: str, queries: list[AnswerQuery], question: str, as_of: dt.date) -> list[str]:
+    """Numbers in the answer that neither a query result (as shown, rounded, or as a percentage), the question
+    nor the as-of date contains."""
+    cells = _cell_numbers(queries)
+    allowed_text = _IGNORED.sub(" ", question) + f" {as_of.year} {as_of.month} {as_of.day}"
+    given = {float(x.replace(",", "")) for x in re.findall(r"\d[\d,]*(?:\.\d+)?", allowed_text)}
+    bad = []
+    for token in _NUMBER.findall(_IGNORED.sub(" ", text)):
+        raw = token.lstrip("$").rstrip("%").replace(",", "")
+        try:
+            value = abs(float(raw))
+        except ValueError:
+            continue
+        decimals = len(raw.split(".")[1]) if "." in raw else 0
+        tolerance = 0.5 * 10 ** (-decimals) + 1e-9
+        if value in given or any(abs(abs(c) - value) <= tolerance for c in cells):
+            continue
+        bad.append(token)
+    return bad
 
 
 class MetricQueryInput(BaseModel):
@@ -226,6 +267,11 @@ class ClaudeAsker:
                     # An answer that rests on no governed query is not an answer.
                     return done(False, "Cannot answer: the model answered without running a governed query.",
                                 "no governed query behind the answer")
+                unsupported = unsupported_numbers(text, queries, question, as_of)
+                if unsupported:
+                    # As for drafts: a number that is not in the evidence is not said.
+                    reason = f"the model's answer cites numbers not in the query results: {', '.join(unsupported)}"
+                    return done(False, f"Cannot answer: {reason}.", reason)
                 return done(True, text)
             messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in content]})
             results = []
