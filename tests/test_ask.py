@@ -417,3 +417,18 @@ def test_claude_citing_a_number_not_in_the_rows_is_rejected(catalog):
     (q,) = out.queries
     assert unsupported_numbers("Win rate 25% (25.0%), 15 of 60, 1 row, since 2026-07-01, top 5 [mfq_ab12]", [q], "top 5 by win rate", AS_OF) == []
     assert unsupported_numbers("Win rate 26%", [q], "win rate", AS_OF) == ["26%"]
+
+
+def test_answer_as_scopes_by_the_settings_delegates(catalog, tmp_path):
+    from agents.ask import answer_as
+    from sales_supervisor.settings import Settings
+
+    delegates = tmp_path / "delegates.yaml"
+    delegates.write_text("mgr-0003: [dlg-9]\n")
+    settings = Settings(home=tmp_path, delegates_file=delegates)
+    layer = RecordingLayer(catalog)
+    out = answer_as("win rate by rep", layer=layer, settings=settings, approver_id="dlg-9", offline=True, catalog=catalog)
+    assert out.answered and out.scope == ["dlg-9", "mgr-0003"]
+    assert "IN ('dlg-9', 'mgr-0003')" in layer.calls[-1].where[-1]
+    unrestricted = answer_as("win rate by rep", layer=layer, settings=settings, offline=True, catalog=catalog)
+    assert unrestricted.scope is None and not any("manager" in w for w in layer.calls[-1].where)

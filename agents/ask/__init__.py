@@ -7,7 +7,7 @@ Claude gets tools that can only list governed metrics and run MetricFlow
 queries (agents/ask/claude.py). No path runs SQL of its own.
 """
 
-from agents.ask.answer import Answer, AnswerQuery, AskScope, answer, make_asker, scope_for
+from agents.ask.answer import Answer, AnswerQuery, AskScope, answer, answer_as, make_asker, scope_for
 from agents.ask.catalog import Catalog
 
-__all__ = ["Answer", "AnswerQuery", "AskScope", "Catalog", "answer", "make_asker", "scope_for"]
+__all__ = ["Answer", "AnswerQuery", "AskScope", "Catalog", "answer", "answer_as", "make_asker", "scope_for"]

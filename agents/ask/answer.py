@@ -174,6 +174,8 @@ def run_plan(plan: QueryPlan, *, layer: LayerLike, catalog: Catalog, scope: AskS
 
 def _first_line(exc: Any) -> str:
     text = str(exc)
+    if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set" in text.lower()):
+        return "the warehouse is busy (a pipeline run holds it); try again in a minute"
     if "Got error(s) during query resolution" in text:
         # MetricFlow's resolution errors name the offending item on the lines that follow.
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -285,6 +287,26 @@ def _answer_offline(question: str, *, layer: LayerLike, catalog: Catalog, as_of:
     if q.company_wide:
         text += " Company-wide: this metric is not kept per team."
     return Answer(**base, answered=True, text=text, interpretation=plan.interpretation, queries=[q])
+
+
+def answer_as(
+    question: str,
+    *,
+    layer: LayerLike,
+    settings: Any,
+    approver_id: str | None = None,
+    ledger: Any = None,
+    offline: bool = False,
+    catalog: Catalog | None = None,
+) -> Answer:
+    """``answer`` for an interface (the console, Slack): the asker's team scope from the settings' delegates
+    (None: unrestricted, e.g. sales-ops), Claude when a key is configured unless ``offline``, audited."""
+    scope = None
+    if approver_id is not None:
+        scope = scope_for(approver_id, settings.delegates() if settings is not None else {},
+                          is_manager=not approver_id.startswith(("slack:", "teams:")))
+    asker = None if offline else make_asker(settings)
+    return answer(question, layer=layer, settings=settings, scope=scope, asker=asker, ledger=ledger, catalog=catalog)
 
 
 def make_asker(settings: Any = None, env: Mapping[str, str] | None = None) -> Any:

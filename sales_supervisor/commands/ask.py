@@ -109,11 +109,10 @@ def slack_ask_function(settings: Any, ledger: Any):
     (opened on the first question; it holds the warehouse only while a query runs), the asker's team scope."""
     import threading
 
-    from agents.ask import answer, make_asker, scope_for
+    from agents.ask import answer_as
 
     lock = threading.Lock()
     state: dict[str, Any] = {}
-    delegates = settings.delegates()
 
     def ask_fn(question: str, approver_id: str):
         with lock:
@@ -124,8 +123,7 @@ def slack_ask_function(settings: Any, ledger: Any):
 
                 prepare_dbt_project()
                 state["layer"] = SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
-            scope = scope_for(approver_id, delegates, is_manager=not approver_id.startswith(("slack:", "teams:")))
-            return answer(question, layer=state["layer"], settings=settings, scope=scope, asker=make_asker(settings), ledger=ledger)
+            return answer_as(question, layer=state["layer"], settings=settings, approver_id=approver_id, ledger=ledger)
 
     return ask_fn
 
