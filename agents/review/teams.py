@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import json
 import logging
 import os
@@ -466,7 +465,3 @@ def serve(port: int = 3978, *, ledger: Ledger, settings: TeamsSettings, host: st
     with make_server(TeamsApp(ledger, settings), host, port) as httpd:
         log.info("Teams app listening on http://%s:%d%s", host, port, MESSAGES_PATH)
         httpd.serve_forever()
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
