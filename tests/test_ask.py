@@ -432,3 +432,13 @@ def test_answer_as_scopes_by_the_settings_delegates(catalog, tmp_path):
     assert "IN ('dlg-9', 'mgr-0003')" in layer.calls[-1].where[-1]
     unrestricted = answer_as("win rate by rep", layer=layer, settings=settings, offline=True, catalog=catalog)
     assert unrestricted.scope is None and not any("manager" in w for w in layer.calls[-1].where)
+
+
+@pytest.mark.parametrize(("question", "metrics"), [
+    ("What's the win rate for smb this quarter?", ("win_rate",)),
+    ("How many deals did we win last month?", ("won_deals",)),
+    ("How many deals did we lose in Q2?", ("lost_deals",)),
+    ("What is the enterprise team's win rate?", ("win_rate",)),
+])
+def test_everyday_phrasings(catalog, question, metrics):
+    assert plan_of(catalog, question).metrics == metrics

@@ -67,8 +67,8 @@ METRIC_SYNONYMS: list[tuple[str, tuple[str, ...]]] = [
     (r"activities per week|activity rate", ("activities_per_week",)),
     (r"open pipeline(?: amount)?|pipeline(?: amount| value)?", ("open_pipeline_amount",)),
     (r"open deals|open opportunities", ("open_deals",)),
-    (r"won deals|deals won|wins|won", ("won_deals",)),
-    (r"lost deals|deals lost|losses|lost", ("lost_deals",)),
+    (r"won deals|deals won|wins|won|win", ("won_deals",)),
+    (r"lost deals|deals lost|losses|lost|lose", ("lost_deals",)),
     (r"closed deals|deals closed", ("closed_deals",)),
     (r"meetings", ("meeting_count",)),
     (r"activities|activity count", ("activity_count",)),
@@ -102,7 +102,7 @@ FILLER = set("""
 a an the of in on at for to from by with and or as is are was were be been being do does did doing done how what whats
 which who show me us list give tell about our my we much many number count total overall all across each per it its
 that this there than please can could you i see get have has had so far look looking like performance perform performed performing
-go going went gone numbers figures result results stats statistics team reps deals deal opportunities opportunities
+go going went gone numbers figures result results stats statistics team reps deals deal opportunities s
 """.split())
 
 _REFUSALS: list[tuple[str, str]] = [
@@ -150,7 +150,9 @@ class _Text:
 
     def leftover_words(self) -> list[str]:
         rest = "".join(c if not u else " " for c, u in zip(self.text, self.used))
-        return [w for w in re.findall(r"[a-z0-9_%'\-]+", rest) if w.strip("'-") and w.strip("'-") not in FILLER and w != "'s"]
+        words = [w.strip("'-") for w in re.findall(r"[a-z0-9_%'\-]+", rest)]
+        words = [w[:-2] if w.endswith("'s") else w for w in words]  # "what's", "team's"
+        return [w for w in words if w and w not in FILLER]
 
 
 def normalise(question: str) -> str:
