@@ -302,3 +302,13 @@ def test_teams_post_command_posts_once(bf, tmp_path):
     assert len(bf.posts()) == 1
     missing = runner.invoke(cli, ["teams", "post", "--home", str(home)], env={"SALES_SUPERVISOR_HOME": str(home), "TEAMS_APP_ID": ""})
     assert missing.exit_code == 2 and "TEAMS_APP_ID" in missing.output
+
+
+def test_a_refused_bot_token_is_not_sent(bf, ledger, digest_id, tmp_path):
+    good = TeamsApp(ledger, settings_for(bf, tmp_path))
+    remember_manager(good, bf)
+    wrong = TeamsSettings(**{**settings_for(bf, tmp_path).__dict__, "app_password": "wrong"})
+    status, detail = TeamsApp(ledger, wrong).post_digest(digest_id)
+    assert status == "not sent" and "token endpoint: HTTP 401" in detail
+    assert bf.posts() == []
+    assert good.post_digest(digest_id)[0] == "sent"
