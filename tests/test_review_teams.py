@@ -312,3 +312,16 @@ def test_a_refused_bot_token_is_not_sent(bf, ledger, digest_id, tmp_path):
     assert status == "not sent" and "token endpoint: HTTP 401" in detail
     assert bf.posts() == []
     assert good.post_digest(digest_id)[0] == "sent"
+
+
+def test_teams_manifest_names_the_bot():
+    from typer.testing import CliRunner
+
+    from sales_supervisor.cli import app as cli
+
+    res = CliRunner().invoke(cli, ["teams", "manifest", "--app-id", "11111111-2222-3333-4444-555555555555"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads(res.output)
+    assert manifest["id"] == manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
+    assert manifest["bots"][0]["scopes"] == ["personal"]
+    assert CliRunner().invoke(cli, ["teams", "manifest"], env={"TEAMS_APP_ID": ""}).exit_code == 2

@@ -416,6 +416,31 @@ def _attachment_kwargs(card: Mapping[str, Any]) -> dict[str, Any]:
     return {"content_type": att["contentType"], "content": att["content"]}
 
 
+def app_manifest(app_id: str, *, name: str = "Sales Supervisor", developer_url: str = "https://example.com",
+                 version: str = "1.0.0") -> dict[str, Any]:
+    """The Teams app manifest (manifest.json; zip it with two icons, color.png 192x192 and outline.png 32x32,
+    and upload it in Teams: Apps -> Manage your apps -> Upload an app). Personal scope: the 1:1 chat each
+    manager's digest goes to."""
+    return {
+        "$schema": "https://developer.microsoft.com/en-us/json-schemas/teams/v1.16/MicrosoftTeams.schema.json",
+        "manifestVersion": "1.16",
+        "version": version,
+        "id": app_id,
+        "developer": {"name": name, "websiteUrl": developer_url, "privacyUrl": developer_url, "termsOfUseUrl": developer_url},
+        "name": {"short": name, "full": f"{name}: pipeline review digests"},
+        "description": {
+            "short": "Approve, edit or dismiss coaching before it reaches a rep.",
+            "full": "Each morning's pipeline review digest as a card: approve, edit or dismiss each coaching item. "
+                    "Nothing reaches a rep until the manager approves it.",
+        },
+        "icons": {"color": "color.png", "outline": "outline.png"},
+        "accentColor": "#2E5E8C",
+        "bots": [{"botId": app_id, "scopes": ["personal"], "supportsFiles": False, "isNotificationOnly": False}],
+        "permissions": ["identity", "messageTeamMembers"],
+        "validDomains": [],
+    }
+
+
 # -- HTTP ------------------------------------------------------------------------------------------
 
 def wsgi_app(app: TeamsApp) -> Callable:

@@ -105,5 +105,23 @@ def teams_resolve(
     console.print(f"Recorded: digest {digest_id}'s Teams post {status}, by {operator}.")
 
 
+@teams_app.command("manifest")
+def teams_manifest(
+    app_id: Annotated[Optional[str], typer.Option("--app-id", help="The Azure Bot's app id (default: TEAMS_APP_ID).")] = None,
+    name: Annotated[str, typer.Option(help="The app's name in Teams.")] = "Sales Supervisor",
+) -> None:
+    """Print the Teams app manifest.json (zip it with color.png and outline.png icons and upload it in Teams)."""
+    import json
+    import os
+
+    from agents.review.teams import app_manifest
+
+    app_id = app_id or os.environ.get("TEAMS_APP_ID")
+    if not app_id:
+        err.print("[red]--app-id (or TEAMS_APP_ID) is required: the Azure Bot's app id[/red]")
+        raise typer.Exit(2)
+    console.print(json.dumps(app_manifest(app_id, name=name), indent=2), soft_wrap=True, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(teams_app, name="teams")
