@@ -48,7 +48,7 @@ from botframework.connector.auth import (
 
 from agents.ledger import AlreadyDecided, EditTooLong, Ledger, NotAuthorised
 from agents.review.channels import NotSent, OutcomeUnknown, never_connected
-from agents.review.teams_cards import card_attachment, digest_card, submitted
+from agents.review.teams_cards import digest_card, submitted
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class TeamsApp:
         try:
             card = self.card_for(digest_id)
             update = Activity(type=ActivityTypes.message, id=activity.reply_to_id,
-                              attachments=[Attachment(**_attachment_kwargs(card))])
+                              attachments=[_card(card)])
             self.connector(activity.service_url).conversations.update_activity(
                 activity.conversation.id, activity.reply_to_id, update)
         except Exception as exc:  # noqa: BLE001 - logged; the card catches up on the next post
@@ -373,7 +373,7 @@ class TeamsApp:
         self.ledger.record_event(actor, "teams.post_started", "digest", digest_id,
                                  {"conversation_id": ref["conversation_id"], "service_url": ref["service_url"]})
         try:
-            activity = Activity(type=ActivityTypes.message, attachments=[Attachment(**_attachment_kwargs(card))],
+            activity = Activity(type=ActivityTypes.message, attachments=[_card(card)],
                                 summary=f"Pipeline review for {digest.as_of}")
             resp = self.connector(ref["service_url"]).conversations.send_to_conversation(ref["conversation_id"], activity)
         except Exception as exc:  # noqa: BLE001 - every failure is classified below
@@ -411,9 +411,10 @@ class TeamsApp:
         return out
 
 
-def _attachment_kwargs(card: Mapping[str, Any]) -> dict[str, Any]:
-    att = card_attachment(card)
-    return {"content_type": att["contentType"], "content": att["content"]}
+def _card(card: Mapping[str, Any]) -> Attachment:
+    from botbuilder.core import CardFactory
+
+    return CardFactory.adaptive_card(dict(card))
 
 
 def app_manifest(app_id: str, *, name: str = "Sales Supervisor", developer_url: str = "https://example.com",
