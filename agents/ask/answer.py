@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -129,6 +130,12 @@ def run_plan(plan: QueryPlan, *, layer: LayerLike, catalog: Catalog, scope: AskS
     except PlanError as exc:
         raise CannotAnswer(str(exc)) from None
     if plan.saved_query:
+        if scope is not None and scope.restricted:
+            sq = next(q for q in catalog.manifest.saved_queries if q.name == plan.saved_query)
+            group_by = [str(g) for g in sq.query_params.group_by]
+            if _is_entity_level(re.findall(r"'([a-z0-9_]+)'", " ".join(group_by))):
+                raise CannotAnswer(f"the saved query {plan.saved_query} lists deals, reps or accounts company-wide; "
+                                   "ask for it with a team filter instead")
         try:
             result = layer.saved_query(plan.saved_query)
         except SemanticLayerError as exc:
