@@ -325,3 +325,25 @@ def test_teams_manifest_names_the_bot():
     assert manifest["id"] == manifest["bots"][0]["botId"] == "11111111-2222-3333-4444-555555555555"
     assert manifest["bots"][0]["scopes"] == ["personal"]
     assert CliRunner().invoke(cli, ["teams", "manifest"], env={"TEAMS_APP_ID": ""}).exit_code == 2
+
+
+def test_card_text_from_the_crm_carries_no_live_links():
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from agents.review.teams_cards import digest_card
+
+    item = SimpleNamespace(
+        item_id="it-1", rep_id="rep-1", rule_id="stalled_in_stage", severity="high", opportunity_id="opp-1",
+        draft={"action": "Click [here](https://evil.example/reset) now", "rationale": "see https://evil.example"},
+        evidence={"subject_label": "Acme [login](https://evil.example)", "rep": {"rep_name": "Ann"},
+                  "links": {"crm": [{"label": "opportunity opp-1", "url": "javascript:alert(1)"}]}},
+    )
+    card = digest_card("Maria", dt.date(2026, 10, 1), [item])
+    blocks = [el for b in card["body"] for el in ([b] + b.get("items", []))]
+    text = json.dumps([el for el in blocks if el.get("type") == "TextBlock"])  # what Teams renders as Markdown
+    assert "https://evil" not in text and "javascript:" not in text
+    assert "hxxps://evil[.]example" in text
+    # The edit box starts from the draft as written (an input is not rendered, and edits must not alter it).
+    (edit,) = [el for el in blocks if el.get("id") == "edited_text:it-1"]
+    assert edit["value"].startswith("Click [here](https://evil.example/reset)")

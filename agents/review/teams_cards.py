@@ -14,6 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.review.digests import coaching_text
+from agents.review.escaping import defang_urls, safe_link_url
+
+
+def _safe(text: Any) -> str:
+    """Untrusted CRM or model text in a TextBlock: no live links (Teams renders Markdown)."""
+    return defang_urls(str(text or ""))
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CARD_VERSION = "1.4"
@@ -33,8 +39,8 @@ def _links(evidence: Mapping[str, Any]) -> list[str]:
     links = evidence.get("links") or {}
     for group in ("crm", "semantic", "related"):
         for link in links.get(group) or []:
-            label, url = str(link.get("label") or ""), link.get("url")
-            out.append(f"[{label}]({url})" if url and str(url).startswith(("http://", "https://")) else label)
+            label, url = _safe(link.get("label")).replace("[", "(").replace("]", ")"), safe_link_url(link.get("url"))
+            out.append(f"[{label}]({url})" if url else label)
     return [x for x in out if x]
 
 
@@ -46,12 +52,12 @@ def item_container(item: Any, decision: Any | None = None) -> dict[str, Any]:
     subject = evidence.get("subject_label") or evidence.get("deal_name") or item.opportunity_id or item.item_id
     flag = evidence.get("flag") or {}
     body: list[dict[str, Any]] = [
-        _text(f"**{subject}**", size="Medium"),
-        _text(f"{rep} · {item.rule_id} · {item.severity}", isSubtle=True, spacing="None"),
+        _text(f"**{_safe(subject)}**", size="Medium"),
+        _text(f"{_safe(rep)} · {item.rule_id} · {item.severity}", isSubtle=True, spacing="None"),
     ]
     if flag.get("message"):
-        body.append(_text(str(flag["message"])))
-    body.append(_text(coaching_text(draft)))
+        body.append(_text(_safe(flag["message"])))
+    body.append(_text(_safe(coaching_text(draft))))
     links = _links(evidence)
     if links:
         body.append(_text("Evidence: " + " · ".join(links), size="Small"))
@@ -88,7 +94,7 @@ def digest_card(
     decisions = decisions or {}
     pending = sum(1 for it in items if it.item_id not in decisions)
     header = [
-        _text(f"Pipeline review for {manager_name}, {as_of}", size="Large", weight="Bolder"),
+        _text(f"Pipeline review for {_safe(manager_name)}, {as_of}", size="Large", weight="Bolder"),
         _text(f"{len(items)} item{'s' if len(items) != 1 else ''}, {pending} to decide. Nothing reaches a rep until you approve.",
               isSubtle=True, spacing="None"),
     ]
