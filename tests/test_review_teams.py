@@ -347,3 +347,32 @@ def test_card_text_from_the_crm_carries_no_live_links():
     # The edit box starts from the draft as written (an input is not rendered, and edits must not alter it).
     (edit,) = [el for el in blocks if el.get("id") == "edited_text:it-1"]
     assert edit["value"].startswith("Click [here](https://evil.example/reset)")
+
+
+def test_a_question_written_to_the_bot_is_answered_privately_within_the_team(bf, ledger, tmp_path):
+    import datetime as dt
+
+    from agents.ask import Catalog, answer, scope_for
+    from sales_supervisor.dbt import prepare_dbt_project
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+    from tests.test_ask import RecordingLayer
+
+    prepare_dbt_project()
+    catalog = Catalog.from_manifest_file(DBT_PROJECT_DIR / "target" / "semantic_manifest.json")
+    layer = RecordingLayer(catalog)
+
+    def ask(question, approver):
+        return answer(question, layer=layer, as_of=dt.date(2026, 10, 1), catalog=catalog, ledger=ledger,
+                      scope=scope_for(approver, {}, is_manager=not approver.startswith("teams:")))
+
+    app = TeamsApp(ledger, settings_for(bf, tmp_path), ask=ask)
+    assert post(app, activity(bf, text="How did the enterprise team do last quarter?", reply_to=None), bf.auth())[0] == 200
+    app.wait_for_answers()
+    reply = bf.activities["a:conv-mgr-1"][-1]["text"]
+    assert "Win rate: 25.0%" in reply and "query mfq_" in reply and "SELECT 1" in reply
+    assert "IN ('mgr-1')" in layer.calls[-1].where[-1]
+    # Unauthenticated: no answer, no query.
+    n = len(layer.calls)
+    assert post(app, activity(bf, text="win rate", reply_to=None), "")[0] == 401
+    app.wait_for_answers()
+    assert len(layer.calls) == n

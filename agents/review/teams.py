@@ -216,8 +216,12 @@ ConnectorFactory = Callable[[str], ConnectorClient]
 class TeamsApp:
     """Handles Bot Framework activities (``handle``) and posts digests (``post_digest``)."""
 
-    def __init__(self, ledger: Ledger, settings: TeamsSettings, *, conversations: ConversationStore | None = None) -> None:
+    def __init__(self, ledger: Ledger, settings: TeamsSettings, *, conversations: ConversationStore | None = None,
+                 ask: Callable[[str, str], Any] | None = None) -> None:
+        """``ask(question, approver_id) -> agents.ask.Answer``: answer questions written to the bot (as Slack's /ask)."""
         self.ledger = ledger
+        self.ask = ask
+        self._workers: list[threading.Thread] = []
         self.settings = settings
         self.conversations = conversations or ConversationStore(settings.conversations_path)
         self.credentials = ClientCredentials(settings.app_id, settings.app_password, settings.token_url,
@@ -255,9 +259,15 @@ class TeamsApp:
                 self._decide(activity, *choice)
             elif activity.value is not None:
                 return 400, {"error": "malformed card submission"}
+            elif self.ask is not None and (activity.text or "").strip():
+                # Answered after the 200: a first question may take longer than the channel waits for.
+                worker = threading.Thread(target=self._answer, args=(activity,), daemon=True, name="teams-ask")
+                self._workers.append(worker)
+                worker.start()
             else:
                 self._reply(activity, "I post your pipeline review digest here each morning; decide each item with "
-                                      "its buttons (approve, approve edited, dismiss).")
+                                      "its buttons (approve, approve edited, dismiss)"
+                                      + (", and answer questions about the governed metrics." if self.ask else "."))
             return 200, None
         return 200, None
 
@@ -303,6 +313,20 @@ class TeamsApp:
 
         self._refresh_card(activity, item.digest_id)
         self._reply(activity, decision_line(decision))
+
+    def _answer(self, activity: Activity) -> None:
+        approver = resolve_approver(self.settings.approvers, activity)
+        try:
+            result = self.ask((activity.text or "").strip(), approver)
+        except Exception as exc:  # noqa: BLE001 - the asker gets a reason, the log the detail
+            log.exception("Teams question failed")
+            self._reply(activity, f"Could not answer ({type(exc).__name__}); the warehouse may be busy with a run.")
+            return
+        self._reply(activity, answer_markdown(result))
+
+    def wait_for_answers(self, timeout: float = 30.0) -> None:
+        for worker in list(self._workers):
+            worker.join(timeout)
 
     def _refresh_card(self, activity: Activity, digest_id: str) -> None:
         """Show the decision in the card (best effort: the decision is already durable)."""
@@ -411,6 +435,25 @@ class TeamsApp:
         return out
 
 
+def answer_markdown(answer: Any, *, rows: int = 10) -> str:
+    """An agents.ask Answer as a Teams message (Markdown): the answer, then each query's id, SQL and first rows.
+    Only the asker's 1:1 chat with the bot sees it."""
+    from agents.ask.answer import format_value
+    from agents.review.escaping import defang_urls
+
+    out = [("" if answer.answered else "⚠ ") + defang_urls(answer.text)]
+    for q in answer.queries[:3]:
+        out.append(f"**query {q.query_id}**: {defang_urls(q.description)} ({q.row_count} row{'s' if q.row_count != 1 else ''})")
+        out.append("```\n" + q.sql.strip()[:2500] + "\n```")
+        if q.rows:
+            head = " | ".join(q.columns)
+            body = "\n".join(" | ".join(format_value(c, r.get(c)) for c in q.columns) for r in q.rows[:rows])
+            more = f"\n... {q.row_count - rows} more rows" if q.row_count > rows else ""
+            out.append("```\n" + defang_urls(head + "\n" + body) + more + "\n```")
+    out.append(f"_{answer.engine}, as of {answer.as_of}" + (f", limited to {', '.join(answer.scope)}" if answer.scope else "") + "_")
+    return "\n\n".join(out)
+
+
 def _card(card: Mapping[str, Any]) -> Attachment:
     from botbuilder.core import CardFactory
 
@@ -485,9 +528,10 @@ def make_server(app: TeamsApp, host: str = "127.0.0.1", port: int = 3978):
     return _make(host, port, wsgi_app(app), server_class=ThreadingWSGIServer, handler_class=QuietHandler)
 
 
-def serve(port: int = 3978, *, ledger: Ledger, settings: TeamsSettings, host: str = "127.0.0.1") -> None:
+def serve(port: int = 3978, *, ledger: Ledger, settings: TeamsSettings, host: str = "127.0.0.1",
+          ask: Callable[[str, str], Any] | None = None) -> None:
     """Run until interrupted. The Azure Bot's messaging endpoint is https://<public host>/api/messages
     (a TLS-terminating proxy or tunnel in front of this port)."""
-    with make_server(TeamsApp(ledger, settings), host, port) as httpd:
+    with make_server(TeamsApp(ledger, settings, ask=ask), host, port) as httpd:
         log.info("Teams app listening on http://%s:%d%s", host, port, MESSAGES_PATH)
         httpd.serve_forever()

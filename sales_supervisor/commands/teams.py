@@ -52,7 +52,9 @@ def teams_serve(
             err.print(f"[red]{escape(str(exc))}[/red]")
             raise typer.Exit(2) from None
         console.print(f"Teams bot in {mode} mode on {host}:{port} (messaging endpoint: https://<your host>{MESSAGES_PATH})")
-        serve(port, ledger=ledger, settings=teams_settings, host=host)
+        from sales_supervisor.commands.ask import slack_ask_function
+
+        serve(port, ledger=ledger, settings=teams_settings, host=host, ask=slack_ask_function(settings, ledger))
 
 
 @teams_app.command("post")
