@@ -254,13 +254,14 @@ def answer(
     asker: Any = None,
     ledger: Any = None,
     stages: Sequence[str] = DEFAULT_STAGES,
+    actor: str | None = None,
 ) -> Answer:
     """Answer ``question`` from the governed metrics only.
 
     ``asker``: a Claude asker (agents.ask.claude.ClaudeAsker); None uses the
     offline grammar. ``make_asker(settings)`` picks Claude when an Anthropic key
     is configured. ``as_of``: the date relative periods count from (default:
-    the settings' run date).
+    the settings' run date). ``actor``: who the audit trail names when there is no scope.
     """
     if as_of is None:
         as_of = settings.effective_as_of() if settings is not None else dt.date.today()
@@ -275,7 +276,7 @@ def answer(
                               base=base, stages=stages)
     if ledger is not None:
         qid = "ask_" + hashlib.sha256(json.dumps(out.audit_payload(), sort_keys=True, default=str).encode()).hexdigest()[:24]
-        ledger.record_event(out.asked_by or "cli", "ask.answered" if out.answered else "ask.refused", "question", qid,
+        ledger.record_event(out.asked_by or actor or "cli", "ask.answered" if out.answered else "ask.refused", "question", qid,
                             out.audit_payload())
     return out
 

@@ -60,7 +60,7 @@ def ask(
     show_sql: Annotated[bool, typer.Option("--sql/--no-sql", help="Show each query's SQL (default: shown).")] = True,
 ) -> None:
     from agents.ask import answer, make_asker, scope_for
-    from sales_supervisor.cli import _open_ledger, _semantic_layer, _settings
+    from sales_supervisor.cli import _open_ledger, _operator_label, _semantic_layer, _settings
 
     settings = _settings(home=home, as_of=as_of)
     asker = None if offline else make_asker(settings)
@@ -69,7 +69,8 @@ def ask(
         if approver:
             scope = scope_for(approver, settings.delegates(), is_manager=not approver.startswith(("slack:", "teams:")))
         with _semantic_layer(settings) as layer:
-            result = answer(question, layer=layer, settings=settings, scope=scope, asker=asker, ledger=ledger)
+            result = answer(question, layer=layer, settings=settings, scope=scope, asker=asker, ledger=ledger,
+                            actor=_operator_label())
     if as_json:
         console.print_json(result.model_dump_json())
     else:
