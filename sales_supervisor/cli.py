@@ -846,7 +846,9 @@ def slack_serve(
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         console.print(f"Slack app in {mode} mode on {host}:{port} (interactivity URL: https://<your host>/slack/events)")
-        serve(port, ledger=ledger, settings=slack_settings, host=host)
+        from sales_supervisor.commands.ask import slack_ask_function
+
+        serve(port, ledger=ledger, settings=slack_settings, host=host, ask=slack_ask_function(settings, ledger))
 
 
 @slack_app_cli.command("manifest")
@@ -881,6 +883,12 @@ from sales_supervisor.commands import coach as _coach_commands  # noqa: E402  (t
 
 _coach_commands.register(app)
 
+from sales_supervisor.commands.ask import register as _register_ask  # noqa: E402
+
+_register_ask(app)
+from sales_supervisor.commands.teams import register as _register_teams  # noqa: E402
+
+_register_teams(app)
 from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
 
 _register_loop(app)

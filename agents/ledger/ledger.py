@@ -258,7 +258,7 @@ class Ledger:
         item_id: str,
         action: Literal["approve", "edit", "dismiss"],
         approver_id: str,
-        channel: Literal["cli", "slack"],
+        channel: Literal["cli", "slack", "teams"],
         edited_text: str | None = None,
         reason: str | None = None,
         *,

@@ -28,7 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ACTIONS = ("approve", "edit", "dismiss")
 APPROVING_ACTIONS = ("approve", "edit")
-APPROVER_CHANNELS = ("cli", "slack", "autonomy")  # autonomy: an L5 approval (agents/ledger/autonomy.py)
+# autonomy: an L5 approval (agents/ledger/autonomy.py, migration 0006); teams: migration 0008
+APPROVER_CHANNELS = ("cli", "slack", "autonomy", "teams")
 DELIVERY_CHANNELS = ("rep_slack", "rep_email", "crm_note")
 # "unknown": the send may have reached the far side; never retried automatically, a person resolves it.
 DELIVERY_STATUSES = ("pending", "sent", "failed", "unknown")

@@ -2,7 +2,7 @@
 and the ``autonomy`` approver channel for L5 approvals.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004_policy_versions"  # re-chained after 0004 (policy versions) landed on main
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
