@@ -856,3 +856,7 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+from sales_supervisor.commands.console import console_app  # noqa: E402  (the supervisor console, issue 15)
+
+app.add_typer(console_app, name="console")

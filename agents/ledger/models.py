@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ACTIONS = ("approve", "edit", "dismiss")
 APPROVING_ACTIONS = ("approve", "edit")
-APPROVER_CHANNELS = ("cli", "slack")
+APPROVER_CHANNELS = ("cli", "slack", "console")
 DELIVERY_CHANNELS = ("rep_slack", "rep_email", "crm_note")
 # "unknown": the send may have reached the far side; never retried automatically, a person resolves it.
 DELIVERY_STATUSES = ("pending", "sent", "failed", "unknown")

@@ -1,0 +1,225 @@
+"""The console over HTTP (Starlette's TestClient): sign-in, CSRF on every form, roles and team scope with
+audited refusals, decisions and snoozes through the ledger, review time, kill switch, the Dagster controls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from agents.ledger.models import APPROVER_CHANNELS
+from sales_supervisor.console.app import create_app
+from tests.test_review_fixtures import AS_OF
+from tests.console_support import PASSWORD, FakeDagster, make_console_home
+
+
+@pytest.fixture()
+def env(tmp_path):
+    c = make_console_home(tmp_path)
+    c.dagster = FakeDagster()
+    c.app = create_app(c.settings, c.console, ledger=c.ledger, dagster=c.dagster)
+    yield c
+    c.ledger.close()
+
+
+def _token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+def signed_in(env, login: str) -> TestClient:
+    client = TestClient(env.app, base_url="http://127.0.0.1")
+    page = client.get("/login")
+    r = client.post("/login", data={"login": login, "password": PASSWORD, "csrf_token": _token(page.text), "next": "/"},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return client
+
+
+def _refusals(env) -> list:
+    return [r for r in env.ledger.audit_rows() if r.action.endswith("refused")]
+
+
+def _item(env, manager: str):
+    return env.ledger.pending_items(manager)[0]
+
+
+def test_pages_need_a_sign_in_and_a_wrong_password_is_refused_and_audited(env):
+    client = TestClient(env.app, base_url="http://127.0.0.1")
+    r = client.get("/digest", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    page = client.get("/login")
+    r = client.post("/login", data={"login": "maria", "password": "wrong password!", "csrf_token": _token(page.text)})
+    assert r.status_code == 401 and "Wrong login or password" in r.text
+    assert any(a.action == "console.signin_refused" for a in env.ledger.audit_rows())
+    assert "maria" in env.ledger.audit_rows()[-1].payload
+
+
+def test_secure_headers_and_session_cookie(env):
+    client = TestClient(env.app, base_url="http://127.0.0.1")
+    r = client.get("/login")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert "samesite=strict" in r.headers["set-cookie"].lower() and "httponly" in r.headers["set-cookie"].lower()
+
+
+def test_every_form_needs_the_csrf_token(env):
+    client = signed_in(env, "maria")
+    item = _item(env, "mgr-1")
+    for path, data in [
+        (f"/items/{item.item_id}/decide", {"action": "approve"}),
+        (f"/items/{item.item_id}/snooze", {"days": "14"}),
+        ("/logout", {}),
+    ]:
+        r = client.post(path, data=data, follow_redirects=False)
+        assert r.status_code == 403, path
+        r = client.post(path, data={**data, "csrf_token": "forged"}, follow_redirects=False)
+        assert r.status_code == 403, path
+    assert env.ledger.get_decision(item.item_id) is None
+    assert sum(1 for a in _refusals(env) if '"csrf"' in a.subject_id or a.subject_id == "csrf") >= 6
+    admin = signed_in(env, "olga")
+    assert admin.post("/ops/sending", data={"do": "pause"}, follow_redirects=False).status_code == 403
+    assert not env.ledger.kill_switch_engaged()
+
+
+def test_manager_approves_dismisses_edits_and_snoozes_in_place(env):
+    client = signed_in(env, "maria")
+    page = client.get("/digest")
+    assert page.status_code == 200 and "Pipeline review for Maria Manager" in page.text
+    assert "Deal OPP-B" in page.text and "Decide these first" in page.text and "Held Deal One" in page.text
+    assert "Deal OPP-E" not in page.text  # Omar's team
+    token = _token(page.text)
+    items = {it.opportunity_id: it for it in env.ledger.pending_items("mgr-1")}
+    r = client.post(f"/items/{items['opp-b'].item_id}/decide", data={"action": "approve", "csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/digest?manager=mgr-1#item-")
+    d = env.ledger.get_decision(items["opp-b"].item_id)
+    assert (d.action, d.approver_id, d.approver_channel) == ("approve", "mgr-1", "console")
+    # dismiss needs a reason
+    client.post(f"/items/{items['opp-a'].item_id}/decide", data={"action": "dismiss", "csrf_token": token})
+    assert env.ledger.get_decision(items["opp-a"].item_id) is None
+    client.post(f"/items/{items['opp-a'].item_id}/decide", data={"action": "dismiss", "reason": "renewal signed offline", "csrf_token": token})
+    assert env.ledger.get_decision(items["opp-a"].item_id).reason == "renewal signed offline"
+    client.post(f"/items/{items['opp-c'].item_id}/decide", data={"action": "edit", "text": "Call the CFO today.", "csrf_token": token})
+    assert env.ledger.get_decision(items["opp-c"].item_id).edited_text == "Call the CFO today."
+    r = client.post(f"/items/{items['opp-d'].item_id}/snooze", data={"days": "7", "reason": "on holiday", "csrf_token": token})
+    assert "Snoozed Deal OPP-D" in r.text
+    assert env.ledger.is_snoozed("opp-d", items["opp-d"].rule_id, AS_OF + dt.timedelta(days=7))
+    assert not env.ledger.is_snoozed("opp-d", items["opp-d"].rule_id, AS_OF + dt.timedelta(days=8))
+    page = client.get("/digest")
+    assert "renewal signed offline" in page.text and "Approved</b> by mgr-1" in page.text
+    # a second, different decision is refused by the ledger and shown
+    r = client.post(f"/items/{items['opp-b'].item_id}/decide", data={"action": "dismiss", "reason": "x", "csrf_token": token})
+    assert "Already decided" in r.text
+
+
+def test_review_time_from_first_view_to_last_decision(env):
+    client = signed_in(env, "maria")
+    page = client.get("/digest")
+    digest_id = env.ledger.pending_items("mgr-1")[0].digest_id
+    assert env.ledger.review_time(digest_id).first_view is not None
+    assert env.ledger.review_time(digest_id).minutes is None  # nothing decided yet
+    token = _token(page.text)
+    for it in env.ledger.pending_items("mgr-1"):
+        client.post(f"/items/{it.item_id}/decide", data={"action": "approve", "csrf_token": token})
+    rt = env.ledger.review_time(digest_id)
+    assert rt.complete and rt.minutes is not None and 0 <= rt.minutes < 1
+    kpi = env.ledger.review_time_kpi()
+    assert kpi.digests == 1 and kpi.within_target == 1 and kpi.met
+    assert "All 4 items decided" in client.get("/digest").text
+    # a second view is not a new first view
+    views = [a for a in env.ledger.audit_rows(subject_type="digest", subject_id=digest_id) if a.action == "digest.viewed"]
+    assert len(views) == 1
+
+
+def test_another_team_is_refused_and_audited(env):
+    client = signed_in(env, "maria")
+    omar_item = _item(env, "mgr-2")
+    before = len(_refusals(env))
+    assert client.get("/digest?manager=mgr-2").status_code == 403
+    assert client.get(f"/items/{omar_item.item_id}").status_code == 403
+    token = _token(client.get("/digest").text)
+    r = client.post(f"/items/{omar_item.item_id}/decide", data={"action": "approve", "csrf_token": token})
+    assert r.status_code == 403
+    assert env.ledger.get_decision(omar_item.item_id) is None
+    refusals = _refusals(env)[before:]
+    assert len(refusals) == 3 and all(r.actor == "mgr-1" for r in refusals)
+    assert {r.subject_type for r in refusals} == {"manager", "item"}
+
+
+def test_delegate_sees_and_decides_for_the_manager_who_allowed_them(env):
+    client = signed_in(env, "dana")
+    page = client.get("/digest")
+    assert "Pipeline review for Maria Manager" in page.text
+    item = _item(env, "mgr-1")
+    client.post(f"/items/{item.item_id}/decide", data={"action": "approve", "csrf_token": _token(page.text)})
+    d = env.ledger.get_decision(item.item_id)
+    assert d.approver_id == "dlg-1"
+    assert client.get("/digest?manager=mgr-2").status_code == 403
+
+
+def test_ops_pages_are_for_ops_admins_only(env):
+    maria = signed_in(env, "maria")
+    assert maria.get("/ops").status_code == 403
+    r = maria.post("/ops/sending", data={"do": "pause", "csrf_token": _token(maria.get("/digest").text)})
+    assert r.status_code == 403 and not env.ledger.kill_switch_engaged()
+    assert any(a.action == "console.refused" and "/ops" in a.payload for a in env.ledger.audit_rows())
+    olga = signed_in(env, "olga")
+    page = olga.get("/ops")
+    assert page.status_code == 200
+    for title in ("Last run", "Next scheduled run", "Failed checks", "Mode", "Sending", "Approval sensor"):
+        assert f'data-card="{title}"' in page.text
+    assert "Exception queue" in page.text and "Activity" in page.text
+    svg = olga.get("/ops/charts/dismissals.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg") and b"<svg" in svg.content
+    # an ops admin reads every team's digest but cannot decide
+    page = olga.get("/digest?manager=mgr-2")
+    assert page.status_code == 200 and "read-only" in page.text and 'value="approve"' not in page.text
+
+
+def test_kill_switch_pause_and_resume_are_audited_and_stop_sends(env):
+    olga = signed_in(env, "olga")
+    token = _token(olga.get("/ops").text)
+    olga.post("/ops/sending", data={"do": "pause", "reason": "bad drafts", "csrf_token": token})
+    assert env.ledger.kill_switch_engaged()
+    allowed, why = env.ledger.sends_allowed()
+    assert not allowed
+    row = [a for a in env.ledger.audit_rows() if a.action == "kill_switch.engaged"][-1]
+    assert row.actor == "console:olga" and "bad drafts" in row.payload
+    assert 'id="sending-paused"' in olga.get("/ops").text
+    olga.post("/ops/sending", data={"do": "resume", "csrf_token": token})
+    assert not env.ledger.kill_switch_engaged()
+
+
+def test_schedule_sensor_run_now_and_snapshot(env):
+    olga = signed_in(env, "olga")
+    token = _token(olga.get("/ops").text)
+    olga.post("/ops/schedule/toggle", data={"do": "pause", "csrf_token": token})
+    olga.post("/ops/sensor/toggle", data={"do": "resume", "csrf_token": token})
+    r = olga.post("/ops/run", data={"csrf_token": token})
+    assert env.dagster.calls == [("schedule", False), ("sensor", True), ("run", None)]
+    assert "Run 01234567 of daily_supervisor_job submitted" in r.text
+    actions = [a.action for a in env.ledger.audit_rows()]
+    assert {"console.schedule_paused", "console.sensor_resumed", "console.run_requested"} <= set(actions)
+    r = olga.post("/ops/snapshot", data={"note": "before tuning", "csrf_token": token})
+    assert "Snapshot" in r.text
+    snaps = list((env.home / "snapshots").glob("*.json"))
+    assert len(snaps) == 1 and "ledger_anchor" in snaps[0].read_text()
+    assert "console.snapshot" in [a.action for a in env.ledger.audit_rows()]
+
+
+def test_item_and_query_pages_show_evidence_sql_and_rows(env):
+    client = signed_in(env, "maria")
+    item = _item(env, "mgr-1")
+    page = client.get(f"/items/{item.item_id}")
+    assert page.status_code == 200 and "/queries/2026-10-01/sq_stage_duration" in page.text
+    q = client.get("/queries/2026-10-01/sq_stage_duration")
+    assert q.status_code == 200 and "SELECT segment, stage, p75" in q.text and "<td>Proposal</td>" in q.text
+    assert client.get("/queries/2026-10-01/nope").status_code == 404
+
+
+def test_the_console_is_a_decision_channel_of_the_ledger():
+    assert "console" in APPROVER_CHANNELS
