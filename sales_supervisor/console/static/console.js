@@ -19,7 +19,14 @@
     }
     var hash = window.location.hash && document.querySelector(window.location.hash);
     var start = hash ? items.indexOf(hash) : -1;
-    if (start < 0) start = items.findIndex(function (li) { return !li.classList.contains("decided"); });
+    function pending(li) { return !li.classList.contains("decided"); }
+    if (start >= 0 && !pending(items[start])) {
+      // just decided: move on to the next item still waiting (after it, else the first one)
+      var after = items.slice(start + 1).findIndex(pending);
+      start = after >= 0 ? start + 1 + after : items.findIndex(pending);
+      if (start < 0) start = items.indexOf(hash);
+    }
+    if (start < 0) start = items.findIndex(pending);
     select(start < 0 ? 0 : start);
     items.forEach(function (li, i) { li.addEventListener("click", function () { select(i); }); });
     document.addEventListener("keydown", function (ev) {
