@@ -223,3 +223,34 @@ def test_item_and_query_pages_show_evidence_sql_and_rows(env):
 
 def test_the_console_is_a_decision_channel_of_the_ledger():
     assert "console" in APPROVER_CHANNELS
+
+
+def test_a_console_approval_is_published_in_shadow_mode_to_the_outbox(env):
+    from agents.review.channels import LocalCrmNotesChannel
+    from agents.review.publisher import publish_approved
+
+    client = signed_in(env, "maria")
+    item = _item(env, "mgr-1")
+    client.post(f"/items/{item.item_id}/decide", data={"action": "approve", "csrf_token": _token(client.get("/digest").text)})
+    report = publish_approved(env.ledger, {"crm_note": LocalCrmNotesChannel.at_home(env.ledger, env.home)}, outbox_dir=env.outbox)
+    assert report.mode == "shadow" and report.would_send == [(item.item_id, "crm_note")]
+    assert list((env.outbox / "messages" / "shadow" / "crm_note").glob(f"{item.item_id}.json"))
+
+
+def test_outbox_digests_link_each_item_to_the_console(tmp_path):
+    from agents.review.digests import build_digests
+    from agents.review.outbox import digest_markdown, write_digest
+    from tests.test_review_fixtures import MANAGERS, REPS, pairs
+
+    digest = build_digests(pairs(), REPS, MANAGERS, AS_OF, 5)[0]
+    for n, e in enumerate(digest.entries):
+        e.item_id = f"{n:032x}"
+    _, html_path = write_digest(digest, tmp_path)
+    assert "/digest?manager=" not in html_path.read_text()  # no console configured: no link
+    digest.console_url = "https://console.example.test/"
+    _, html_path = write_digest(digest, tmp_path)
+    page = html_path.read_text()
+    assert 'href="https://console.example.test/digest?manager=mgr-1"' in page
+    short = digest.entries[0].short_id
+    assert f'href="https://console.example.test/digest?manager=mgr-1#item-{short}"' in page
+    assert "Decide in the console: https://console.example.test/digest?manager=mgr-1" in digest_markdown(digest)
