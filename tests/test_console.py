@@ -254,3 +254,36 @@ def test_outbox_digests_link_each_item_to_the_console(tmp_path):
     short = digest.entries[0].short_id
     assert f'href="https://console.example.test/digest?manager=mgr-1#item-{short}"' in page
     assert "Decide in the console: https://console.example.test/digest?manager=mgr-1" in digest_markdown(digest)
+
+
+def test_policy_panel_shows_each_rule_with_its_thresholds(env):
+    olga = signed_in(env, "olga")
+    page = olga.get("/ops/config")
+    assert page.status_code == 200
+    assert 'data-rule="stalled_in_stage"' in page.text and 'data-param="multiplier">2.0<' in page.text
+    assert "enterprise / Negotiation: multiplier 2.5" in page.text
+    assert signed_in(env, "maria").get("/ops/config").status_code == 403
+
+
+def test_policy_edit_is_a_new_version_with_a_diff_and_rolls_back(env):
+    pytest.importorskip("agents.risk.versions", reason="the policy version store is not merged yet")
+    from agents.risk.policy import DEFAULT_POLICY_PATH
+    from agents.risk.versions import PolicyVersionStore
+
+    olga = signed_in(env, "olga")
+    token = _token(olga.get("/ops/config").text)
+    edited = DEFAULT_POLICY_PATH.read_text().replace("multiplier: 2.0", "multiplier: 2.4", 1).replace('version: "2026.10.1"', 'version: "2026.10.2"')
+    r = olga.post("/ops/config/propose", data={"yaml_text": "rules: [", "reason": "broken", "csrf_token": token})
+    assert "Not proposed" in r.text and "rules: [" in r.text  # the edit is kept
+    r = olga.post("/ops/config/propose", data={"yaml_text": edited, "reason": "long negotiations", "csrf_token": token})
+    assert "stalled_in_stage: params.multiplier 2.0 -&gt; 2.4" in r.text and "+      multiplier: 2.4" in r.text
+    store = PolicyVersionStore(env.ledger)
+    proposed = store.list()[0]
+    assert proposed.status == "proposed" and store.current() is None
+    olga.post("/ops/config/apply", data={"version_id": str(proposed.version_id), "csrf_token": token})
+    assert store.current().version_id == proposed.version_id
+    assert 'data-param="multiplier">2.4<' in olga.get("/ops/config").text
+    olga.post("/ops/config/rollback", data={"version_id": "", "csrf_token": token})
+    assert store.current() is None
+    assert 'data-param="multiplier">2.0<' in olga.get("/ops/config").text
+    assert {"policy.proposed", "policy.applied", "policy.rolled_back"} <= {a.action for a in env.ledger.audit_rows()}

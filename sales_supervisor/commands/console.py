@@ -47,13 +47,37 @@ def serve(
     users = AccountsFile(cs.users_path(settings.home_dir))
     app = create_app(settings, cs)
     out.print(f"Supervisor console: [bold]{cs.base_url()}/[/bold]  (state {settings.home_dir}; Ctrl-C stops it)", soft_wrap=True)
-    if not users.load() and not cs.trusted_header:
+    if not users.load() and not cs.trusted_header and settings.crm_source == "demo":
+        _demo_accounts(app.state.console.ledger, users)
+    elif not users.load() and not cs.trusted_header:
         out.print(
             f"[yellow]No accounts yet in {users.path}.[/yellow] Add one: `sales-supervisor console add-user LOGIN --role manager "
             "--approver-id MANAGER_ID` (or --role ops_admin).", soft_wrap=True,
         )
     uvicorn.run(app, host=cs.host, port=cs.port, log_level="warning", proxy_headers=bool(cs.trusted_header),
                 forwarded_allow_ips=",".join(cs.trusted_proxies) if cs.trusted_header else None)
+
+
+def _demo_accounts(ledger, users) -> None:
+    """On the demo CRM with no accounts yet: one account per manager with a digest, and an ops admin, sharing one
+    random password printed here once (the console listens on 127.0.0.1 unless told otherwise)."""
+    import secrets
+
+    from sales_supervisor.console.views import manager_names
+
+    names = manager_names(ledger)
+    if not names:
+        out.print("[yellow]No digests yet: run `make demo` first, then restart the console.[/yellow]")
+        return
+    password = secrets.token_urlsafe(9)
+    for manager_id, name in sorted(names.items()):
+        users.add(manager_id, password, role="manager", approver_id=manager_id, name=name)
+    users.add("admin", password, role="ops_admin", name="Sales ops admin")
+    out.print(f"Demo accounts created in {users.path} (password [bold]{password}[/bold] for each):", soft_wrap=True)
+    for manager_id, name in sorted(names.items()):
+        out.print(f"  {manager_id:<14} manager  {name}")
+    out.print("  admin          ops admin")
+    out.print("Real accounts: `sales-supervisor console add-user LOGIN --role manager --approver-id MANAGER_ID`.")
 
 
 @console_app.command("add-user")

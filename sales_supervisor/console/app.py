@@ -343,7 +343,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
     from contextlib import asynccontextmanager
 
     from agents.ledger import open_ledger
-    from sales_supervisor.console import ops_routes
+    from sales_supervisor.console import config_routes, ops_routes
 
     settings = settings or Settings()
     console = console or ConsoleSettings()
@@ -369,6 +369,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         Route("/items/{item_id:str}/snooze", snooze, methods=["POST"]),
         Route("/queries/{as_of:str}/{query_id:str}", query_page),
         *ops_routes.routes,
+        *config_routes.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
