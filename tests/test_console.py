@@ -287,3 +287,19 @@ def test_policy_edit_is_a_new_version_with_a_diff_and_rolls_back(env):
     assert store.current() is None
     assert 'data-param="multiplier">2.0<' in olga.get("/ops/config").text
     assert {"policy.proposed", "policy.applied", "policy.rolled_back"} <= {a.action for a in env.ledger.audit_rows()}
+
+
+def test_sso_header_is_believed_only_from_a_trusted_proxy(env):
+    from sales_supervisor.console.settings import ConsoleSettings
+
+    def app_with(proxies):
+        cs = ConsoleSettings(secret="s", trusted_header="X-Forwarded-User", trusted_proxies=proxies)
+        return TestClient(create_app(env.settings, cs, ledger=env.ledger, dagster=env.dagster), base_url="http://127.0.0.1")
+
+    trusted = app_with(["testclient"])  # Starlette's TestClient connects from the host "testclient"
+    page = trusted.get("/digest", headers={"X-Forwarded-User": "maria"})
+    assert page.status_code == 200 and "Pipeline review for Maria Manager" in page.text
+    assert trusted.get("/digest", headers={"X-Forwarded-User": "mallory"}, follow_redirects=False).status_code == 303
+    untrusted = app_with(["10.0.0.1"])
+    assert untrusted.get("/digest", headers={"X-Forwarded-User": "maria"}, follow_redirects=False).status_code == 303
+    assert ConsoleSettings().trusted_header is None  # off by default
