@@ -218,7 +218,8 @@ def test_item_and_query_pages_show_evidence_sql_and_rows(env):
     assert page.status_code == 200 and "/queries/2026-10-01/sq_stage_duration" in page.text
     q = client.get("/queries/2026-10-01/sq_stage_duration")
     assert q.status_code == 200 and "SELECT segment, stage, p75" in q.text and "<td>Proposal</td>" in q.text
-    assert client.get("/queries/2026-10-01/nope").status_code == 404
+    assert client.get("/queries/2026-10-01/nope").status_code == 403  # no item of hers cites it
+    assert signed_in(env, "olga").get("/queries/2026-10-01/nope").status_code == 404
 
 
 def test_the_console_is_a_decision_channel_of_the_ledger():
@@ -303,3 +304,11 @@ def test_sso_header_is_believed_only_from_a_trusted_proxy(env):
     untrusted = app_with(["10.0.0.1"])
     assert untrusted.get("/digest", headers={"X-Forwarded-User": "maria"}, follow_redirects=False).status_code == 303
     assert ConsoleSettings().trusted_header is None  # off by default
+
+
+def test_a_query_page_opens_only_for_a_team_whose_items_cite_it(env):
+    assert signed_in(env, "maria").get("/queries/2026-10-01/sq_stage_duration").status_code == 200
+    client = signed_in(env, "omar")
+    assert client.get("/queries/2026-10-01/sq_stage_duration").status_code == 200  # omar's item cites it too
+    assert client.get("/queries/2026-10-01/sq_other_team_only").status_code == 403
+    assert signed_in(env, "olga").get("/queries/2026-10-01/sq_stage_duration").status_code == 200

@@ -326,9 +326,12 @@ async def query_page(request: Request) -> Response:
     st = _state(request)
     as_of, query_id = request.path_params["as_of"], request.path_params["query_id"]
     try:
-        dt.date.fromisoformat(as_of)
+        day = dt.date.fromisoformat(as_of)
     except ValueError:
         return render(request, "error.html", {"title": "Not found", "message": "Not a date."}, status_code=404)
+    if not account.is_admin and not views.query_in_scope(st.ledger, day, query_id, _scope(request, account)):
+        return refuse(request, account, f"{account.label} may not open query {query_id}: no item of their team cites it",
+                      "query", query_id)
     data = read_query_page_data(st.outbox_dir, as_of, query_id)
     if data is None:
         return render(request, "error.html", {"title": "Query page not found", "message":

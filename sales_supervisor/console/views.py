@@ -45,6 +45,24 @@ def manager_names(ledger: Any) -> dict[str, str]:
     return names
 
 
+def query_in_scope(ledger: Any, as_of: dt.date, query_id: str, managers: set[str]) -> bool:
+    """Whether an item of one of ``managers``' digests of ``as_of`` cites ``query_id`` (its flag or its remedy)."""
+    if not managers:
+        return False
+    with Session(ledger.engine) as s:
+        rows = s.execute(
+            select(Item.evidence).join(Digest, Digest.digest_id == Item.digest_id)
+            .where(Digest.as_of == as_of, Digest.manager_id.in_(sorted(managers)))
+        ).scalars()
+        for ev in rows:
+            ev = ev or {}
+            if query_id in ((ev.get("flag") or {}).get("semantic_query_ids") or []):
+                return True
+            if any(query_id in str(link.get("url") or "") for link in (ev.get("links") or {}).get("semantic") or []):
+                return True
+    return False
+
+
 def item_view(item: Any, decision: Any, as_of: str) -> dict[str, Any]:
     ev = item.evidence or {}
     flag = ev.get("flag") or {}
