@@ -153,13 +153,21 @@ def severity_of(action: str) -> str:
     return "info"
 
 
-def activity_feed(ledger: Any, limit: int = 60) -> list[dict[str, Any]]:
+def activity_feed(ledger: Any, limit: int = 40, scan: int = 2000) -> list[dict[str, Any]]:
+    """The newest audit rows, newest first; a run of rows with the same actor and action (a digest's items) is one
+    line with a count, so a run's bulk does not push decisions and refusals off the page."""
     head = ledger.audit_head()
     if head is None:
         return []
-    rows = ledger.audit_rows(since_seq=max(0, head[0] - limit))
-    out = []
+    rows = ledger.audit_rows(since_seq=max(0, head[0] - scan))
+    out: list[dict[str, Any]] = []
     for r in reversed(rows):
+        if out and out[-1]["actor"] == r.actor and out[-1]["action"] == r.action and r.action.endswith((".added", ".created", ".posted")):
+            out[-1]["count"] += 1
+            out[-1]["first_seq"] = r.seq
+            continue
+        if len(out) >= limit:
+            break
         try:
             payload = json.loads(r.payload) if isinstance(r.payload, str) else (r.payload or {})
         except ValueError:
@@ -167,7 +175,7 @@ def activity_feed(ledger: Any, limit: int = 60) -> list[dict[str, Any]]:
         summary = payload.get("why") or payload.get("reason") or payload.get("refusal") or payload.get("action") or ""
         out.append({"seq": r.seq, "at": f"{r.at:%Y-%m-%d %H:%M:%S}", "actor": r.actor, "action": r.action,
                     "subject": f"{r.subject_type} {r.subject_id[:12]}", "summary": str(summary)[:160],
-                    "severity": severity_of(r.action)})
+                    "severity": severity_of(r.action), "count": 1, "first_seq": r.seq})
     return out
 
 
@@ -233,7 +241,7 @@ def chart_svg(kind: str, st: Any) -> bytes:
 
     ledger = st.ledger
     today = dt.datetime.now(dt.timezone.utc).date()
-    fig, ax = plt.subplots(figsize=(5.2, 2.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(5.2, 2.2), dpi=100)
     try:
         if kind == "dismissals":
             data = {k: v.dismissal_rate for k, v in ledger.dismissal_rate_by_rule().items() if v.dismissal_rate is not None}
@@ -246,10 +254,13 @@ def chart_svg(kind: str, st: Any) -> bytes:
             title, fmt = "Decisions per day", "{:d}"
         else:
             raise KeyError(kind)
+        if data and kind != "decisions":
+            fig.set_size_inches(5.2, 0.9 + 0.32 * len(data))
         if data:
             labels = [k.replace("_", " ") for k in data]
             values = list(data.values())
-            bars = ax.barh(labels, values, color="#2563eb") if kind != "decisions" else ax.bar(labels, values, color="#2563eb")
+            bars = (ax.barh(labels, values, color="#2563eb", height=0.6) if kind != "decisions"
+                    else ax.bar(labels, values, color="#2563eb", width=0.6))
             for bar, v in zip(bars, values):
                 if kind == "decisions":
                     ax.annotate(fmt.format(v), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)

@@ -9,13 +9,13 @@
     var items = Array.prototype.slice.call(document.querySelectorAll("li.item"));
     if (!items.length) return;
     var current = -1;
-    function select(i) {
+    function select(i, noScroll) {
       if (!items.length) return;
       i = Math.max(0, Math.min(items.length - 1, i));
       if (current >= 0) items[current].classList.remove("selected");
       current = i;
       items[i].classList.add("selected");
-      items[i].scrollIntoView({ block: "nearest" });
+      if (!noScroll) items[i].scrollIntoView({ block: "nearest" });
     }
     var hash = window.location.hash && document.querySelector(window.location.hash);
     var start = hash ? items.indexOf(hash) : -1;
@@ -27,8 +27,8 @@
       if (start < 0) start = items.indexOf(hash);
     }
     if (start < 0) start = items.findIndex(pending);
-    select(start < 0 ? 0 : start);
-    items.forEach(function (li, i) { li.addEventListener("click", function () { select(i); }); });
+    select(start < 0 ? 0 : start, !hash);  // a fresh page opens at the top (the decide-first list)
+    items.forEach(function (li, i) { li.addEventListener("click", function () { select(i, true); }); });
     document.addEventListener("keydown", function (ev) {
       var t = ev.target;
       if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
