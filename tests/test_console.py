@@ -209,6 +209,8 @@ def test_schedule_sensor_run_now_and_snapshot(env):
     snaps = list((env.home / "snapshots").glob("*.json"))
     assert len(snaps) == 1 and "ledger_anchor" in snaps[0].read_text()
     assert "console.snapshot" in [a.action for a in env.ledger.audit_rows()]
+    page = olga.get("/ops").text
+    assert 'class="now"' in page and "before tuning" in page and "2026.10.1" in page
 
 
 def test_item_and_query_pages_show_evidence_sql_and_rows(env):

@@ -138,3 +138,27 @@ def test_admin_pauses_sending_and_the_next_publish_sends_nothing(served, browser
     page.wait_for_selector("#pause-sending")
     report = publish_approved(ledger, {"crm_note": channel})
     assert [s[0] for s in report.sent] == [item_id]
+
+
+def test_admin_edits_a_threshold_and_rolls_it_back(served, browser):
+    pytest.importorskip("agents.risk.versions", reason="the policy version store is not merged yet")
+    from agents.risk.versions import PolicyVersionStore
+
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    sign_in(page, served.url, "olga")
+    page.goto(f"{served.url}/ops/config")
+    threshold = page.locator("tr[data-rule='stalled_in_stage'] [data-param='multiplier']")
+    assert threshold.inner_text() == "2.0"
+    text = page.locator("#policy-yaml").input_value()
+    page.fill("#policy-yaml", text.replace("multiplier: 2.0", "multiplier: 2.6", 1))
+    page.fill("#policy-reason", "negotiations run long this quarter")
+    page.click("#propose-policy")
+    assert "stalled_in_stage: params.multiplier 2.0 -> 2.6" in page.locator("#threshold-changes").inner_text()
+    assert "+      multiplier: 2.6" in page.locator("#policy-diff").inner_text()
+    page.click("#apply-proposal")
+    assert page.locator("tr[data-rule='stalled_in_stage'] [data-param='multiplier']").inner_text() == "2.6"
+    store = PolicyVersionStore(served.ledger)
+    assert store.current() is not None
+    page.click("#rollback-one-step")
+    assert page.locator("tr[data-rule='stalled_in_stage'] [data-param='multiplier']").inner_text() == "2.0"
+    assert store.current() is None

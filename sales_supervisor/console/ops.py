@@ -291,12 +291,22 @@ def snapshot_dir(home: Path) -> Path:
     return home / "snapshots"
 
 
-def current_policy_version(settings: Any) -> str:
+def current_policy_version(settings: Any, ledger: Any | None = None) -> str:
+    """The policy in force: an explicit file, else the ledger's applied version (policy version store), else the default."""
     try:
         from agents.risk.policy import load_policy
 
-        policy = load_policy(settings.risk_policy) if settings.risk_policy else load_policy()
-        return str(policy.version)
+        if settings.risk_policy:
+            return str(load_policy(settings.risk_policy).version)
+        try:
+            from agents.risk.versions import PolicyVersionStore
+        except ImportError:
+            PolicyVersionStore = None
+        if PolicyVersionStore is not None and ledger is not None:
+            cur = PolicyVersionStore(ledger).current()
+            if cur is not None:
+                return f"{cur.policy_version} (ledger version {cur.version_id})"
+        return str(load_policy(None).version)
     except Exception as exc:
         return f"unknown ({type(exc).__name__})"
 
@@ -309,7 +319,7 @@ def take_snapshot(st: Any, actor: str, note: str | None = None) -> dict[str, Any
     now = dt.datetime.now(dt.timezone.utc)
     snap = {
         "taken_at": now.isoformat(timespec="seconds"), "taken_by": actor, "note": note or "",
-        "policy_version": current_policy_version(st.settings),
+        "policy_version": current_policy_version(st.settings, ledger),
         "ledger_anchor": f"{head[0]}:{head[1]}" if head else None,
         "mode": ledger.mode(), "kill_switch": ledger.kill_switch_engaged(),
         "last_run": (facts.get("run") or {}).get("run_id"),

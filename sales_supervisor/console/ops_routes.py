@@ -31,7 +31,8 @@ async def ops_page(request: Request) -> Response:
     return render(request, "ops.html", {
         "cards": ops.status_cards(st, facts), "feed": ops.activity_feed(st.ledger), "exc": ops.exceptions(st, facts),
         "kpis": ops.kpis(st, facts), "snapshots": ops.list_snapshots(st.settings.home_dir, 5),
-        "kill_by": None,
+        "now": {"policy_version": ops.current_policy_version(st.settings, st.ledger),
+                "ledger_anchor": ":".join(map(str, st.ledger.audit_head() or ())) or None},
     })
 
 
