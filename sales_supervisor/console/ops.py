@@ -135,8 +135,8 @@ def status_cards(st: Any, facts: dict[str, Any]) -> list[Card]:
                       "green" if mode == "shadow" else "yellow"))
     allowed, why = ledger.sends_allowed()
     engaged = ledger.kill_switch_engaged()
-    cards.append(Card("Sending", "paused" if engaged else "on", why if engaged else "kill switch released",
-                      "red" if engaged else "green"))
+    released = "kill switch released" + ("; shadow mode: approved items go to the outbox only" if mode == "shadow" else "")
+    cards.append(Card("Sending", "paused" if engaged else "on", why if engaged else released, "red" if engaged else "green"))
     sensor, source = instigator_status(st, facts, "approval_sensor")
     cards.append(Card("Approval sensor", sensor.lower(), source, "green" if sensor == "RUNNING" else "yellow"))
     return cards
