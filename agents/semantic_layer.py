@@ -55,7 +55,7 @@ __all__ = [
 
 SEMANTIC_MANIFEST_FILE = "semantic_manifest.json"
 # The environment variable profiles.yml reads the DuckDB path from.
-WAREHOUSE_ENV_VAR = "SALES_SUPERVISOR_WAREHOUSE"
+WAREHOUSE_ENV_VAR = "SALES_SUPERVISOR_DUCKDB_PATH"
 QUERY_ID_PREFIX = "mfq_"
 
 # dbt keeps adapters and DuckDB environments in process-global state; building
@@ -227,7 +227,7 @@ class SemanticLayer:
     profiles.yml is (defaults to ``project_dir``); ``target_path``: the dbt
     target dir holding semantic_manifest.json (defaults to
     ``<project_dir>/target``); ``warehouse``: the DuckDB file, passed to the
-    profile as ``SALES_SUPERVISOR_WAREHOUSE`` (it must have the same file name
+    profile as ``SALES_SUPERVISOR_DUCKDB_PATH`` (it must have the same file name
     as at ``dbt parse``: MetricFlow's SQL names the database by it).
 
     The warehouse is opened per query (read-only for DuckDB) and released

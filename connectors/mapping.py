@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.schema import RAW_OBJECTS
+from connectors.values import PlausibleBounds
 
 
 class MappingError(ValueError):
@@ -80,6 +81,10 @@ class Plausibility(BaseModel):
     max_quarantine_share: float = Field(
         default=0.2, ge=0, le=1, description="an object with a larger share of its rows quarantined fails an ERROR check"
     )
+
+    def bounds(self, as_of: dt.date | None = None) -> PlausibleBounds:
+        """The date window (as of ``as_of``, default today) and amount ceiling values must meet."""
+        return PlausibleBounds.window(self.min_date, self.max_years_ahead, self.max_amount, as_of)
 
 
 class CsvMapping(BaseModel):

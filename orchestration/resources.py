@@ -23,6 +23,8 @@ class SupervisorSettings(dg.ConfigurableResource):
     demo_seed: int | None = None
     demo_scale: int | None = None
     as_of: str | None = None
+    warehouse: str | None = None
+    warehouse_url: str | None = None
 
     def settings(self) -> Settings:
         overrides = {k: v for k, v in self.model_dump().items() if v not in (None, "")}
@@ -34,8 +36,8 @@ class SupervisorSettings(dg.ConfigurableResource):
             export_date = _export_as_of(settings, _folder_state(settings.csv_folder, settings.csv_mapping))
             if export_date is not None:
                 settings = settings.model_copy(update={"as_of": export_date})
-        # dbt's profiles.yml reads the warehouse path from the environment.
-        os.environ["SALES_SUPERVISOR_WAREHOUSE"] = str(settings.warehouse_path)
+        # dbt's profiles.yml reads the warehouse (target, DuckDB path or PostgreSQL parts) from the environment.
+        os.environ.update(settings.warehouse_handle().dbt_env())
         return settings
 
     def as_of_date(self) -> dt.date:

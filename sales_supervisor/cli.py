@@ -550,7 +550,7 @@ def _semantic_layer(settings: Settings):
     return SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
 
 
-PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: agents/risk/default_policy.yaml).")]
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML; wins over the version applied with `policy apply` (default: that version, else agents/risk/default_policy.yaml).")]
 
 
 @risk_app.command("explain")
@@ -603,7 +603,6 @@ def risk_explain(opportunity_id: str, home: HomeOpt = None, as_of: AsOfOpt = Non
 def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt = None) -> None:
     """Per-rule precision and recall of the policy on the demo CRM's planted risk cases."""
     from agents.risk.engine import assess
-    from agents.risk.policy import load_policy
     from agents.risk.quality import planted_precision_recall
 
     settings = _settings(home=home, as_of=as_of, risk_policy=policy)
@@ -612,7 +611,7 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         err.print(f"[red]No ground truth at {truth}: this measures the demo CRM (run `make demo` first).[/red]")
         raise typer.Exit(2)
     with _semantic_layer(settings) as layer:
-        run, _ = assess(settings.warehouse_path, layer, load_policy(settings.risk_policy), settings.effective_as_of())
+        run, _ = assess(settings.warehouse_path, layer, settings.risk_policy_in_force(), settings.effective_as_of())
     table = Table(title=f"Planted cases, policy {run.policy_version}, as of {run.as_of}")
     for col in ("rule", "truth", "flagged", "true pos.", "precision", "recall"):
         table.add_column(col, justify="right" if col != "rule" else "left")
@@ -644,7 +643,6 @@ def backtest(
     step_days: Annotated[int, typer.Option(min=1, help="Days between replays.")] = 7,
 ) -> None:
     """Replay the policy as of past dates (only data known then) and report lift and lead time per rule."""
-    from agents.risk.policy import load_policy
     from agents.risk.quality import backtest as run_backtest
 
     settings = _settings(home=home, risk_policy=policy)
@@ -656,7 +654,7 @@ def backtest(
         raise typer.Exit(2) from None
     with _semantic_layer(settings) as layer:
         console.print("Replaying the policy weekly; this takes about half a minute per six months...")
-        report = run_backtest(settings.warehouse_path, layer, load_policy(settings.risk_policy), start_d, end_d, step_days)
+        report = run_backtest(settings.warehouse_path, layer, settings.risk_policy_in_force(), start_d, end_d, step_days)
     console.print(report.table())
     console.print(
         "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "
@@ -664,7 +662,7 @@ def backtest(
     )
     from agents.review.demotion import demoted_rules, save_backtest_lifts
 
-    pol = load_policy(settings.risk_policy)
+    pol = settings.risk_policy_in_force()
     lifts = {r.rule_id: (round(r.lift, 4) if r.lift is not None else None) for r in report.rules}
     saved = save_backtest_lifts(settings.home_dir, lifts, start=report.start, end=report.end)
     demoted = demoted_rules(lifts, pol.demotion.lift_floor, enabled=pol.demotion.enabled)
@@ -688,7 +686,6 @@ def risk_snooze(
 ) -> None:
     """Snooze a flagged deal through a date: only its manager or a delegate may; logged, and the flag returns after it."""
     from agents.ledger import NotAuthorised, SnoozeRefused
-    from agents.risk.policy import load_policy
 
     try:
         until_d = dt.date.fromisoformat(until)
@@ -697,7 +694,7 @@ def risk_snooze(
         raise typer.Exit(2) from None
     settings = _settings(home=home)
     approver, operator = _acting_as(approver, home)
-    known = load_policy(settings.risk_policy).rule_ids
+    known = settings.risk_policy_in_force().rule_ids
     with _open_ledger(home) as ledger:
         try:
             ledger.snooze(
@@ -860,3 +857,6 @@ if __name__ == "__main__":  # pragma: no cover
 from sales_supervisor.commands.console import console_app  # noqa: E402  (the supervisor console, issue 15)
 
 app.add_typer(console_app, name="console")
+from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
+
+_register_loop(app)

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,27 @@ class Settings(BaseSettings):
         default=None, description="YAML mapping OS users and token digests to approver ids; default <home>/identities.yaml."
     )
     max_edited_chars: int = Field(default=2000, ge=1, description="Longest edited coaching text a manager may submit.")
+    # The warehouse (issue 13): a DuckDB file under the home folder, or a PostgreSQL database by URL.
+    warehouse: Literal["duckdb", "postgres"] = Field(
+        default="duckdb", description="Warehouse engine: duckdb (a file under the home folder) or postgres (by URL)."
+    )
+    warehouse_url: str | None = Field(
+        default=None, description="PostgreSQL URL of the warehouse (warehouse=postgres): postgresql://user:password@host:5432/dbname."
+    )
+
+    @field_validator("warehouse", mode="before")
+    @classmethod
+    def _warehouse_kind(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() not in ("duckdb", "postgres", "postgresql", ""):
+            raise ValueError(
+                f"SALES_SUPERVISOR_WAREHOUSE chooses the warehouse engine (duckdb or postgres), got {value!r}; "
+                "the DuckDB file is always <home>/warehouse.duckdb, and a PostgreSQL database is given by "
+                "SALES_SUPERVISOR_WAREHOUSE_URL"
+            )
+        if isinstance(value, str):
+            value = value.strip().lower() or "duckdb"
+            return "postgres" if value == "postgresql" else value
+        return value
 
     @cached_property
     def home_dir(self) -> Path:
@@ -66,6 +87,12 @@ class Settings(BaseSettings):
     @property
     def warehouse_path(self) -> Path:
         return self.home_dir / "warehouse.duckdb"
+
+    def warehouse_handle(self):
+        """The configured warehouse (agents.warehouse.Warehouse): the one way code reaches it."""
+        from agents.warehouse import Warehouse
+
+        return Warehouse.from_settings(self)
 
     @property
     def demo_dir(self) -> Path:
@@ -89,3 +116,11 @@ class Settings(BaseSettings):
         if self.as_of is not None:
             return self.as_of
         return DEMO_AS_OF if self.crm_source == "demo" else dt.date.today()
+
+    def risk_policy_in_force(self):
+        """The risk policy a run reads: ``risk_policy`` (an explicit file: ``--policy`` or
+        SALES_SUPERVISOR_RISK_POLICY) wins; else the version applied with ``sales-supervisor policy apply``
+        (stored in the ledger); else the shipped agents/risk/default_policy.yaml."""
+        from agents.risk.versions import effective_policy
+
+        return effective_policy(self.risk_policy, ledger_url=self.ledger_url, home=self.home_dir)

@@ -43,3 +43,31 @@ def built_warehouse(tmp_path_factory):
         dbt_target=Path(DBT_PROJECT_DIR) / "target",
         summary=summary,
     )
+
+
+@pytest.fixture
+def postgres_warehouse_url():
+    """A fresh, empty PostgreSQL database on the server SALES_SUPERVISOR_TEST_POSTGRES_URL names
+    (.ci/run starts one), dropped afterwards; the test is skipped when no server is configured."""
+    base = os.environ.get("SALES_SUPERVISOR_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no Postgres server configured (SALES_SUPERVISOR_TEST_POSTGRES_URL)")
+    yield from _fresh_postgres_database(base)
+
+
+def _fresh_postgres_database(base: str):
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base)
+    name = f"ss_test_{uuid.uuid4().hex[:12]}"
+    admin = dict(host=url.host, port=url.port or 5432, user=url.username, password=url.password or "", dbname=url.database or "postgres")
+    with psycopg.connect(**admin, autocommit=True) as con:
+        con.execute(f'create database "{name}"')
+    try:
+        yield url.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as con:
+            con.execute(f'drop database if exists "{name}" with (force)')

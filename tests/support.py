@@ -56,7 +56,7 @@ def dbt_build(warehouse: Path | str, select: str, vars: dict | None = None) -> s
         args += ["--vars", json.dumps(vars)]
     proc = subprocess.run(
         args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True,
-        env={**os.environ, "SALES_SUPERVISOR_WAREHOUSE": str(warehouse)},
+        env={**os.environ, "SALES_SUPERVISOR_DUCKDB_PATH": str(warehouse)},
     )
     if proc.returncode != 0:
         raise AssertionError(f"dbt build --select {select} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")

@@ -11,7 +11,8 @@ from sqlalchemy import inspect
 from agents.ledger import ledger_url, open_ledger, upgrade_schema
 from agents.ledger.migrations import alembic_config
 
-TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version"}
+TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version",
+          "policy_versions", "action_outcomes"}
 
 
 def _head() -> str:

@@ -49,7 +49,7 @@ REQUIRED_METRICS = {
 def _dbt(args: list[str], warehouse: Path, target: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "SALES_SUPERVISOR_WAREHOUSE": str(warehouse),
+        "SALES_SUPERVISOR_DUCKDB_PATH": str(warehouse),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     cmd = [

@@ -32,6 +32,7 @@ from agents.ledger.ledger import (
     upgrade_schema,
 )
 from agents.ledger.models import AuditRow, Decision, Delivery, Digest, Item, Snooze
+from agents.ledger.learning_models import ActionOutcome, PolicyVersionRow  # noqa: F401  (registers the tables)
 
 __all__ = [
     "DELIVERY_SEMANTICS",

@@ -47,7 +47,6 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.review.digests import route_items
     from agents.review.posting import post_digest
     from agents.review.run import load_digest_inputs, prepare_digests, review_kpis, slack_web_client
-    from agents.risk.policy import load_policy
     from agents.risk.store import evidence_report
 
     settings = supervisor.settings()
@@ -62,7 +61,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         from agents.review.demotion import load_backtest_lifts
 
         digests = prepare_digests(
-            ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep,
+            ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
         from sales_supervisor.console.settings import ConsoleSettings  # the console's base URL: digests link there

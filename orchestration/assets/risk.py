@@ -33,13 +33,12 @@ MART_INPUTS = [
 def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
     from agents.ledger import open_ledger
     from agents.risk.engine import Snooze, assess
-    from agents.risk.policy import load_policy
     from agents.risk.store import store_risk_run
     from agents.semantic_layer import SemanticLayer
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    policy = load_policy(settings.risk_policy)
+    policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
             Snooze(opportunity_id=s.opportunity_id, rule_id=s.rule_id, until=s.until, reason=s.reason or "", by=s.by or "")

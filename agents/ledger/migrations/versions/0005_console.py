@@ -6,7 +6,7 @@ Console sign-in accounts live in a file under the home folder, and review time i
 audit trail (digest first viewed -> last decision), so no table is added.
 
 Revision ID: 0005_console
-Revises: 0002_delivery_outcome_unknown
+Revises: 0004_policy_versions
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0005_console"
-down_revision = "0002_delivery_outcome_unknown"
+down_revision = "0004_policy_versions"
 branch_labels = None
 depends_on = None
 
