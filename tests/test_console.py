@@ -314,3 +314,22 @@ def test_a_query_page_opens_only_for_a_team_whose_items_cite_it(env):
     assert client.get("/queries/2026-10-01/sq_stage_duration").status_code == 200  # omar's item cites it too
     assert client.get("/queries/2026-10-01/sq_other_team_only").status_code == 403
     assert signed_in(env, "olga").get("/queries/2026-10-01/sq_stage_duration").status_code == 200
+
+
+def test_exception_queue_lists_quarantined_rows_and_unresolved_deliveries(env):
+    import duckdb
+
+    with duckdb.connect(str(env.settings.warehouse_path)) as con:
+        con.execute("create schema raw")
+        con.execute("create table raw.rejected_rows (object varchar, reason varchar)")
+        con.execute("insert into raw.rejected_rows values ('opportunities', 'stage: unknown stage ''Closed Won'''), "
+                    "('opportunities', 'stage: unknown stage ''Closed Won''')")
+    item = _item(env, "mgr-1")
+    env.ledger.set_mode("live", actor="test", reason="test", gates={"eval": True, "shadow_agreement": True})
+    env.ledger.record_decision(item.item_id, "approve", "mgr-1", "cli")
+    key = env.ledger.delivery_key(item.item_id, "crm_note")
+    env.ledger.claim_delivery(item.item_id, "crm_note", key)
+    env.ledger.mark_unknown(key, "timeout after send")
+    page = signed_in(env, "olga").get("/ops").text
+    assert "Quarantined rows (2)" in page and "unknown stage &#39;Closed Won&#39;" in page
+    assert "Deliveries needing a person (1)" in page and "timeout after send" in page

@@ -179,26 +179,28 @@ def activity_feed(ledger: Any, limit: int = 40, scan: int = 2000) -> list[dict[s
     return out
 
 
-def quarantined_rows(warehouse: Path) -> tuple[list[dict[str, Any]], str | None]:
-    if not warehouse.exists():
-        return [], "no warehouse yet"
-    try:
-        import duckdb
+def quarantined_rows(settings: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """Quarantined rows by object and reason, read-only (DuckDB or PostgreSQL, through agents/warehouse.py)."""
+    from agents.warehouse import Warehouse
 
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            has = con.execute("select count(*) from information_schema.tables where table_schema='raw' and table_name='rejected_rows'").fetchone()[0]
-            if not has:
+    try:
+        wh = Warehouse.from_settings(settings)
+        if not wh.exists():
+            return [], "no warehouse yet"
+        with wh.connect(read_only=True) as con:
+            if not con.has_table("raw", "rejected_rows"):
                 return [], None
             rows = con.execute(
-                "select object, reason, count(*) n from raw.rejected_rows group by 1, 2 order by n desc limit 20"
+                f"select object, reason, count(*) as n from {wh.table('raw', 'rejected_rows')} "
+                "group by object, reason order by n desc limit 20"
             ).fetchall()
         return [{"object": o, "reason": r, "rows": n} for o, r, n in rows], None
-    except Exception as exc:  # a run holds the warehouse (one writer): say so
+    except Exception as exc:  # a run holds the DuckDB file (one writer): say so
         return [], f"warehouse busy or unreadable: {type(exc).__name__}"
 
 
 def exceptions(st: Any, facts: dict[str, Any]) -> dict[str, Any]:
-    quarantined, q_error = quarantined_rows(st.settings.warehouse_path)
+    quarantined, q_error = quarantined_rows(st.settings)
     digests_meta = (facts.get("metadata") or {}).get("review/manager_digests") or {}
     deliveries = []
     for d in st.ledger.deliveries_needing_attention():
