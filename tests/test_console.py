@@ -333,3 +333,26 @@ def test_exception_queue_lists_quarantined_rows_and_unresolved_deliveries(env):
     page = signed_in(env, "olga").get("/ops").text
     assert "Quarantined rows (2)" in page and "unknown stage &#39;Closed Won&#39;" in page
     assert "Deliveries needing a person (1)" in page and "timeout after send" in page
+
+
+def test_ask_page_answers_through_the_semantic_layer_scoped_to_the_team(env):
+    pytest.importorskip("agents.ask", reason="agents/ask is not merged yet")
+    import contextlib
+
+    from agents.ask import Catalog
+    from sales_supervisor.dbt import prepare_dbt_project
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+    from tests.test_ask import RecordingLayer
+
+    prepare_dbt_project()
+    layer = RecordingLayer(Catalog.from_manifest_file(DBT_PROJECT_DIR / "target" / "semantic_manifest.json"))
+    env.app.state.console.layer_factory = lambda settings: contextlib.nullcontext(layer)
+    client = signed_in(env, "maria")
+    page = client.get("/ask")
+    r = client.post("/ask", data={"question": "How did my team do last quarter?", "csrf_token": _token(page.text)})
+    assert r.status_code == 200 and "SELECT 1 -- MetricFlow SQL" in r.text and "mfq_" in r.text
+    assert any("mgr-1" in w for call in layer.calls for w in call.where)  # limited to her team
+    r = client.post("/ask", data={"question": "What will our win rate be next quarter?", "csrf_token": _token(page.text)})
+    assert "Cannot answer" in r.text
+    assert {"ask.answered", "ask.refused"} <= {a.action for a in env.ledger.audit_rows() if a.actor == "mgr-1"}
+    assert client.post("/ask", data={"question": "win rate"}).status_code == 403  # CSRF

@@ -48,6 +48,7 @@ class ConsoleState:
         self.outbox_dir = settings.home_dir / "outbox"
         self.delegates = settings.delegates()
         self.dagster = dagster or DagsterControl(console.dagster_url, console.dagster_location)
+        self.layer_factory = None  # the Ask page's semantic layer (None: opened per question from the settings)
 
 
 # -- helpers
@@ -346,7 +347,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
     from contextlib import asynccontextmanager
 
     from agents.ledger import open_ledger
-    from sales_supervisor.console import config_routes, ops_routes
+    from sales_supervisor.console import ask_routes, config_routes, ops_routes
 
     settings = settings or Settings()
     console = console or ConsoleSettings()
@@ -373,6 +374,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         Route("/queries/{as_of:str}/{query_id:str}", query_page),
         *ops_routes.routes,
         *config_routes.routes,
+        *ask_routes.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
