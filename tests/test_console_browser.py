@@ -44,6 +44,7 @@ def served(tmp_path):
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
     env.url = f"http://127.0.0.1:{port}"
+    env.app_state = app.state.console
     try:
         yield env
     finally:
@@ -162,3 +163,26 @@ def test_admin_edits_a_threshold_and_rolls_it_back(served, browser):
     page.click("#rollback-one-step")
     assert page.locator("tr[data-rule='stalled_in_stage'] [data-param='multiplier']").inner_text() == "2.0"
     assert store.current() is None
+
+
+def test_manager_asks_a_question_and_sees_its_query(served, browser):
+    pytest.importorskip("agents.ask", reason="agents/ask is not merged yet")
+    import contextlib
+
+    from agents.ask import Catalog
+    from sales_supervisor.dbt import prepare_dbt_project
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+    from tests.test_ask import RecordingLayer
+
+    prepare_dbt_project()
+    layer = RecordingLayer(Catalog.from_manifest_file(DBT_PROJECT_DIR / "target" / "semantic_manifest.json"))
+    served.app_state.layer_factory = lambda settings: contextlib.nullcontext(layer)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    sign_in(page, served.url, "maria")
+    page.click("text=Ask")
+    page.fill("#question", "How did the enterprise team do last quarter?")
+    page.click("#ask-button")
+    assert "Win rate" in page.locator("#answer-text").inner_text()
+    assert page.locator("code.query-id").first.inner_text().startswith("mfq_")
+    page.locator("#answer details summary").first.click()
+    assert "MetricFlow SQL" in page.locator("pre.ask-sql").first.inner_text()
