@@ -17,6 +17,7 @@ from sales_supervisor.settings import Settings
 from tests.test_review_fixtures import AS_OF, MANAGERS, REPS, pairs
 
 PASSWORD = "correct horse battery"
+_USERS: dict[str, str] = {}
 DELEGATES = {"mgr-1": ["dlg-1"]}
 
 
@@ -70,9 +71,14 @@ def make_console_home(tmp_path: Path) -> SimpleNamespace:
         "group_by": ["opportunity__segment"], "filters": [], "rows": [{"segment": "smb", "stage": "Proposal", "p75": 30.0}],
     }))
     cs = ConsoleSettings(secret="test-secret-not-real", dagster_url="http://127.0.0.1:9")
-    accounts = AccountsFile(cs.users_path(home))
-    accounts.add("maria", PASSWORD, role="manager", approver_id="mgr-1", name="Maria Manager")
-    accounts.add("omar", PASSWORD, role="manager", approver_id="mgr-2", name="Omar Other")
-    accounts.add("dana", PASSWORD, role="delegate", approver_id="dlg-1", name="Dana Delegate")
-    accounts.add("olga", PASSWORD, role="ops_admin", name="Olga Ops")
+    users = cs.users_path(home)
+    if "text" not in _USERS:  # argon2 hashing is deliberately slow: hash the four accounts once per test session
+        accounts = AccountsFile(users)
+        accounts.add("maria", PASSWORD, role="manager", approver_id="mgr-1", name="Maria Manager")
+        accounts.add("omar", PASSWORD, role="manager", approver_id="mgr-2", name="Omar Other")
+        accounts.add("dana", PASSWORD, role="delegate", approver_id="dlg-1", name="Dana Delegate")
+        accounts.add("olga", PASSWORD, role="ops_admin", name="Olga Ops")
+        _USERS["text"] = users.read_text()
+    else:
+        users.write_text(_USERS["text"])
     return SimpleNamespace(home=home, settings=settings, console=cs, ledger=ledger, outbox=outbox)
