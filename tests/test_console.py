@@ -356,3 +356,12 @@ def test_ask_page_answers_through_the_semantic_layer_scoped_to_the_team(env):
     assert "Cannot answer" in r.text
     assert {"ask.answered", "ask.refused"} <= {a.action for a in env.ledger.audit_rows() if a.actor == "mgr-1"}
     assert client.post("/ask", data={"question": "win rate"}).status_code == 403  # CSRF
+
+
+def test_resuming_a_pause_set_by_the_configuration_says_it_will_come_back(env):
+    from agents.review.modes import KILL_SWITCH_ACTOR
+
+    env.ledger.engage_kill_switch(actor=KILL_SWITCH_ACTOR, reason="AGENT_SEND_ENABLED is false")
+    olga = signed_in(env, "olga")
+    r = olga.post("/ops/sending", data={"do": "resume", "csrf_token": _token(olga.get("/ops").text)})
+    assert not env.ledger.kill_switch_engaged() and "set AGENT_SEND_ENABLED=true" in r.text

@@ -61,8 +61,15 @@ async def sending(request: Request) -> Response:
         st.ledger.engage_kill_switch(actor=actor_of(account), reason=reason or f"paused from the console by {account.login}")
         flash(request, "Sending paused: no message or CRM note goes out until you resume (the next publish sends nothing).")
     elif form.get("do") == "resume":
+        from agents.review.modes import KILL_SWITCH_ACTOR
+
+        engaged = [r for r in st.ledger.audit_rows(subject_type="ledger", subject_id="kill_switch") if r.action == "kill_switch.engaged"]
         st.ledger.release_kill_switch(actor=actor_of(account), reason=reason or f"resumed from the console by {account.login}")
-        flash(request, "Sending resumed.")
+        if engaged and engaged[-1].actor == KILL_SWITCH_ACTOR:
+            flash(request, "Sending resumed. It had been paused by the configuration (AGENT_SEND_ENABLED is false): the next "
+                           "publish or Slack app start applies that setting again, so set AGENT_SEND_ENABLED=true to keep it on.", "error")
+        else:
+            flash(request, "Sending resumed.")
     return RedirectResponse("/ops", status_code=303)
 
 
