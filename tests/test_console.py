@@ -365,3 +365,24 @@ def test_resuming_a_pause_set_by_the_configuration_says_it_will_come_back(env):
     olga = signed_in(env, "olga")
     r = olga.post("/ops/sending", data={"do": "resume", "csrf_token": _token(olga.get("/ops").text)})
     assert not env.ledger.kill_switch_engaged() and "set AGENT_SEND_ENABLED=true" in r.text
+
+
+def test_add_user_command_stores_an_argon2_hash_never_the_password(tmp_path):
+    from typer.testing import CliRunner
+
+    from agents.ledger.accounts import AccountsFile
+    from sales_supervisor.cli import app
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    r = runner.invoke(app, ["console", "add-user", "maria", "--role", "manager", "--approver-id", "mgr-1", "--name", "Maria",
+                            "--password-stdin", "--home", str(home)], input="a long enough password\n")
+    assert r.exit_code == 0, r.output
+    text = (home / "console_users.yaml").read_text()
+    assert "$argon2id$" in text and "a long enough password" not in text
+    assert (home / "console_users.yaml").stat().st_mode & 0o077 == 0
+    assert AccountsFile(home / "console_users.yaml").authenticate("maria", "a long enough password").approver_id == "mgr-1"
+    r = runner.invoke(app, ["console", "add-user", "x", "--role", "manager", "--password-stdin", "--home", str(home)], input="long password 1\n")
+    assert r.exit_code == 2 and "needs --approver-id" in r.output
+    r = runner.invoke(app, ["console", "users", "--home", str(home)])
+    assert "maria" in r.output and "argon2" not in r.output
