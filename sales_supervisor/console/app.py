@@ -380,7 +380,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
     middleware = [
         Middleware(SecureHeadersMiddleware, hsts=console.https),
         Middleware(SessionMiddleware, secret_key=console.signing_key(settings.home_dir), session_cookie="ss_console",
-                   max_age=console.session_hours * 3600, same_site="strict", https_only=console.https),
+                   max_age=console.session_hours * 3600, same_site="lax", https_only=console.https),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.console = ConsoleState(settings, console, ledger, dagster)

@@ -2,7 +2,7 @@
 
 CSRF: a random token kept in the signed session cookie; every form carries it in a hidden field and
 every POST is refused (403, audited) unless the field matches (compared in constant time). The
-session cookie is SameSite=Strict, so a cross-site form does not even carry the session.
+session cookie is SameSite=Lax: a cross-site POST does not carry it, while a link from a digest email opens signed in.
 """
 
 from __future__ import annotations
