@@ -51,6 +51,10 @@ dev: prepare  ## start the Dagster UI (http://127.0.0.1:3000) with the run histo
 	@test -f $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml
 	DAGSTER_HOME=$$(cd $${SALES_SUPERVISOR_HOME:-var}/dagster && pwd) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster dev -w workspace.yaml
 
+.PHONY: console
+console: $(STAMP)  ## serve the supervisor console (web) on http://127.0.0.1:8040; add accounts with `sales-supervisor console add-user`
+	$(BIN)/sales-supervisor console
+
 bench: $(STAMP)  ## time the daily job per step at demo scales 1, 10, 100 (SCALES="1 10" for fewer)
 	$(BIN)/python benchmarks/bench.py $(if $(SCALES),--scales $(SCALES))
 

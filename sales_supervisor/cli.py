@@ -889,6 +889,9 @@ _register_ask(app)
 from sales_supervisor.commands.teams import register as _register_teams  # noqa: E402
 
 _register_teams(app)
+from sales_supervisor.commands.console import console_app  # noqa: E402  (the supervisor console, issue 15)
+
+app.add_typer(console_app, name="console")
 from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
 
 _register_loop(app)

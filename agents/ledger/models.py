@@ -28,8 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ACTIONS = ("approve", "edit", "dismiss")
 APPROVING_ACTIONS = ("approve", "edit")
-# autonomy: an L5 approval (agents/ledger/autonomy.py, migration 0006); teams: migration 0008
-APPROVER_CHANNELS = ("cli", "slack", "autonomy", "teams")
+# autonomy: an L5 approval (agents/ledger/autonomy.py, migration 0006); teams: migration 0008; console: 0005
+APPROVER_CHANNELS = ("cli", "slack", "autonomy", "teams", "console")
 DELIVERY_CHANNELS = ("rep_slack", "rep_email", "crm_note")
 # "unknown": the send may have reached the far side; never retried automatically, a person resolves it.
 DELIVERY_STATUSES = ("pending", "sent", "failed", "unknown")

@@ -113,6 +113,8 @@ def digest_markdown(digest: Digest) -> str:
         f"(at most {digest.max_items_per_rep} per rep, ranked by severity x amount). Run `{_md(digest.run_id)}`.",
         "",
     ]
+    if digest.console_link():
+        lines += [f"Decide in the console: {digest.console_link()}", ""]
     if digest.held_back_summary:
         lines += [f"**{_md(digest.held_back_summary)}** (listed in the appendix).", ""]
     if digest.scorecards:
@@ -241,6 +243,12 @@ def _entry_html(entry: DigestEntry, digest: Digest) -> str:
     )
     if entry.decision:
         parts.append(f'<p style="{c["small"]}"><b>Decided:</b> {e(entry.decision)} (item {e(entry.short_id or "")})</p>')
+    elif entry.item_id and digest.console_link(entry.short_id):
+        parts.append(
+            f'<p style="{c["small"]}"><a style="{c["a"]};font-weight:600" href="{e(digest.console_link(entry.short_id), quote=True)}">'
+            f'Approve, edit, dismiss or snooze in the console</a> (or <code style="{c["code"]}">sales-supervisor review approve '
+            f'{e(entry.short_id or "")}</code>)</p>'
+        )
     elif entry.item_id:
         parts.append(
             f'<p style="{c["small"]}">Decide: <code style="{c["code"]}">sales-supervisor review approve {e(entry.short_id or "")} '
@@ -263,6 +271,9 @@ def digest_html(digest: Digest) -> str:
         + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below.</p>"
            if digest.on_your_behalf else "Nothing reaches a rep until you approve it.</p>"),
     ]
+    if digest.console_link():
+        parts.append(f'<p style="{c["sub"]}" id="console-link"><a style="{c["a"]};font-weight:600" '
+                     f'href="{e(digest.console_link(), quote=True)}">Open this digest in the console</a> to decide in place.</p>')
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
                      f'(<a style="{c["a"]}" href="#held-back">listed below</a>).</p>')

@@ -70,6 +70,10 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
             ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
+        from sales_supervisor.console.settings import ConsoleSettings  # the console's base URL: digests link there
+
+        for d in digests:
+            d.console_url = ConsoleSettings().base_url()
         results = [post_digest(ledger, d, client, outbox) for d in digests]
         with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
