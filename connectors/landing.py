@@ -439,6 +439,11 @@ def finish_landing(warehouse: Warehouse | Path, source: CrmSource, landing_id: s
             f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} ({names}) values ({', '.join(':' + k for k in reports[0])})",
             reports,
         )
+        if con.dialect == "postgres":
+            # fresh statistics for the planner: dbt's staging views read these tables next
+            con.execute(f"analyze {RAW_DATASET}.{LANDING_REPORTS_TABLE}")
+            for name in tables:
+                con.execute(f"analyze {dataset}.{name}")
     return reports
 
 

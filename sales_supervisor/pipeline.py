@@ -36,13 +36,41 @@ class RunSummary:
         return [c for c in self.failed_checks if c["severity"] != "WARN"]
 
 
+_DAGSTER_YAML_HEADER = "# Local Dagster instance of sales-supervisor (runs of `make demo`, shown by `make dev`)."
+_DAGSTER_YAML_PG_HEADER = (
+    "# Dagster instance of sales-supervisor, written by it for the server warehouse (SALES_SUPERVISOR_WAREHOUSE=postgres):\n"
+    "# runs, events and schedules are stored in the warehouse's PostgreSQL database (dagster-postgres). The\n"
+    "# connection comes from the environment the CLI sets (SALES_SUPERVISOR_PG_*), never a password in this file."
+)
+
+
+def dagster_yaml(settings: Settings) -> str:
+    """The instance configuration for the configured warehouse: local files for DuckDB; for PostgreSQL,
+    dagster-postgres storage in the same database (every field read from the environment)."""
+    if settings.warehouse == "duckdb":
+        return _DAGSTER_YAML_HEADER + "\ntelemetry:\n  enabled: false\n"
+    from agents.warehouse import PG_ENV
+
+    fields = {"username": "user", "password": "password", "hostname": "host", "db_name": "dbname", "port": "port"}
+    db = "".join(f"      {key}:\n        env: {PG_ENV[part]}\n" for key, part in fields.items())
+    # psycopg2: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3, whose server-side binding breaks
+    # dagster-postgres' NOTIFY statements
+    db += "      scheme: postgresql+psycopg2\n"
+    return _DAGSTER_YAML_PG_HEADER + "\ntelemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_db:\n" + db
+
+
 def use_local_dagster_home(settings: Settings) -> Path:
-    """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history."""
+    """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history. With the server
+    warehouse the instance stores its runs there (dagster-postgres); a dagster.yaml not written by this
+    function is never changed."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("# Local Dagster instance of sales-supervisor (runs of `make demo`, shown by `make dev`).\ntelemetry:\n  enabled: false\n")
+    ours = not config.exists() or config.read_text().startswith((_DAGSTER_YAML_HEADER, _DAGSTER_YAML_PG_HEADER))
+    if ours and (not config.exists() or config.read_text() != dagster_yaml(settings)):
+        config.write_text(dagster_yaml(settings))
+    if settings.warehouse != "duckdb":
+        os.environ.update(settings.warehouse_handle().dbt_env())  # what dagster.yaml and profiles.yml read
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
