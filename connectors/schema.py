@@ -27,7 +27,7 @@ DUCKDB_TYPES = {
     ID: "VARCHAR",
     STR: "VARCHAR",
     INT: "BIGINT",
-    AMOUNT: "DOUBLE",
+    AMOUNT: "DOUBLE PRECISION",  # DOUBLE in DuckDB; the same SQL on PostgreSQL
     BOOL: "BOOLEAN",
     DATE: "DATE",
     TIMESTAMP: "TIMESTAMP",

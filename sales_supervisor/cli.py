@@ -137,7 +137,7 @@ def _print_run(summary, settings: Settings, started: float) -> None:
         console.print(f"  [{colour}]{c['severity']}[/{colour}] {c['asset']} {c['check']}: {c['description']}")
     console.print(
         "\nWhere things are:\n"
-        f"  warehouse (DuckDB)   {settings.warehouse_path}\n"
+        f"  warehouse            {settings.warehouse_handle().label}\n"
         f"  CRM extract          {settings.demo_dir if settings.crm_source == 'demo' else settings.csv_folder}\n"
         f"  Dagster run history  {settings.home_dir / 'dagster'}   (see it with: make dev)\n"
         + (f"  step output (dbt)    {summary.log_path}\n" if summary.log_path else "")
@@ -546,9 +546,17 @@ def _semantic_layer(settings: Settings):
     from sales_supervisor.dbt import manifest_is_stale, parse_dbt_project
     from sales_supervisor.settings import DBT_PROJECT_DIR
 
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_path.exists() and settings.warehouse == "duckdb":
         err.print(f"[red]No warehouse at {settings.warehouse_path}; run `make demo` (or `sales-supervisor run`) first.[/red]")
         raise typer.Exit(2)
+    if settings.warehouse != "duckdb":
+        import os
+
+        from sales_supervisor.dbt import semantic_manifest_dir
+
+        wh = settings.warehouse_handle()
+        return SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, semantic_manifest_dir(settings), target=wh.dialect,
+                             env={**os.environ, **wh.dbt_env()})
     if manifest_is_stale():
         parse_dbt_project()
     return SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)

@@ -3,7 +3,6 @@
 import json
 
 import dagster as dg
-import duckdb
 from dagster import AssetExecutionContext
 
 from orchestration.assets.risk import coaching_drafts
@@ -54,7 +53,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from orchestration.assets.dbt import dbt_project
 
     manifest = dbt_project.project_dir / dbt_project.target_path / "semantic_manifest.json"
-    inputs = load_digest_inputs(settings.warehouse_path, as_of, manifest)
+    inputs = load_digest_inputs(settings.warehouse_handle(), as_of, manifest)
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
@@ -75,8 +74,11 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         for d in digests:
             d.console_url = ConsoleSettings().base_url()
         results = [post_digest(ledger, d, client, outbox) for d in digests]
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
+        if inputs["risk_run_id"]:
+            with settings.warehouse_handle().connect(read_only=True) as con:
+                evidence = evidence_report(con.raw, inputs["risk_run_id"])  # agents/risk takes the driver connection
+        else:
+            evidence = {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
         anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
@@ -116,7 +118,7 @@ def every_flag_reaches_a_manager(supervisor: SupervisorSettings) -> dg.AssetChec
     from agents.review.run import load_digest_inputs
 
     settings = supervisor.settings()
-    inputs = load_digest_inputs(settings.warehouse_path, settings.effective_as_of())
+    inputs = load_digest_inputs(settings.warehouse_handle(), settings.effective_as_of())
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     return dg.AssetCheckResult(
         passed=not unrouted,

@@ -51,7 +51,7 @@ select
     cast(hubspot_owner_id as varchar) as owner_rep_id,
     cast(dealname as varchar) as opportunity_name,
     cast(stage as varchar) as stage,
-    cast(amount as double) as amount,
+    cast(amount as double precision) as amount,
     cast(coalesce(createdate, created_at) as timestamp) as created_at,
     cast(closedate as date) as close_date,
     cast(hs_is_closed as boolean) as is_closed,

@@ -64,7 +64,7 @@ final as (
         cast(owner_rep_id as varchar) as owner_rep_id,
         cast(opportunity_name as varchar) as opportunity_name,
         cast(stage as varchar) as stage,
-        cast(amount as double) as amount,
+        cast(amount as double precision) as amount,
         cast(created_at as timestamp) as created_at,
         cast(close_date as date) as close_date,
         cast(is_closed as boolean) as is_closed,

@@ -17,7 +17,7 @@ select
     cast(opportunity.owner_id as varchar) as owner_rep_id,
     cast(opportunity.name as varchar) as opportunity_name,
     cast(opportunity.stage_name as varchar) as stage,
-    cast(opportunity.amount as double) as amount,
+    cast(opportunity.amount as double precision) as amount,
     cast(opportunity.created_date as timestamp) as created_at,
     cast(opportunity.close_date as date) as close_date,
     cast(opportunity.is_closed as boolean) as is_closed,
