@@ -36,7 +36,7 @@ def record_decision(
     item_id: str,
     action: Literal["approve", "edit", "dismiss"],
     approver_id: str,
-    channel: Literal["cli", "slack"],
+    channel: Literal["cli", "slack", "console"],
     edited_text: str | None = None,
     reason: str | None = None,
     *,

@@ -258,7 +258,7 @@ class Ledger:
         item_id: str,
         action: Literal["approve", "edit", "dismiss"],
         approver_id: str,
-        channel: Literal["cli", "slack"],
+        channel: Literal["cli", "slack", "teams", "console"],
         edited_text: str | None = None,
         reason: str | None = None,
         *,
@@ -396,3 +396,19 @@ class Ledger:
 
     def verdict_history(self, rep_id: str | None = None, *, before: dt.date | None = None) -> list:
         return _verdicts.verdict_history(self.uow, rep_id, before=before)
+    # -- manager review time (the console records the first view of a digest)
+
+    def record_digest_view(self, digest_id: str, viewer: str, *, channel: str = "console") -> bool:
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.record_view(self.uow, digest_id, viewer, channel=channel)
+
+    def review_time(self, digest_id: str):
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.review_time(self.uow, digest_id)
+
+    def review_time_kpi(self, *, manager_id: str | None = None):
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.review_time_kpi(self.uow, manager_id=manager_id)

@@ -178,7 +178,8 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             f"Hi {escape_mrkdwn(digest.manager_name)}: *{digest.reps_reviewed}* reps reviewed, "
             f"*{digest.deals_flagged}* deals flagged, *{digest.item_count}* items for you "
             f"(at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-            "Nothing reaches a rep until you approve it."
+            + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below."
+               if digest.on_your_behalf else "Nothing reaches a rep until you approve it.")
             + (f"\n:eyes: {escape_mrkdwn(digest.held_back_summary)} (`sales-supervisor review list --held-back`)."
                if digest.held_back_summary else ""),
             "summary",
@@ -191,6 +192,9 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             for e in digest.scorecards
         ]
         header.append(_section(truncate("*Weekly scorecards* (details under each rep)\n" + "\n".join(rows), 2900), "scorecards"))
+    if digest.on_your_behalf:
+        header.append(_section(truncate("*Sent on your behalf*\n" + "\n".join(f"• {escape_mrkdwn(x)}" for x in digest.on_your_behalf),
+                                        MAX_SECTION_TEXT), "on_your_behalf"))
     if digest.decide_first:
         rows = [
             f"{i}. {_mrkdwn_link(e.deal_link, bold=True)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"

@@ -132,6 +132,17 @@ class Digest:
     demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
     lift_floor: float | None = None
     new_flags: list[str] = dataclasses.field(default_factory=list)  # set by record_digest: items not in the ledger before
+    on_your_behalf: list[str] = dataclasses.field(default_factory=list)  # set by post_digest: L5 sends, autonomy notices
+    console_url: str | None = None  # base URL of the supervisor console: the digest links each item there
+
+    def console_link(self, short_id: str | None = None) -> str | None:
+        """This digest (or one item of it) in the console, when a console URL is configured."""
+        if not self.console_url:
+            return None
+        from urllib.parse import quote
+
+        base = f"{self.console_url.rstrip('/')}/digest?manager={quote(self.manager_id, safe='')}"
+        return base + (f"#item-{short_id}" if short_id else "")
 
     @property
     def informational(self) -> list[DigestEntry]:
@@ -201,6 +212,7 @@ HELD_BACK_WHY = {
     "cap": "lower severity x amount than the ones shown",
     "dismissed": "dismissed earlier, evidence unchanged",
     "approved": "approved earlier, action still due",
+    "l1": "at autonomy level L1 (answered when asked)",
 }
 
 

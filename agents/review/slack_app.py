@@ -107,10 +107,15 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
     interactivity: dict[str, Any] = {"is_enabled": True}
     if request_url:
         interactivity["request_url"] = request_url
-    return {
+    # The /ask slash command (agents/review/slack_ask.py) is answered at the same endpoint; it needs the commands scope.
+    ask_command: dict[str, Any] = {"command": "/ask", "description": "Ask the governed pipeline metrics a question",
+                                   "usage_hint": "win rate by segment last quarter", "should_escape": False}
+    if request_url:
+        ask_command["url"] = request_url
+    manifest = {
         "display_information": {"name": name, "description": "Pipeline review digests: approve, edit or dismiss coaching before it reaches a rep."},
-        "features": {"bot_user": {"display_name": name, "always_online": False}},
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "features": {"bot_user": {"display_name": name, "always_online": False}, "slash_commands": [ask_command]},
+        "oauth_config": {"scopes": {"bot": [*BOT_SCOPES, "commands"]}},
         "settings": {
             "interactivity": interactivity,
             "org_deploy_enabled": False,
@@ -118,6 +123,9 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
             "token_rotation_enabled": False,
         },
     }
+    from agents.coach.slack import add_brief_command  # the deal coach's /brief (issue 16)
+
+    return add_brief_command(manifest, request_url)
 
 
 def approver_map(
@@ -201,8 +209,10 @@ class _RefuseMalformed(Middleware):
         return next()
 
 
-def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient | None = None) -> App:
-    """The bolt App with the review handlers; serve it with ``serve`` or any bolt adapter."""
+def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient | None = None, ask: Any = None) -> App:
+    """The bolt App with the review handlers; serve it with ``serve`` or any bolt adapter.
+
+    ``ask(question, approver_id) -> agents.ask.Answer``: also answer the ``/ask`` slash command (agents/review/slack_ask.py)."""
     client = client or settings.client()
     app = App(
         client=client,
@@ -214,6 +224,10 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
     )
 
     app.use(_RefuseMalformed())
+    if ask is not None:
+        from agents.review.slack_ask import register_ask_command
+
+        register_ask_command(app, settings.approvers, ask)
 
     def ephemeral(channel: str | None, user: str, text: str) -> None:
         if not channel:
@@ -376,6 +390,9 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
             ephemeral(meta.get("channel"), user, note)
 
+    from agents.coach.slack import register_brief_command  # the deal coach's /brief (issue 16): private, audited
+
+    register_brief_command(app, ledger, settings.approvers)
     return app
 
 
@@ -426,13 +443,13 @@ def _form_problem(raw: bytes, content_type: str) -> str | None:
     return None if isinstance(parsed, Mapping) else "the payload is not a JSON object"
 
 
-def serve(port: int = 3000, *, ledger: Ledger, settings: SlackAppSettings, host: str = "127.0.0.1") -> None:
+def serve(port: int = 3000, *, ledger: Ledger, settings: SlackAppSettings, host: str = "127.0.0.1", ask: Any = None) -> None:
     """Run the app until interrupted: Socket Mode when ``settings.app_token`` is set, else HTTP on ``host:port``.
 
     In HTTP mode Slack's Interactivity Request URL is ``https://<public host>/slack/events``
     (put a TLS-terminating proxy or tunnel in front of this port).
     """
-    app = build_app(ledger, settings)
+    app = build_app(ledger, settings, ask=ask)
     if settings.app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
