@@ -16,7 +16,7 @@ from typing import Any
 SCORECARD_RULE = "weekly_scorecard"
 MANAGER_ONLY_VERDICTS = frozenset({"BELOW_FLOOR_PIP", "CRITICAL"})
 MANAGER_ONLY_HINT = "manager_only"
-REP_CHANNELS = ("rep_slack", "rep_email")
+REP_CHANNELS = ("rep_slack", "rep_email", "rep_teams")
 
 
 def _flag(item: Any) -> dict[str, Any]:
