@@ -3,7 +3,6 @@
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from orchestration.assets.dbt import dbt_project
 from orchestration.assets.semantic import semantic_layer
 from orchestration.resources import SupervisorSettings
 
@@ -30,7 +29,6 @@ def rep_scorecards(context: AssetExecutionContext, supervisor: SupervisorSetting
     from agents.accountability.policy import accountability_settings
     from agents.accountability.run import build_week, record_scorecards
     from agents.ledger import open_ledger
-    from agents.semantic_layer import SemanticLayer
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
@@ -43,11 +41,8 @@ def rep_scorecards(context: AssetExecutionContext, supervisor: SupervisorSetting
         })
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         previous = {v.rep_id: v.verdict for v in ledger.verdict_history(before=as_of)}
-    with SemanticLayer(
-        dbt_project.project_dir, dbt_project.profiles_dir, dbt_project.project_dir / dbt_project.target_path,
-        settings.warehouse_path,
-    ) as layer:
-        cards, queries = build_week(settings.warehouse_path, layer, policy, as_of, previous)
+    layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
+    cards, queries = build_week(settings.warehouse_path, layer, policy, as_of, previous)
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         record_scorecards(ledger, settings.warehouse_path, cards, policy.version, context.run.run_id, queries)
     by_verdict: dict[str, int] = {}
