@@ -1,7 +1,7 @@
 """Decisions may come from Microsoft Teams: approver_channel admits 'teams'.
 
 Revision ID: 0008_teams_approver_channel
-Revises: 0004_policy_versions
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008_teams_approver_channel"
-down_revision = "0004_policy_versions"  # chained after what main holds; re-chain on merge
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-OLD = ("cli", "slack")
-NEW = ("cli", "slack", "teams")
+OLD = ("cli", "slack", "autonomy")
+NEW = ("cli", "slack", "autonomy", "teams")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
