@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.autonomy.config import AutonomySettings
 from agents.risk.expressions import Expression, ExpressionError, compile_expression
 from agents.risk.features import FEATURE_NAMES
 from agents.risk.models import SEVERITY_RANK, Severity
@@ -271,11 +272,14 @@ class _PolicyFile(_Strict):
     fatigue: FatigueLimits = Field(default_factory=FatigueLimits)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     demotion: DemotionSettings = Field(default_factory=DemotionSettings)
+    autonomy: AutonomySettings = Field(default_factory=AutonomySettings)  # levels, preferences, spend (agents/autonomy)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)
     playbooks: dict[str, Playbook] = Field(default_factory=dict)
     outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    # Rep-level triggers, scorecard floors and verdict rules (agents/accountability/policy.py).
+    accountability: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- the loaded policy
@@ -341,6 +345,14 @@ class RiskPolicy:
                 except ValidationError as exc:
                     field, msg = _first_error(exc)
                     raise PolicyError(source, str(rule_id), field, msg) from None
+        if data.get("accountability") is not None:
+            from agents.accountability.policy import AccountabilitySettings
+
+            try:
+                AccountabilitySettings.model_validate(data["accountability"])
+            except ValidationError as exc:
+                field, msg = _first_error(exc)
+                raise PolicyError(source, None, "accountability" + (f".{field}" if field else ""), msg) from None
         playbooks = data.get("playbooks") or {}
         if isinstance(playbooks, Mapping):
             for name, pb in playbooks.items():

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from connectors.demo import words
+from connectors.demo.plant_scorecards import plant_scorecards
+from connectors.demo import plant_coach, words
 from connectors.demo.params import (
     ADVERSARIAL_CYCLE,
     ADVERSARIAL_SLOT,
@@ -215,6 +216,7 @@ class _World:
                             self.progress("reps", rep_index)
         finally:
             sink.close()
+        self.planted.update(plant_scorecards(folder, self.as_of, self.seed, sink.counts))  # issue 14: rep-level cases
         total = sum(sink.counts.values())
         if self.progress:
             self.progress("rows", total)
@@ -298,6 +300,7 @@ class _World:
 
         deals.sort(key=lambda d: d.created)
         open_deals.sort(key=lambda d: d.created)
+        self._segment = seg.name  # loss reasons differ by segment (plant_coach)
         self._emit(sink, rep_id, deals + open_deals)
 
         if len(open_deals) >= RISK_DEFINITIONS["rep_overload"]["min_open_deals"]:
@@ -646,6 +649,7 @@ class _World:
                 opp_id, d.account.account_id, rep_id, d.name, stage, _amount(d.amount), _ts(d.created),
                 _day_str(d.close_date), _bool(d.closed is not None), _bool(d.is_won),
                 _ts(d.closed) if d.closed is not None else "", d.next_step, "",
+                plant_coach.loss_reason(opp_id, self._segment, d.entries, d.closed is not None and not d.is_won),
             ])
             for st, key in d.entries:
                 shs.append([self._id("sh", 8), opp_id, st, _ts(key)])
