@@ -288,8 +288,8 @@ def test_the_approval_sensor_requests_one_publish_run_when_a_deferred_send_falls
     from orchestration.resources import SupervisorSettings
 
     def tick(cursor):
-        context = dg.build_sensor_context(cursor=cursor, resources={"supervisor": SupervisorSettings(home=str(home))})
-        return approval_sensor(context), context.cursor
+        with dg.build_sensor_context(cursor=cursor, resources={"supervisor": SupervisorSettings(home=str(home))}) as context:
+            return approval_sensor(context), context.cursor
 
     with open_ledger(home=home) as ledger:
         [item] = add_items(ledger, "fri", [("opp-a", "rep-1", "medium", 20_000.0)])
