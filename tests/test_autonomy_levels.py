@@ -131,6 +131,9 @@ def test_a_rule_earns_l5_sends_on_its_own_and_drops_back_to_l4_with_a_notice(led
     assert channels["crm_note"].notes() == []  # an L5 send reaches the rep only: no CRM write without a manager
     assert any(c == "crm_note" and "does not go to the rep" in why for i, c, why in report.held)
     assert ledger.verify_audit().ok  # the autonomous decision is cross-checked like any other
+    # KPIs over decisions count people's decisions only: the L5 approval is no one's approval.
+    assert ledger.decisions_by_manager()["mgr-1"].decided == 10
+    assert ledger.dismissal_rate_by_rule()[RULE].decided == 10
 
     # Managers disagree with the rule's next items: 10 of 12 approved = 83% < 90%.
     history(ledger, "h2", approved=0, dismissed=2)
@@ -288,8 +291,8 @@ def test_the_approval_sensor_requests_one_publish_run_when_a_deferred_send_falls
     from orchestration.resources import SupervisorSettings
 
     def tick(cursor):
-        context = dg.build_sensor_context(cursor=cursor, resources={"supervisor": SupervisorSettings(home=str(home))})
-        return approval_sensor(context), context.cursor
+        with dg.build_sensor_context(cursor=cursor, resources={"supervisor": SupervisorSettings(home=str(home))}) as context:
+            return approval_sensor(context), context.cursor
 
     with open_ledger(home=home) as ledger:
         [item] = add_items(ledger, "fri", [("opp-a", "rep-1", "medium", 20_000.0)])

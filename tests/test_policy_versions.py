@@ -173,3 +173,25 @@ def test_cli_propose_apply_list_rollback(tmp_path):
     noted = runner.invoke(app, ["policy", "propose", "--file", str(same), "--reason", "no bump", *h])
     assert noted.exit_code == 0 and "bump it" in noted.output
     assert "reason is required" in runner.invoke(app, ["policy", "propose", "--file", str(candidate), *h]).output
+
+
+def test_settings_policy_in_force_is_what_the_assets_read(tmp_path, monkeypatch):
+    """The risk_flags and manager_digests assets and the CLI call Settings.risk_policy_in_force()."""
+    import inspect
+
+    from orchestration.assets import review, risk
+    from sales_supervisor.settings import Settings
+
+    for module in (risk, review):
+        assert "risk_policy_in_force()" in inspect.getsource(module) and "load_policy(" not in inspect.getsource(module)
+    monkeypatch.delenv("SALES_SUPERVISOR_RISK_POLICY", raising=False)
+    monkeypatch.delenv("SALES_SUPERVISOR_LEDGER_URL", raising=False)
+    settings = Settings(home=tmp_path)
+    assert settings.risk_policy_in_force().version == "2026.10.1"
+    with open_ledger(home=tmp_path) as ledger:
+        store = PolicyVersionStore(ledger)
+        store.apply(store.propose(_variant("3.0", "applied-1"), "ops-1", "test").version_id, "lead-1")
+    assert settings.risk_policy_in_force().version == "applied-1"
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text(_variant("9.0", "explicit-1"))
+    assert Settings(home=tmp_path, risk_policy=explicit).risk_policy_in_force().version == "explicit-1"

@@ -59,6 +59,8 @@ def _decided(
     query = select(Item.rule_id, Item.manager_id, Item.created_at, Decision.action, Decision.decided_at).join(
         Decision, Decision.item_id == Item.item_id
     )
+    # People's decisions only: an L5 approval (approver channel "autonomy", agents/autonomy) is nobody's verdict.
+    query = query.where(Decision.approver_channel != "autonomy")
     if since is not None:
         query = query.where(Decision.decided_at >= since)
     if until is not None:

@@ -117,12 +117,12 @@ def slack_ask_function(settings: Any, ledger: Any):
     def ask_fn(question: str, approver_id: str):
         with lock:
             if "layer" not in state:
-                from agents.semantic_layer import SemanticLayer
-                from sales_supervisor.dbt import prepare_dbt_project
-                from sales_supervisor.settings import DBT_PROJECT_DIR
+                from sales_supervisor.cli import _semantic_layer
 
-                prepare_dbt_project()
-                state["layer"] = SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
+                try:  # the CLI's way to the warehouse (DuckDB file or PostgreSQL), so both answer alike
+                    state["layer"] = _semantic_layer(settings)
+                except typer.Exit:
+                    raise RuntimeError("no warehouse yet: run the pipeline first") from None
             return answer_as(question, layer=state["layer"], settings=settings, approver_id=approver_id, ledger=ledger)
 
     return ask_fn
