@@ -11,12 +11,25 @@ from sales_supervisor.settings import Settings
 
 
 def ensure_demo_crm(settings: Settings, progress: Callable[[str, int], None] | None = None) -> Path:
-    """Generate the demo CRM for the configured seed/scale once; later runs reuse it."""
+    """Generate the demo CRM for the configured seed/scale once; later runs reuse it, until the
+    generator's version changes (a demo from an older version lacks newer planted cases)."""
+    import json
+    import shutil
+
     from connectors.demo.generator import generate_demo_crm
+    from connectors.demo.params import GENERATOR_VERSION
 
     folder = settings.demo_dir
-    if not (folder / "manifest.json").exists():
-        generate_demo_crm(folder, seed=settings.demo_seed, scale=settings.demo_scale, progress=progress)
+    manifest = folder / "manifest.json"
+    if manifest.exists():
+        try:
+            version = json.loads(manifest.read_text(encoding="utf-8")).get("generator_version")
+        except ValueError:
+            version = None
+        if version == GENERATOR_VERSION:
+            return folder
+        shutil.rmtree(folder)
+    generate_demo_crm(folder, seed=settings.demo_seed, scale=settings.demo_scale, progress=progress)
     return folder
 
 

@@ -369,3 +369,31 @@ def test_crash_leaves_no_half_written_folder(tmp_path):
         generate_demo_crm(existing, progress=explode)
     assert [p.name for p in tmp_path.iterdir()] == ["existing"]
     assert (existing / "sentinel.txt").read_text() == "previous run"
+
+
+def test_a_demo_from_an_older_generator_is_regenerated_and_a_current_one_reused(tmp_path, monkeypatch):
+    import json
+
+    import connectors.demo.generator as generator
+    from connectors.demo.params import GENERATOR_VERSION
+    from connectors.registry import ensure_demo_crm
+    from sales_supervisor.settings import Settings
+
+    calls = []
+
+    def fake_generate(folder, *, seed, scale, progress=None):
+        calls.append(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION}))
+
+    monkeypatch.setattr(generator, "generate_demo_crm", fake_generate)
+    settings = Settings(home=tmp_path)
+    old = settings.demo_dir
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION - 1}))
+    (old / "stale.csv").write_text("left over\n")
+
+    assert ensure_demo_crm(settings) == old and len(calls) == 1
+    assert not (old / "stale.csv").exists()  # regenerated from scratch, nothing stale kept
+    ensure_demo_crm(settings)
+    assert len(calls) == 1  # the current version is reused

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: loss reasons, rep accountability cases, review history (issues 14, 16, 17)
 
 # (stage, stage_order, is_closed, is_won)
 STAGES: tuple[tuple[str, int, bool, bool], ...] = (
