@@ -9,16 +9,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from agents.drafting.models import EvidencePacket, RemedyEvidence, build_packet
 from agents.risk.models import RiskFlag
+from agents.warehouse import Warehouse
 
+# Portable SQL (DuckDB and PostgreSQL, agents/warehouse.py): :name parameters, date - date = days,
+# interval '1 day', = any(:ids) for a list, grouping by column position, a window in a subquery.
 _DEAL_FACTS_SQL = """
 with last_activity as (
     select opportunity_id, max(occurred_at) as last_at
     from marts.fct_activities
-    where occurred_at < cast(? as date) + interval 1 day
+    where occurred_at < cast(:as_of as date) + interval '1 day'
     group by opportunity_id
 ),
 open_counts as (
@@ -31,8 +32,8 @@ select
     o.opportunity_id, o.account_id, o.stage, o.stage_order, o.amount,
     cast(o.created_at as date) as created_at, o.close_date, o.owner_rep_id, r.rep_name as owner_rep_name,
     o.manager_id, o.segment, o.source_url,
-    date_diff('day', cast(o.current_stage_entered_at as date), cast(? as date)) as days_in_stage,
-    date_diff('day', cast(la.last_at as date), cast(? as date)) as days_since_last_activity,
+    cast(:as_of as date) - cast(o.current_stage_entered_at as date) as days_in_stage,
+    cast(:as_of as date) - cast(la.last_at as date) as days_since_last_activity,
     oc.open_deals as open_deal_count,
     o.opportunity_name, a.account_name, o.next_step
 from marts.fct_opportunities o
@@ -40,13 +41,13 @@ left join marts.dim_reps r on r.rep_id = o.owner_rep_id
 left join marts.dim_accounts a on a.account_id = o.account_id
 left join last_activity la on la.opportunity_id = o.opportunity_id
 left join open_counts oc on oc.owner_rep_id = o.owner_rep_id
-where o.opportunity_id in (select unnest(?::varchar[]))
+where o.opportunity_id = any(:ids)
 """
 
 _REP_FACTS_SQL = """
 select r.rep_id as owner_rep_id, r.rep_name as owner_rep_name, r.manager_id, r.segment,
        (select count(*) from marts.fct_opportunities o where o.owner_rep_id = r.rep_id and not o.is_closed) as open_deal_count
-from marts.dim_reps r where r.rep_id in (select unnest(?::varchar[]))
+from marts.dim_reps r where r.rep_id = any(:ids)
 """
 
 
@@ -58,9 +59,9 @@ join marts.dim_contacts c on c.account_id = o.account_id
 left join marts.bridge_activity_contacts b on b.contact_id = c.contact_id
 left join marts.fct_activities a
        on a.activity_id = b.activity_id and a.opportunity_id = o.opportunity_id
-      and a.occurred_at < cast(? as date) + interval 1 day
-where o.opportunity_id in (select unnest(?::varchar[]))
-group by all
+      and a.occurred_at < cast(:as_of as date) + interval '1 day'
+where o.opportunity_id = any(:ids)
+group by 1, 2, 3, 4, 5
 """
 
 # Won deals of the last four quarters: the pool comparables are picked from (per segment).
@@ -69,37 +70,42 @@ select o.opportunity_id, o.opportunity_name as name, o.amount, cast(o.closed_at 
        o.source_url, o.cycle_days, r.days_dm_meeting_to_close, r.close_date_pushes, r.max_amount_swing
 from marts.fct_opportunities o
 left join marts.fct_deal_remedies r on r.opportunity_id = o.opportunity_id
-where o.is_won and o.closed_at <= cast(? as date) + interval 1 day
-  and o.closed_at > cast(? as date) - interval 365 day
+where o.is_won and o.closed_at <= cast(:as_of as date) + interval '1 day'
+  and o.closed_at > cast(:as_of as date) - interval '365 day'
 """
 
 _STAGE_ENTRY_SQL = """
 select s.opportunity_id, s.stage, min(cast(s.entered_at as date)) as entered_on
 from marts.fct_stage_history s
-where s.opportunity_id in (select unnest(?::varchar[]))
-group by all
+where s.opportunity_id = any(:ids)
+group by 1, 2
 """
 
 _WEAKEST_SQL = """
 with last_activity as (
     select opportunity_id, max(occurred_at) as last_at from marts.fct_activities
-    where occurred_at < cast(? as date) + interval 1 day group by opportunity_id
+    where occurred_at < cast(:as_of as date) + interval '1 day' group by opportunity_id
+),
+ranked as (
+    select o.owner_rep_id, o.opportunity_id, o.opportunity_name as name, o.amount, o.source_url,
+           cast(:as_of as date) - cast(coalesce(la.last_at, o.created_at) as date) as idle_days
+    from marts.fct_opportunities o
+    left join last_activity la on la.opportunity_id = o.opportunity_id
+    where not o.is_closed and o.owner_rep_id = any(:ids)
 )
-select o.owner_rep_id, o.opportunity_id, o.opportunity_name as name, o.amount, o.source_url,
-       date_diff('day', cast(coalesce(la.last_at, o.created_at) as date), cast(? as date)) as idle_days
-from marts.fct_opportunities o
-left join last_activity la on la.opportunity_id = o.opportunity_id
-where not o.is_closed and o.owner_rep_id in (select unnest(?::varchar[]))
-qualify row_number() over (partition by o.owner_rep_id order by idle_days desc, o.amount asc nulls first, o.opportunity_id) <= 5
+select owner_rep_id, opportunity_id, name, amount, source_url, idle_days from (
+    select ranked.*, row_number() over (
+        partition by owner_rep_id order by idle_days desc, amount asc nulls first, opportunity_id) as rank_in_rep
+    from ranked
+) w where rank_in_rep <= 5
+order by owner_rep_id, rank_in_rep
 """
 
 COMPARABLES_PER_ITEM = 3
 
 
 def _has(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
-    ).fetchone()[0])
+    return con.has_table(schema, table)
 
 
 def pick_comparables(flag: RiskFlag, pool: Sequence[dict[str, Any]], entries: dict[tuple[str, str], Any],
@@ -142,13 +148,12 @@ def pick_comparables(flag: RiskFlag, pool: Sequence[dict[str, Any]], entries: di
     ]
 
 
-def _rows(cur) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+def _rows(result) -> list[dict[str, Any]]:
+    return result.mappings()
 
 
 def load_packets(
-    warehouse: Path, flags: Sequence[RiskFlag], as_of: dt.date, remedies: Mapping[str, RemedyEvidence] | None = None
+    warehouse: Warehouse | Path, flags: Sequence[RiskFlag], as_of: dt.date, remedies: Mapping[str, RemedyEvidence] | None = None
 ) -> list[EvidencePacket]:
     """One evidence packet per primary flag: the flag, its cited rows, the deal's facts from the marts, the
     people on the account (who was met, who was not), comparable won deals and the rule's remedy curve
@@ -156,20 +161,20 @@ def load_packets(
     primaries = [f for f in flags if f.is_primary]
     opp_ids = sorted({f.opportunity_id for f in primaries if f.opportunity_id})
     rep_ids = sorted({f.rep_id for f in primaries if f.subject == "rep" and f.rep_id})
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        deals = {r["opportunity_id"]: r for r in _rows(con.execute(_DEAL_FACTS_SQL, [as_of, as_of, as_of, opp_ids]))}
-        reps = {r["owner_rep_id"]: r for r in _rows(con.execute(_REP_FACTS_SQL, [rep_ids]))} if rep_ids else {}
+    with Warehouse.coerce(warehouse).connect(read_only=True) as con:
+        deals = {r["opportunity_id"]: r for r in _rows(con.execute(_DEAL_FACTS_SQL, {"as_of": as_of, "ids": opp_ids}))}
+        reps = {r["owner_rep_id"]: r for r in _rows(con.execute(_REP_FACTS_SQL, {"ids": rep_ids}))} if rep_ids else {}
         contacts: dict[str, list[dict[str, Any]]] = {}
-        for r in _rows(con.execute(_CONTACTS_SQL, [as_of, opp_ids])):
+        for r in _rows(con.execute(_CONTACTS_SQL, {"as_of": as_of, "ids": opp_ids})):
             contacts.setdefault(r.pop("opportunity_id"), []).append(r)
-        pool = _rows(con.execute(_WON_POOL_SQL, [as_of, as_of])) if _has(con, "marts", "fct_deal_remedies") else []
+        pool = _rows(con.execute(_WON_POOL_SQL, {"as_of": as_of})) if _has(con, "marts", "fct_deal_remedies") else []
         entries = {
             (r["opportunity_id"], r["stage"]): r["entered_on"]
-            for r in _rows(con.execute(_STAGE_ENTRY_SQL, [[d["opportunity_id"] for d in pool]]))
+            for r in _rows(con.execute(_STAGE_ENTRY_SQL, {"ids": [d["opportunity_id"] for d in pool]}))
         } if pool else {}
         weakest: dict[str, list[dict[str, Any]]] = {}
         if rep_ids:
-            for r in _rows(con.execute(_WEAKEST_SQL, [as_of, as_of, rep_ids])):
+            for r in _rows(con.execute(_WEAKEST_SQL, {"as_of": as_of, "ids": rep_ids})):
                 weakest.setdefault(r.pop("owner_rep_id"), []).append(
                     {"opportunity_id": r["opportunity_id"], "name": r["name"], "amount": r["amount"], "source_url": r["source_url"]}
                 )

@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 
 from agents.drafting.models import RemedyEvidence
 
@@ -166,19 +165,23 @@ def _thin(result: Any, claim: str, n: float | None) -> RemedyEvidence:
     return RemedyEvidence(semantic_query_id=result.query_id, claim=claim, values=[float(n or 0)], sample_size=int(n or 0), thin=True)
 
 
-def store_remedy_queries(warehouse: Path, curves: RemedyCurves, run_id: str) -> None:
+def store_remedy_queries(warehouse: Any, curves: RemedyCurves, run_id: str) -> None:
     """Append each remedy query's provenance to semantic.semantic_queries so its id resolves like a baseline's."""
-    from agents.baselines import _QUERIES_DDL
+    from agents.baselines import _QUERIES_COLUMNS, _QUERIES_DDL, _QUERIES_PARAMS
+    from agents.warehouse import Warehouse
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with duckdb.connect(str(warehouse)) as con:
+    with Warehouse.coerce(warehouse).connect() as con:
         con.execute("create schema if not exists semantic")
         con.execute(_QUERIES_DDL)
         con.executemany(
-            "insert into semantic.semantic_queries values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"insert into semantic.semantic_queries values ({_QUERIES_PARAMS})",
             [
-                [q.query_id, None, json.dumps(q.request.as_dict(), sort_keys=True), q.sql, q.manifest_hash, q.result_hash,
-                 len(q.rows), json.dumps([dict(r) for r in q.rows], default=str), q.metricflow_version, curves.as_of, run_id, now]
+                dict(zip(_QUERIES_COLUMNS, [
+                    q.query_id, None, json.dumps(q.request.as_dict(), sort_keys=True), q.sql, q.manifest_hash, q.result_hash,
+                    len(q.rows), json.dumps([dict(r) for r in q.rows], default=str), q.metricflow_version, curves.as_of,
+                    run_id, now,
+                ]))
                 for q in curves.results
             ],
         )

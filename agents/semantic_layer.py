@@ -271,6 +271,10 @@ class SemanticLayer:
             raise SemanticLayerError(f"cannot parse {self.manifest_path}: {exc}") from exc
         self._adapter: Any = None
         self._engine: MetricFlowEngine | None = None
+        # Names this instance (one engine, one adapter): assets of one run report it, so sharing is visible.
+        import uuid
+
+        self.engine_id = uuid.uuid4().hex[:12]
         self._lock = threading.RLock()
 
     # -- lifecycle -----------------------------------------------------------------

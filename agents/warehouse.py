@@ -161,6 +161,15 @@ class WarehouseConnection:
         self.dialect: str = warehouse.dialect
         self.raw = raw
 
+    @classmethod
+    def adopt(cls, con: Any) -> WarehouseConnection:
+        """A connection as this API: a WarehouseConnection as is, a driver connection (DuckDB, psycopg) wrapped."""
+        if isinstance(con, WarehouseConnection):
+            return con
+        if type(con).__module__.startswith("psycopg"):
+            return cls(Warehouse("postgres", url="postgresql://adopted/connection"), con)
+        return cls(Warehouse("duckdb", path=Path("adopted-connection")), con)
+
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> WarehouseResult:
         if self.dialect == "duckdb":
             if params:

@@ -256,6 +256,8 @@ class CsvFolderSource:
                 plan[f.name] = None
             elif f.name in om.columns:
                 plan[f.name] = om.columns[f.name]
+            elif om.if_present.get(f.name) in header:
+                plan[f.name] = om.if_present[f.name]
             else:
                 plan[f.name] = f.name if f.name in header else None
         missing_required = [f.name for f in obj.fields if f.required and plan[f.name] is None and f.name not in om.constants]

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 import json
 
 import dlt
-import duckdb
 import pyarrow as pa
 from dlt.common.schema.typing import TColumnSchema
 
+from agents.warehouse import Warehouse, WarehouseConnection
 from connectors.csv_folder import Batch, ObjectReport
 from connectors.schema import DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
@@ -117,23 +117,24 @@ def _as_arrow(obj: RawObject, rows: list[dict[str, Any]]) -> pa.Table | list[dic
 CURSORS_TABLE = "_crm_cursors"
 
 
-def load_cursors(warehouse: Path, source_system: str) -> dict[str, str]:
+def load_cursors(warehouse: Warehouse | Path, source_system: str) -> dict[str, str]:
     """The cursor of each object after the last successful landing from this source."""
-    if not warehouse.exists():
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
         return {}
-    with duckdb.connect(str(warehouse)) as con:
-        try:
-            rows = con.execute(
-                f"select object, cursor from {RAW_DATASET}.{CURSORS_TABLE} where source_system = ?", [source_system]
-            ).fetchall()
-        except duckdb.CatalogException:
+    with wh.connect() as con:
+        if not con.has_table(RAW_DATASET, CURSORS_TABLE):
             return {}
+        rows = con.execute(
+            f"select object, cursor from {RAW_DATASET}.{CURSORS_TABLE} where source_system = :source_system",
+            {"source_system": source_system},
+        ).fetchall()
     return dict(rows)
 
 
-def save_cursors(warehouse: Path, source_system: str, cursors: dict[str, str], landing_id: str) -> None:
+def save_cursors(warehouse: Warehouse | Path, source_system: str, cursors: dict[str, str], landing_id: str) -> None:
     """Called only after the load succeeded, so a failed landing re-fetches from the old cursor."""
-    with duckdb.connect(str(warehouse)) as con:
+    with Warehouse.coerce(warehouse).connect() as con:
         con.execute(f"create schema if not exists {RAW_DATASET}")
         con.execute(
             f"""create table if not exists {RAW_DATASET}.{CURSORS_TABLE} (
@@ -142,8 +143,10 @@ def save_cursors(warehouse: Path, source_system: str, cursors: dict[str, str], l
         )
         for name, value in cursors.items():
             con.execute(
-                f"insert or replace into {RAW_DATASET}.{CURSORS_TABLE} values (?, ?, ?, ?, now())",
-                [source_system, name, value, landing_id],
+                f"""insert into {RAW_DATASET}.{CURSORS_TABLE} values (:source_system, :object, :cursor, :landing_id, now())
+                    on conflict (source_system, object) do update set
+                    cursor = excluded.cursor, landing_id = excluded.landing_id, updated_at = excluded.updated_at""",
+                {"source_system": source_system, "object": name, "cursor": value, "landing_id": landing_id},
             )
 
 
@@ -167,19 +170,34 @@ class RejectSpool:
             self._fh.close()
 
 
-def write_rejections(warehouse: Path, spool: RejectSpool) -> int:
+def write_rejections(warehouse: Warehouse | Path, spool: RejectSpool) -> int:
     """Append the spooled rejections to raw.rejected_rows (created on first use)."""
     spool.close()
-    with duckdb.connect(str(warehouse)) as con:
+    with Warehouse.coerce(warehouse).connect() as con:
         con.execute(f"create schema if not exists {RAW_DATASET}")
         con.execute(create_rejected_rows_sql(RAW_DATASET))
-        if spool.count:
+        if spool.count and con.dialect == "duckdb":
             names = ", ".join(REJECTED_ROWS_COLUMNS)
-            con.execute(
+            con.raw.execute(
                 f"insert into {RAW_DATASET}.{REJECTED_TABLE} ({names}) select {names} from read_json(?, columns=?, format='newline_delimited')",
                 [str(spool.path), REJECTED_ROWS_COLUMNS],
             )
+        elif spool.count:
+            con.insert_arrow(RAW_DATASET, REJECTED_TABLE, _read_spool(spool.path))
     return spool.count
+
+
+_SPOOL_ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "TIMESTAMP": pa.timestamp("us")}
+
+
+def _read_spool(path: Path) -> pa.Table:
+    """The spooled rejections as Arrow, in raw.rejected_rows' columns and types (a server warehouse
+    takes them through COPY)."""
+    import pyarrow.json as pj
+
+    schema = pa.schema([(name, _SPOOL_ARROW[type_]) for name, type_ in REJECTED_ROWS_COLUMNS.items()])
+    table = pj.read_json(path, parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"))
+    return table.select(list(REJECTED_ROWS_COLUMNS))
 
 
 # The CRMs whose connectors land natively (connectors/<crm>/tables.py: DATASET, TABLES).
@@ -292,11 +310,12 @@ def crm_dlt_source(
     return crm()
 
 
-def crm_dlt_pipeline(warehouse: Path, pipelines_dir: Path, dataset: str = RAW_DATASET):
-    """dlt pipeline writing into ``dataset`` (``raw``, or a native CRM's ``raw_<crm>``) of the DuckDB warehouse."""
+def crm_dlt_pipeline(warehouse: Warehouse | Path, pipelines_dir: Path, dataset: str = RAW_DATASET):
+    """dlt pipeline writing into ``dataset`` (``raw``, or a native CRM's ``raw_<crm>``) of the warehouse
+    (dlt's duckdb or postgres destination, agents/warehouse.py)."""
     return dlt.pipeline(
         pipeline_name="crm_landing" if dataset == RAW_DATASET else f"crm_landing_{dataset}",
-        destination=dlt.destinations.duckdb(credentials=str(warehouse)),
+        destination=Warehouse.coerce(warehouse).dlt_destination(),
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),
         progress=dlt.progress.log(log_period=30, dump_system_stats=False),
@@ -309,7 +328,7 @@ LANDING_REPORT_EXTRA_COLUMNS = {
     "reasons": "VARCHAR",  # JSON: quarantine reason -> rows
     "absent_fields": "VARCHAR",  # canonical fields the source does not have (e.g. is_active)
     "notes": "VARCHAR",
-    "max_quarantine_share": "DOUBLE",
+    "max_quarantine_share": "DOUBLE PRECISION",
 }
 DEFAULT_MAX_QUARANTINE_SHARE = 0.2
 
@@ -329,8 +348,8 @@ def _ensure_table(con, obj: RawObject, schema: str) -> None:
     # the empty values of Arrow/Parquet loads. dlt's own columns are added here too: when the
     # table first gets rows, dlt finds them in place (DuckDB adds no column with a constraint).
     have = dict(con.execute(
-        "select column_name, is_nullable from information_schema.columns where table_schema = ? and table_name = ?",
-        [schema, obj.name],
+        "select column_name, is_nullable from information_schema.columns where table_schema = :schema and table_name = :name",
+        {"schema": schema, "name": obj.name},
     ).fetchall())
     wanted = [(f'"{f.name}"', f.name, DUCKDB_TYPES[f.type]) for f in obj.fields]
     wanted += [(c, c, t) for c, t in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"),
@@ -362,13 +381,15 @@ def ensure_landing_tables(con) -> None:
 
 def set_active_source(con, dataset: str, source_system: str, landing_id: str | None, loaded_at: dt.datetime | None) -> None:
     """Record which dataset the staging models read (one row; the last landing wins)."""
+    con = WarehouseConnection.adopt(con)
     con.execute(f"delete from {RAW_DATASET}.{ACTIVE_SOURCE_TABLE}")
     con.execute(
-        f"insert into {RAW_DATASET}.{ACTIVE_SOURCE_TABLE} values (?, ?, ?, ?)", [dataset, source_system, landing_id, loaded_at]
+        f"insert into {RAW_DATASET}.{ACTIVE_SOURCE_TABLE} values (:dataset, :source_system, :landing_id, :loaded_at)",
+        {"dataset": dataset, "source_system": source_system, "landing_id": landing_id, "loaded_at": loaded_at},
     )
 
 
-def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_at: dt.datetime) -> list[dict[str, Any]]:
+def finish_landing(warehouse: Warehouse | Path, source: CrmSource, landing_id: str, loaded_at: dt.datetime) -> list[dict[str, Any]]:
     """Make the landed tables reflect this extract, mark its dataset active, and record what
     each canonical object landed (a native source's tables are summed under the object they feed).
 
@@ -380,7 +401,7 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
     native = dataset != RAW_DATASET
     incremental = bool(getattr(source, "incremental", False))
     reports = []
-    with duckdb.connect(str(warehouse)) as con:
+    with Warehouse.coerce(warehouse).connect() as con:
         ensure_landing_tables(con)
         for name, obj in tables.items():
             rep = source.reports.get(name)
@@ -427,15 +448,20 @@ def finish_landing(warehouse: Path, source: CrmSource, landing_id: str, loaded_a
             con.execute(f"alter table {RAW_DATASET}.{LANDING_REPORTS_TABLE} add column if not exists {column} {type_}")
         names = ", ".join(reports[0]) if reports else ""
         con.executemany(
-            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} ({names}) values ({', '.join('?' for _ in reports[0])})",
-            [list(r.values()) for r in reports],
+            f"insert into {RAW_DATASET}.{LANDING_REPORTS_TABLE} ({names}) values ({', '.join(':' + k for k in reports[0])})",
+            reports,
         )
+        if con.dialect == "postgres":
+            # fresh statistics for the planner: dbt's staging views read these tables next
+            con.execute(f"analyze {RAW_DATASET}.{LANDING_REPORTS_TABLE}")
+            for name in tables:
+                con.execute(f"analyze {dataset}.{name}")
     return reports
 
 
 def land_source(
     source: CrmSource,
-    warehouse: Path,
+    warehouse: Warehouse | Path,
     work_dir: Path,
     landing_id: str = "manual",
     loaded_at: dt.datetime | None = None,
@@ -449,33 +475,35 @@ def land_source(
     loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     spool = RejectSpool(Path(work_dir) / "landing" / f"rejected-{landing_id}.jsonl")
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
-    with duckdb.connect(str(warehouse)) as con:
+    wh = Warehouse.coerce(warehouse)
+    with wh.connect() as con:
         ensure_landing_tables(con)  # before dlt loads: tables from an older landing are upgraded in place
-    pipeline = crm_dlt_pipeline(warehouse, Path(work_dir) / "dlt", source_dataset(source))
+    pipeline = crm_dlt_pipeline(wh, Path(work_dir) / "dlt", source_dataset(source))
     try:
-        # Parquet load files, not INSERT statements: canonical sources hand dlt Arrow tables, and
-        # the API connectors' validated row batches are written column-wise too.
-        pipeline.run(crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors), loader_file_format="parquet")
+        # Columnar load files, not INSERT statements: canonical sources hand dlt Arrow tables, and the API
+        # connectors' validated row batches are written column-wise too. DuckDB reads Parquet; dlt's postgres
+        # destination takes Arrow as CSV through COPY (Parquet there needs the ADBC driver).
+        pipeline.run(
+            crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors),
+            loader_file_format="parquet" if wh.dialect == "duckdb" else "csv",
+        )
     finally:
         write_rejections(warehouse, spool)
     if getattr(source, "incremental", False):
-        save_cursors(warehouse, source.source_system, source.cursors, landing_id)
-    return finish_landing(warehouse, source, landing_id, loaded_at)
+        save_cursors(wh, source.source_system, source.cursors, landing_id)
+    return finish_landing(wh, source, landing_id, loaded_at)
 
 
 def latest_landing_report(con, object_name: str) -> dict[str, Any] | None:
     """The most recent landing report row for an object (None before the first landing)."""
-    try:
-        cur = con.execute(
-            f"select * from {RAW_DATASET}.{LANDING_REPORTS_TABLE} where object = ? order by loaded_at desc limit 1",
-            [object_name],
-        )
-    except duckdb.CatalogException:
+    con = WarehouseConnection.adopt(con)
+    if not con.has_table(RAW_DATASET, LANDING_REPORTS_TABLE):
         return None
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return dict(zip([d[0] for d in cur.description], row))
+    rows = con.execute(
+        f"select * from {RAW_DATASET}.{LANDING_REPORTS_TABLE} where object = :object order by loaded_at desc limit 1",
+        {"object": object_name},
+    ).mappings()
+    return rows[0] if rows else None
 
 
 _CAUSES = (
@@ -531,9 +559,9 @@ def with_reasons(con, report: dict[str, Any]) -> dict[str, Any]:
     (the API connectors), counted from this landing's rows in raw.rejected_rows."""
     if not report.get("rejected") or report.get("reasons") not in (None, "", "{}"):
         return report
-    counts = con.execute(
+    counts = WarehouseConnection.adopt(con).execute(
         f"select regexp_replace(reason, ' [(](known|expected).*$', ''), count(*) from {RAW_DATASET}.{REJECTED_TABLE} "
-        "where landing_id = ? and object = ? group by 1 order by 2 desc, 1 limit 5",
-        [report["landing_id"], report["object"]],
+        "where landing_id = :landing_id and object = :object group by 1 order by 2 desc, 1 limit 5",
+        {"landing_id": report["landing_id"], "object": report["object"]},
     ).fetchall()
     return dict(report, reasons=json.dumps(dict(counts)))

@@ -45,6 +45,11 @@ class ObjectMapping(BaseModel):
         "column of the same name when present, else left empty.",
     )
     constants: dict[str, Any] = Field(default_factory=dict, description="canonical field -> fixed value.")
+    if_present: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> source column read only when the file has it (an org's custom field, "
+        "e.g. loss_reason: Loss_Reason__c); without it the field is left empty instead of failing the mapping.",
+    )
     skip_when: dict[str, list[str]] = Field(
         default_factory=dict,
         description="source column -> values; rows matching any are skipped and counted (e.g. IsDeleted: ['1']).",
@@ -109,7 +114,7 @@ class CsvMapping(BaseModel):
             if name not in RAW_OBJECTS:
                 raise ValueError(f"unknown object {name!r} (known: {', '.join(RAW_OBJECTS)})")
             fields = set(RAW_OBJECTS[name].field_names)
-            for canonical in list(om.columns) + list(om.constants):
+            for canonical in list(om.columns) + list(om.constants) + list(om.if_present):
                 if canonical not in fields:
                     raise ValueError(
                         f"objects.{name}: unknown canonical field {canonical!r} (fields: {', '.join(sorted(fields))})"

@@ -27,7 +27,7 @@ DUCKDB_TYPES = {
     ID: "VARCHAR",
     STR: "VARCHAR",
     INT: "BIGINT",
-    AMOUNT: "DOUBLE",
+    AMOUNT: "DOUBLE PRECISION",  # DOUBLE in DuckDB; the same SQL on PostgreSQL
     BOOL: "BOOLEAN",
     DATE: "DATE",
     TIMESTAMP: "TIMESTAMP",
@@ -168,6 +168,7 @@ RAW_OBJECTS: dict[str, RawObject] = {
                 _f("closed_at", TIMESTAMP),
                 _f("next_step", STR),  # untrusted free text
                 _f("source_url", STR),
+                _f("loss_reason", STR),  # why a lost deal was lost (HubSpot closed_lost_reason, Pipedrive lost_reason, ...)
             ),
             "Deals. is_closed/is_won default from the stage when the source leaves them empty.",
         ),

@@ -2,8 +2,8 @@
 
 Why pandas and not GX's SQL datasource: GX reaches databases through SQLAlchemy
 and DuckDB needs the ``duckdb_engine`` dialect for that, which is not a
-dependency of this project. Instead the table is read with DuckDB itself,
-``read_only=True`` (validation never takes the warehouse's single write lock),
+dependency of this project. Instead the table is read through agents/warehouse.py
+(DuckDB or PostgreSQL), read-only (validation never takes the warehouse's single write lock),
 projecting only the columns the suite reads, into a pandas DataFrame that an
 ephemeral GX context validates as a whole-dataframe batch.
 
@@ -17,6 +17,7 @@ left to the dbt ``unique``/``not_null`` tests, which run in the warehouse.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import duckdb
 
+from agents.warehouse import Warehouse, WarehouseError
 from expectations.suites import ROW_COUNT_EXPECTATION, SUITES, Check, SuiteSpec
 
 SAMPLE_VALUES = 5
@@ -100,7 +102,7 @@ def _show(value: Any) -> str:
 
 
 def validate_table(
-    warehouse_path: str | Path,
+    warehouse_path: Warehouse | str | Path,
     table_key: str,
     *,
     suite: SuiteSpec | None = None,
@@ -122,23 +124,25 @@ def validate_table(
     schema, _, name = table_key.partition(".")
     if not name:
         raise ValueError(f"table key must be '<schema>.<table>', got {table_key!r}")
-    path = Path(warehouse_path)
-    if not path.exists():
+    wh = Warehouse.coerce(warehouse_path)
+    path = wh.path if wh.dialect == "duckdb" else wh.label
+    if not wh.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist (cannot validate {table_key})")
 
+    opened = contextlib.ExitStack()
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as exc:
+        con = opened.enter_context(wh.connect(read_only=True))
+    except (duckdb.IOException, WarehouseError) as exc:
         raise WarehouseLockedError(
             f"cannot open warehouse {path} read-only to validate {table_key} "
             f"(is a process writing to it right now?): {exc}"
         ) from exc
-    with con:
+    with opened:
         table_columns = _table_columns(con, schema, name)
         if not table_columns:
             raise TableNotFoundError(f"table {table_key} not found in warehouse {path}")
         value_sets = {sql: _value_set(con, sql, table_key) for sql in suite.value_set_queries}
-        total_rows = con.execute(f"select count(*) from {_qualified(schema, name)}").fetchone()[0]
+        total_rows = int(con.execute(f"select count(*) from {_qualified(schema, name)}").fetchone()[0])
 
         checks = suite.all_checks(require_rows)
         missing = [c for c in suite.columns if c not in table_columns]
@@ -186,19 +190,16 @@ def _qualified(schema: str, name: str) -> str:
     return f'"{schema}"."{name}"'
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> list[str]:
-    rows = con.execute(
-        "select column_name from information_schema.columns "
-        "where table_schema = ? and table_name = ? order by ordinal_position",
-        [schema, name],
-    ).fetchall()
-    return [r[0] for r in rows]
+def _table_columns(con, schema: str, name: str) -> list[str]:
+    return con.columns(schema, name)
 
 
-def _value_set(con: duckdb.DuckDBPyConnection, sql: str, table_key: str) -> list[Any]:
+def _value_set(con, sql: str, table_key: str) -> list[Any]:
+    import psycopg
+
     try:
         return [r[0] for r in con.execute(sql).fetchall() if r[0] is not None]
-    except duckdb.CatalogException as exc:
+    except (duckdb.CatalogException, psycopg.errors.UndefinedTable) as exc:
         raise TableNotFoundError(f"{table_key}: the value set query {sql!r} failed: {exc}") from exc
 
 
@@ -207,9 +208,14 @@ def _load(con, schema: str, name: str, columns: list[str], sample_rows: int | No
         return None
     cols = ", ".join(f'"{c}"' for c in columns)
     sql = f"select {cols} from {_qualified(schema, name)}"
-    if sample_rows is not None:
+    if sample_rows is not None and con.dialect == "duckdb":
         sql += f" using sample reservoir({int(sample_rows)} rows) repeatable ({SAMPLE_SEED})"
-    return con.execute(sql).df()
+    elif sample_rows is not None:
+        # PostgreSQL samples by share of rows (reproducibly), then caps at the sample size
+        total = int(con.execute(f"select count(*) from {_qualified(schema, name)}").fetchone()[0]) or 1
+        share = min(100.0, 100.0 * sample_rows * 1.2 / total)
+        sql += f" tablesample bernoulli ({share:.6f}) repeatable ({SAMPLE_SEED}) limit {int(sample_rows)}"
+    return con.execute(sql).fetch_df()
 
 
 def _gx_context():

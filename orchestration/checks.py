@@ -1,7 +1,6 @@
 """Asset checks on landed data: quarantined rows per object (Great Expectations checks are added beside)."""
 
 
-import duckdb
 import dagster as dg
 
 from connectors.landing import latest_landing_report, quarantine_verdict, with_reasons
@@ -24,14 +23,14 @@ def _rejected_rows_check(object_name: str) -> dg.AssetChecksDefinition:
     )
     def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
         settings = supervisor.settings()
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        with settings.warehouse_handle().connect(read_only=True) as con:
             report = latest_landing_report(con, object_name)
             if report is None:
                 return dg.AssetCheckResult(passed=False, description=f"raw.{object_name} has not been landed yet")
             samples = con.execute(
-                "select row_number, field, reason from raw.rejected_rows where landing_id = ? and object = ? "
+                "select row_number, field, reason from raw.rejected_rows where landing_id = :landing_id and object = :object "
                 "order by row_number limit 3",
-                [report["landing_id"], object_name],
+                {"landing_id": report["landing_id"], "object": object_name},
             ).fetchall()
             report = with_reasons(con, report)
         severity, accounted, within, text = quarantine_verdict(report)
@@ -62,11 +61,15 @@ GX_MAX_ROWS = 200_000
 
 def active_dataset(warehouse) -> str | None:
     """The dataset of the last landing (raw.active_source), or None before any."""
-    try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
-            row = con.execute("select dataset from raw.active_source").fetchone()
-    except (duckdb.CatalogException, duckdb.IOException):
+    from agents.warehouse import Warehouse
+
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
         return None
+    with wh.connect(read_only=True) as con:
+        if not con.has_table("raw", "active_source"):
+            return None
+        row = con.execute("select dataset from raw.active_source").fetchone()
     return row[0] if row else None
 
 
@@ -82,7 +85,7 @@ def _gx_check(table_key: str) -> dg.AssetChecksDefinition:
     def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
         from expectations.validation import validate_table
 
-        warehouse = supervisor.settings().warehouse_path
+        warehouse = supervisor.settings().warehouse_handle()
         active = active_dataset(warehouse)
         if schema == "raw" and active not in (None, "raw"):
             # A native CRM landed raw_<crm>.* instead; raw.<table> holds an older source's rows.

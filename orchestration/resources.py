@@ -7,8 +7,10 @@ import datetime as dt
 import functools
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from sales_supervisor.settings import Settings
 
@@ -42,6 +44,36 @@ class SupervisorSettings(dg.ConfigurableResource):
 
     def as_of_date(self) -> dt.date:
         return self.settings().effective_as_of()
+
+    def warehouse_handle(self):
+        """The configured warehouse (agents.warehouse.Warehouse: DuckDB file or PostgreSQL)."""
+        return self.settings().warehouse_handle()
+
+    # One MetricFlow engine (and dbt adapter, and on a server warehouse one connection) per run: built on
+    # first use by any asset of the run and shared by the rest (the in-process executor initialises this
+    # resource once per run; a multiprocess run builds one per step process), closed when the run ends.
+    _semantic_layer: Any = PrivateAttr(default=None)
+
+    def semantic_layer(self):
+        """The run's semantic layer (agents.semantic_layer.SemanticLayer), shared by its assets."""
+        if self._semantic_layer is None:
+            from agents.semantic_layer import SemanticLayer
+            from sales_supervisor.dbt import semantic_manifest_dir
+            from sales_supervisor.settings import DBT_PROJECT_DIR
+
+            settings = self.settings()
+            wh = settings.warehouse_handle()
+            self._semantic_layer = SemanticLayer(
+                DBT_PROJECT_DIR, DBT_PROJECT_DIR, semantic_manifest_dir(settings),
+                wh.path if wh.dialect == "duckdb" else None,
+                target=wh.dialect, env={**os.environ, **wh.dbt_env()},
+            )
+        return self._semantic_layer
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        layer, self._semantic_layer = self._semantic_layer, None
+        if layer is not None:
+            layer.close()
 
 
 def _folder_state(folder: Path, mapping: Path | None) -> tuple:

@@ -28,13 +28,19 @@ class DbtError(RuntimeError):
     pass
 
 
-def parse_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> Path:
-    """`dbt parse`: writes manifest.json and semantic_manifest.json; raises with dbt's own message."""
+def parse_dbt_project(
+    project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target", env: dict[str, str] | None = None
+) -> Path:
+    """`dbt parse`: writes manifest.json and semantic_manifest.json; raises with dbt's own message.
+    ``env``: extra environment (the warehouse's dbt target, agents.warehouse.Warehouse.dbt_env)."""
+    import os
+
     proc = subprocess.run(
         [dbt_executable(), "parse", "--profiles-dir", str(project_dir), "--target-path", target_path, "--quiet"],
         cwd=project_dir,
         capture_output=True,
         text=True,
+        env={**os.environ, **env} if env else None,
     )
     if proc.returncode != 0:
         raise DbtError(f"dbt parse failed in {project_dir}:\n{proc.stdout}\n{proc.stderr}".strip())
@@ -59,9 +65,25 @@ def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "t
     return any(f.stat().st_mtime > built for f in files if f.exists())
 
 
-def prepare_dbt_project(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> Path:
+def prepare_dbt_project(
+    project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target", env: dict[str, str] | None = None
+) -> Path:
     """The preparation step: `dbt parse` when the manifest is missing or stale, else nothing.
     Run before the code location loads (``make prepare``, the CLI, ``dagster dev``), never at import."""
     if manifest_is_stale(project_dir, target_path):
-        return parse_dbt_project(project_dir, target_path)
+        return parse_dbt_project(project_dir, target_path, env)
     return project_dir / target_path / "manifest.json"
+
+
+def semantic_manifest_dir(settings) -> Path:
+    """Where the semantic manifest for the configured warehouse is. MetricFlow's SQL names each table by the
+    database dbt parsed it for: the project's own target/ for the DuckDB file; for a server warehouse, a
+    parse for that database under the home folder (re-parsed when the project changes)."""
+    wh = settings.warehouse_handle()
+    if wh.dialect == "duckdb":
+        return DBT_PROJECT_DIR / "target"
+    import hashlib
+
+    where = hashlib.sha256(wh.label.encode()).hexdigest()[:10]  # database and server, never the password
+    target = settings.home_dir / f"dbt_target_{wh.dialect}_{where}"
+    return prepare_dbt_project(DBT_PROJECT_DIR, str(target), env=wh.dbt_env()).parent

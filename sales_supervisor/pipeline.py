@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from agents.warehouse import Warehouse
 from sales_supervisor.settings import Settings
 
 
@@ -20,7 +19,7 @@ class RunSummary:
     success: bool
     run_id: str
     as_of: dt.date
-    warehouse: Path
+    warehouse: Path | Warehouse  # the DuckDB file, or the server warehouse's handle
     materialized: list[str] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -37,13 +36,41 @@ class RunSummary:
         return [c for c in self.failed_checks if c["severity"] != "WARN"]
 
 
+_DAGSTER_YAML_HEADER = "# Local Dagster instance of sales-supervisor (runs of `make demo`, shown by `make dev`)."
+_DAGSTER_YAML_PG_HEADER = (
+    "# Dagster instance of sales-supervisor, written by it for the server warehouse (SALES_SUPERVISOR_WAREHOUSE=postgres):\n"
+    "# runs, events and schedules are stored in the warehouse's PostgreSQL database (dagster-postgres). The\n"
+    "# connection comes from the environment the CLI sets (SALES_SUPERVISOR_PG_*), never a password in this file."
+)
+
+
+def dagster_yaml(settings: Settings) -> str:
+    """The instance configuration for the configured warehouse: local files for DuckDB; for PostgreSQL,
+    dagster-postgres storage in the same database (every field read from the environment)."""
+    if settings.warehouse == "duckdb":
+        return _DAGSTER_YAML_HEADER + "\ntelemetry:\n  enabled: false\n"
+    from agents.warehouse import PG_ENV
+
+    fields = {"username": "user", "password": "password", "hostname": "host", "db_name": "dbname", "port": "port"}
+    db = "".join(f"      {key}:\n        env: {PG_ENV[part]}\n" for key, part in fields.items())
+    # psycopg2: with SQLAlchemy 2.1 a bare postgresql:// means psycopg 3, whose server-side binding breaks
+    # dagster-postgres' NOTIFY statements
+    db += "      scheme: postgresql+psycopg2\n"
+    return _DAGSTER_YAML_PG_HEADER + "\ntelemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_db:\n" + db
+
+
 def use_local_dagster_home(settings: Settings) -> Path:
-    """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history."""
+    """Runs land in var/dagster so `dagster dev` (started by `make dev`) shows their history. With the server
+    warehouse the instance stores its runs there (dagster-postgres); a dagster.yaml not written by this
+    function is never changed."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home_dir / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("# Local Dagster instance of sales-supervisor (runs of `make demo`, shown by `make dev`).\ntelemetry:\n  enabled: false\n")
+    ours = not config.exists() or config.read_text().startswith((_DAGSTER_YAML_HEADER, _DAGSTER_YAML_PG_HEADER))
+    if ours and (not config.exists() or config.read_text() != dagster_yaml(settings)):
+        config.write_text(dagster_yaml(settings))
+    if settings.warehouse != "duckdb":
+        os.environ.update(settings.warehouse_handle().dbt_env())  # what dagster.yaml and profiles.yml read
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -66,7 +93,12 @@ def run_daily_job(
         "demo_seed": settings.demo_seed,
         "demo_scale": settings.demo_scale,
         "as_of": settings.effective_as_of().isoformat(),
+        "warehouse": settings.warehouse,
     }
+    if settings.warehouse_url:
+        # The URL may carry a password: it reaches the in-process run through the environment, never the run
+        # config (which the Dagster instance stores).
+        os.environ["SALES_SUPERVISOR_WAREHOUSE_URL"] = settings.warehouse_url
     run_config = {
         "resources": {"supervisor": {"config": {k: v for k, v in supervisor_config.items() if v is not None}}},
         "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -88,7 +120,7 @@ def run_daily_job(
         success=result.success,
         run_id=result.run_id,
         as_of=settings.effective_as_of(),
-        warehouse=settings.warehouse_path,
+        warehouse=settings.warehouse_path if settings.warehouse == "duckdb" else settings.warehouse_handle(),
         log_path=log_path if quiet_steps else None,
     )
     for event in result.all_events:
@@ -124,40 +156,42 @@ def _failure_message(event) -> str:
     return _ANSI.sub("", err.message.strip()) if err else "failed"
 
 
-def warehouse_counts(warehouse: Path) -> dict[str, int]:
+def warehouse_counts(warehouse: Path | Warehouse) -> dict[str, int]:
     """Row counts of the landed tables and the marts."""
     counts: dict[str, int] = {}
-    if not warehouse.exists():
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
         return counts
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with wh.connect(read_only=True) as con:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_schema in ('raw', 'marts', 'semantic', 'risk') and table_name not like '\\_dlt%' escape '\\' "
             "order by table_schema, table_name"
         ).fetchall()
         for schema, name in tables:
-            counts[f"{schema}.{name}"] = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
+            counts[f"{schema}.{name}"] = int(con.execute(f"select count(*) from {con.table(schema, name)}").scalar())
     return counts
 
 
-def run_highlights(warehouse: Path, run_id: str, limit: int = 5) -> dict[str, Any]:
+def run_highlights(warehouse: Path | Warehouse, run_id: str, limit: int = 5) -> dict[str, Any]:
     """What a person wants to see after a run: flags by rule and a few drafted actions."""
     out: dict[str, Any] = {"flags_by_rule": [], "drafts": []}
-    if not warehouse.exists():
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
         return out
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        try:
+    with wh.connect(read_only=True) as con:
+        if con.has_table("risk", "risk_flags"):
             out["flags_by_rule"] = con.execute(
-                "select rule_id, count(*) from risk.risk_flags where run_id = ? group by 1 order by 2 desc, 1", [run_id]
+                "select rule_id, count(*) from risk.risk_flags where run_id = :run_id group by 1 order by 2 desc, 1",
+                {"run_id": run_id},
             ).fetchall()
+        if con.has_table("risk", "risk_flags") and con.has_table("risk", "coaching_drafts"):
             out["drafts"] = con.execute(
                 """select coalesce(d.opportunity_id, 'rep ' || d.rep_id), d.rule_id, f.severity, d.action, d.drafter
                    from risk.coaching_drafts d join risk.risk_flags f on f.flag_id = d.flag_id and f.run_id = d.run_id
-                   where d.run_id = ? order by f.priority desc, d.flag_id limit ?""",
-                [run_id, limit],
+                   where d.run_id = :run_id order by f.priority desc, d.flag_id limit :limit""",
+                {"run_id": run_id, "limit": limit},
             ).fetchall()
-        except duckdb.CatalogException:
-            pass
     return out
 
 
@@ -221,18 +255,16 @@ class LandingSummary:
     not_applicable: list[str] = field(default_factory=list)  # rule: reason (count)
 
 
-def landing_summary(warehouse: Path, run_id: str) -> LandingSummary:
+def landing_summary(warehouse: Path | Warehouse, run_id: str) -> LandingSummary:
     """The landing part of the run summary, from raw.landing_reports of this run and risk.not_applicable."""
     out = LandingSummary()
-    if not warehouse.exists():
+    wh = Warehouse.coerce(warehouse)
+    if not wh.exists():
         return out
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        try:
-            cur = con.execute("select * from raw.landing_reports where landing_id = ? order by object", [run_id])
-            names = [d[0] for d in cur.description]
-            reports = [dict(zip(names, r)) for r in cur.fetchall()]
-        except duckdb.CatalogException:
-            reports = []
+    with wh.connect(read_only=True) as con:
+        reports = con.execute(
+            "select * from raw.landing_reports where landing_id = :run_id order by object", {"run_id": run_id}
+        ).mappings() if con.has_table("raw", "landing_reports") else []
         absent = {r["object"] for r in reports if not r["present"]}
         for r in reports:
             if r["object"] == "managers" and not r["present"] and "reps" in absent:
@@ -255,14 +287,13 @@ def landing_summary(warehouse: Path, run_id: str) -> LandingSummary:
                 effect = ABSENT_FIELD_EFFECTS.get((r["object"], f))
                 if f and effect:
                     out.absent_fields.append(effect)
-        try:
+        if con.has_table("risk", "not_applicable"):
             out.not_applicable = [
                 f"{rule}: {reason} ({n})"
                 for rule, reason, n in con.execute(
-                    "select rule_id, reason, sum(subjects) from risk.not_applicable where run_id = ? group by 1, 2 order by 1",
-                    [run_id],
+                    "select rule_id, reason, sum(subjects) from risk.not_applicable where run_id = :run_id "
+                    "group by 1, 2 order by 1",
+                    {"run_id": run_id},
                 ).fetchall()
             ]
-        except duckdb.CatalogException:
-            pass
     return out

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     warehouse_url: str | None = Field(
         default=None, description="PostgreSQL URL of the warehouse (warehouse=postgres): postgresql://user:password@host:5432/dbname."
     )
+    quotas_file: Path | None = Field(
+        default=None, description="Quotas file (CSV or YAML: rep or team, period, amount) beside any CRM source; wins over the CRM's own."
+    )
 
     @field_validator("warehouse", mode="before")
     @classmethod

@@ -359,6 +359,7 @@ def test_accounts_contacts_and_opportunities(landed):
     assert (opps["402"]["amount"], opps["402"]["stage"], opps["402"]["_is_deleted"]) == (52000.0, "Closed Won", False)
     assert opps["401"]["_is_deleted"] is True  # archived in HubSpot: kept, flagged
     assert opps["407"]["closed_at"] is None and opps["407"]["next_step"] == "Send proposal"
+    assert opps["406"]["loss_reason"] == "Chose a competitor" and opps["403"]["loss_reason"] is None  # closed_lost_reason
     assert opps["405"]["_source_file"] == DEALS and opps["402"]["_source_file"] == f"{DEALS}/402"
 
 

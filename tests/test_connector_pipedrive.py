@@ -362,6 +362,8 @@ def test_default_mapping_deals_and_history(built):
                             f"https://{COMPANY}.pipedrive.com/deal/1001", False)  # merged from the second landing
     assert opps["1002"][:5] == ("Won", 50000.0, True, True, dt.datetime(2026, 9, 3, 12))
     assert opps["1003"][:4] == ("Lost", 8000.0, True, False)
+    reasons = dict(_model(w, "opportunities", "opportunity_id, loss_reason", False))
+    assert reasons["1003"] == "budget" and reasons["1002"] is None  # lost_reason, on lost deals only (issue 16)
     assert opps["1009"][0] == "Qualified" and opps["1006"][0] == "Proposal" and opps["1007"][0] == "Renewal Review"
     assert opps["1004"][-1] is True and opps["1007"][-1] is True and opps["1001"][-1] is False  # deleted: flagged
     assert not {"1005", "1008"} & set(opps)  # quarantined at landing

@@ -168,4 +168,8 @@ def test_cli_propose_apply_list_rollback(tmp_path):
     bad.write_text(DEFAULT_TEXT.replace("days: 14", "days: 0", 1))
     refused = runner.invoke(app, ["policy", "propose", "--file", str(bad), "--reason", "typo", *h])
     assert refused.exit_code == 2 and "no_recent_activity" in refused.output
+    same = tmp_path / "same.yaml"
+    same.write_text(DEFAULT_TEXT.replace("multiplier: 2.0", "multiplier: 2.2", 1))
+    noted = runner.invoke(app, ["policy", "propose", "--file", str(same), "--reason", "no bump", *h])
+    assert noted.exit_code == 0 and "bump it" in noted.output
     assert "reason is required" in runner.invoke(app, ["policy", "propose", "--file", str(candidate), *h]).output

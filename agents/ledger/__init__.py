@@ -33,8 +33,13 @@ from agents.ledger.ledger import (
 )
 from agents.ledger.models import AuditRow, Decision, Delivery, Digest, Item, Snooze
 from agents.ledger.learning_models import ActionOutcome, PolicyVersionRow  # noqa: F401  (registers the tables)
+from agents.ledger.errors import ConfirmationRequired, ManagerOnly
+from agents.ledger.verdicts import ScorecardVerdict
 
 __all__ = [
+    "ConfirmationRequired",
+    "ManagerOnly",
+    "ScorecardVerdict",
     "DELIVERY_SEMANTICS",
     "REQUIRED_LIVE_GATES",
     "AlreadyDecided",

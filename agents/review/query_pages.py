@@ -26,7 +26,7 @@ def query_page_href(query_id: str) -> str:
 
 
 def load_query_details(con: Any, query_ids: Iterable[str], as_of: Any) -> dict[str, dict[str, Any]]:
-    """The latest stored execution of each query id for ``as_of`` (a DuckDB connection)."""
+    """The latest stored execution of each query id for ``as_of`` (a warehouse connection, agents/warehouse.py)."""
     ids = sorted(set(query_ids))
     if not ids:
         return {}
@@ -34,9 +34,9 @@ def load_query_details(con: Any, query_ids: Iterable[str], as_of: Any) -> dict[s
         """select query_id, saved_query, request_json, sql, row_count, rows_json, metricflow_version,
                   cast(executed_at as varchar), manifest_hash
            from semantic.semantic_queries
-           where query_id in (select unnest(?::varchar[])) and as_of = ?
+           where query_id = any(:ids) and as_of = :as_of
            order by executed_at""",
-        [ids, as_of],
+        {"ids": ids, "as_of": as_of},
     ).fetchall()
     out: dict[str, dict[str, Any]] = {}
     for qid, saved, request, sql, n, rows_json, mf_version, executed_at, manifest in rows:

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import duckdb
 
 from agents.drafting.runner import DraftedItem
 from agents.ledger import Ledger
@@ -24,9 +23,8 @@ from agents.risk.models import RiskFlag
 from agents.risk.policy import RiskPolicy
 
 
-def _dicts(cur) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+def _dicts(result) -> list[dict[str, Any]]:
+    return result.mappings()
 
 
 def related_links(packet: dict[str, Any]) -> list[Any]:
@@ -55,18 +53,19 @@ def _cap_why(reason: str | None) -> str:
 
 
 def _has_table(con, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
-        ).fetchone()[0]
-    )
+    return con.has_table(schema, table)
 
 
-def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path | None = None) -> dict[str, Any]:
+def load_digest_inputs(warehouse: Any, as_of: dt.date, semantic_manifest: Path | None = None) -> dict[str, Any]:
     """The latest risk run for ``as_of``: (flag, draft) pairs, reps, managers, deal names, query names."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    from agents.warehouse import Warehouse
+
+    with Warehouse.coerce(warehouse).connect(read_only=True) as con:
+        # the latest drafting run for the day
         run = con.execute(
-            "select run_id from risk.coaching_drafts where as_of = ? order by rowid desc limit 1", [as_of]
+            """select d.run_id from risk.coaching_drafts d
+               where d.as_of = :as_of group by d.run_id order by max(d.created_at) desc nulls last limit 1""",
+            {"as_of": as_of},
         ).fetchone()
         pairs = []
         related: dict[str, list[Any]] = {}
@@ -75,8 +74,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
             rows = con.execute(
                 """select f.flag_json, d.draft_json, d.packet_json from risk.coaching_drafts d
                    join risk.risk_flags f on f.flag_id = d.flag_id and f.run_id = d.run_id
-                   where d.run_id = ?""",
-                [run[0]],
+                   where d.run_id = :run_id""",
+                {"run_id": run[0]},
             ).fetchall()
             pairs = [(RiskFlag.model_validate_json(f), DraftedItem.model_validate_json(d)) for f, d, _ in rows]
             packets = {flag.flag_id: json.loads(pk) for (flag, _), (_, _, pk) in zip(pairs, rows) if pk}
@@ -87,8 +86,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
         opp_ids = sorted({f.opportunity_id for f, _ in pairs if f.opportunity_id})
         deal_names = dict(
             con.execute(
-                "select opportunity_id, opportunity_name from marts.fct_opportunities where opportunity_id in (select unnest(?::varchar[]))",
-                [opp_ids],
+                "select opportunity_id, opportunity_name from marts.fct_opportunities where opportunity_id = any(:ids)",
+                {"ids": opp_ids},
             ).fetchall()
         )
         # Flagged deals the engine's per-rep cap kept out of drafting: counted and listed in the digest.
@@ -98,8 +97,8 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
                           o.opportunity_name as deal_name, s.reason
                    from risk.suppressed_flags s
                    left join marts.fct_opportunities o on o.opportunity_id = s.subject_id
-                   where s.run_id = ? and s.kind = 'fatigue'""",
-                [run[0]],
+                   where s.run_id = :run_id and s.kind = 'fatigue'""",
+                {"run_id": run[0]},
             )
         ) if run and _has_table(con, "risk", "suppressed_flags") else []
         opp_ids = sorted(set(opp_ids) | {h["opportunity_id"] for h in held_rows if h["opportunity_id"]})
@@ -107,7 +106,7 @@ def load_digest_inputs(warehouse: Path, as_of: dt.date, semantic_manifest: Path 
         query_details = load_query_details(con, cited, as_of) if _has_table(con, "semantic", "semantic_queries") else {}
         query_names = dict(
             con.execute(
-                "select query_id, coalesce(saved_query, 'baseline query') from semantic.semantic_queries where as_of = ?", [as_of]
+                "select query_id, coalesce(saved_query, 'baseline query') from semantic.semantic_queries where as_of = :as_of", {"as_of": as_of}
             ).fetchall()
         )
     held_back = [
@@ -142,16 +141,22 @@ def prepare_digests(
     items, so decisions already taken on it stay attached and no second set of pending items appears.
     """
     result = apply_decisions(inputs["pairs"], prior_decisions(ledger, as_of), policy, as_of)
+    from agents.autonomy.config import load_autonomy
+    from agents.autonomy.digest import apply_levels
+
+    shown, notes, at_l1 = apply_levels(result.shown, result.notes, load_autonomy(policy))  # L1 held back, L2 noted
     return build_digests(
-        result.shown, inputs["reps"], inputs["managers"], as_of, max_items_per_rep,
+        shown, inputs["reps"], inputs["managers"], as_of, max_items_per_rep,
         run_id=as_of.isoformat(),
         deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
-        notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
+        notes=notes, held_back=[*inputs.get("held_back", []), *result.held_back, *at_l1],
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
         related=inputs.get("related"),
         remedy_queries=inputs.get("remedy_queries"),
-        demoted=demoted_rules(backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled),
-        lift_floor=policy.demotion.lift_floor if backtest_lifts else None,
+        demoted=demoted_rules(
+            backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled, always=policy.demotion.rules
+        ),
+        lift_floor=policy.demotion.lift_floor if backtest_lifts or policy.demotion.rules else None,
     )
 
 
@@ -207,5 +212,21 @@ def review_kpis(ledger: Ledger, digests: list[Any], reps: list[dict[str, Any]], 
             k: v.agreement_rate for k, v in ledger.shadow_agreement(today, by="manager").items()
         },
         "items": sum(len(s.entries) for d in digests for s in d.reps),
+        **_spend_kpis(ledger),
+    }
+
+
+def _spend_kpis(ledger: Ledger) -> dict[str, Any]:
+    """Today's LLM spend (UTC day, agents/autonomy/spend.py) and the sends made at L5 in the last 7 days."""
+    from agents.ledger import autonomy as store
+
+    total, by_rep = store.spend_on(ledger.uow, ledger.uow.now().date())
+    week = store.autonomous_sends(ledger.uow, since=ledger.uow.now() - dt.timedelta(days=7))
+    return {
+        "llm_spend_today_usd": round(total, 6),
+        "llm_spend_today_by_rep_usd": {k: round(v, 6) for k, v in sorted(by_rep.items())},
+        "sent_on_behalf_7d": len(week),
+        "recalled_7d": sum(1 for r in week if r["recall"] is not None),
+        "waiting_for_quiet_hours": len(store.waiting_sends(ledger.uow)),
     }
 

@@ -50,7 +50,7 @@ HISTORY_PAGE_LIMIT = 50  # listing limit when propertiesWithHistory is requested
 
 DEAL_PROPERTIES = [
     "dealname", "dealstage", "pipeline", "amount", "createdate", "closedate", "hs_is_closed",
-    "hs_is_closed_won", "hubspot_owner_id", "hs_next_step", "hs_lastmodifieddate",
+    "hs_is_closed_won", "hubspot_owner_id", "hs_next_step", "hs_lastmodifieddate", "closed_lost_reason",
 ]
 COMPANY_PROPERTIES = ["name", "domain", "industry", "numberofemployees", "createdate", "hs_lastmodifieddate"]
 CONTACT_PROPERTIES = [

@@ -94,7 +94,8 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
     ``raw_<crm>`` that feed the object, which its dbt staging models map. So switching the
     source never changes the asset graph."""
     settings = supervisor.settings()
-    context.log.info(f"CRM source: {settings.crm_source}; warehouse: {settings.warehouse_path}")
+    warehouse = settings.warehouse_handle()
+    context.log.info(f"CRM source: {settings.crm_source}; warehouse: {warehouse.label}")
 
     def progress(phase: str, count: int) -> None:
         context.log.info(f"demo CRM: {phase} {count:,}")
@@ -105,8 +106,17 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
     context.log.info(f"landing {len(tables)} table(s) into {source_dataset(source)}: {', '.join(tables)}")
     reports = {
         r["object"]: r
-        for r in land_source(source, settings.warehouse_path, settings.home_dir, context.run.run_id, objects=selected)
+        for r in land_source(source, warehouse, settings.home_dir, context.run.run_id, objects=selected)
     }
+    # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
+    if "quotas" in selected:
+        from agents.accountability.quotas import land_quotas_file
+        from agents.warehouse import Warehouse
+
+        with Warehouse.from_settings(settings).connect() as con:
+            n = land_quotas_file(con, settings.quotas_file)
+        if settings.quotas_file:
+            context.log.info(f"quotas file {settings.quotas_file}: {n} row(s) landed in raw.quota_file")
     dataset = source_dataset(source)
     if dataset != "raw":  # the native tables written, as materializations of their (external) assets
         for name in tables:

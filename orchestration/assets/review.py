@@ -3,7 +3,6 @@
 import json
 
 import dagster as dg
-import duckdb
 from dagster import AssetExecutionContext
 
 from orchestration.assets.risk import coaching_drafts
@@ -54,19 +53,32 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from orchestration.assets.dbt import dbt_project
 
     manifest = dbt_project.project_dir / dbt_project.target_path / "semantic_manifest.json"
-    inputs = load_digest_inputs(settings.warehouse_path, as_of, manifest)
+    inputs = load_digest_inputs(settings.warehouse_handle(), as_of, manifest)
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        from agents.autonomy.config import load_autonomy
+        from agents.autonomy.levels import evaluate_levels
         from agents.review.demotion import load_backtest_lifts
+        from agents.review.modes import ModeSettings
 
+        # The L5 bar at each run's start too, so a rule that fell below it is in today's digest as a notice.
+        evaluate_levels(ledger, load_autonomy(settings.risk_policy_in_force()), ledger.uow.now().date(),
+                        drafter=ModeSettings.from_env().live_drafter)
         digests = prepare_digests(
             ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
+        from sales_supervisor.console.settings import ConsoleSettings  # the console's base URL: digests link there
+
+        for d in digests:
+            d.console_url = ConsoleSettings().base_url()
         results = [post_digest(ledger, d, client, outbox) for d in digests]
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            evidence = evidence_report(con, inputs["risk_run_id"]) if inputs["risk_run_id"] else {"evidence_rate": None}
+        if inputs["risk_run_id"]:
+            with settings.warehouse_handle().connect(read_only=True) as con:
+                evidence = evidence_report(con.raw, inputs["risk_run_id"])  # agents/risk takes the driver connection
+        else:
+            evidence = {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
         anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
@@ -106,7 +118,7 @@ def every_flag_reaches_a_manager(supervisor: SupervisorSettings) -> dg.AssetChec
     from agents.review.run import load_digest_inputs
 
     settings = supervisor.settings()
-    inputs = load_digest_inputs(settings.warehouse_path, settings.effective_as_of())
+    inputs = load_digest_inputs(settings.warehouse_handle(), settings.effective_as_of())
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     return dg.AssetCheckResult(
         passed=not unrouted,
@@ -144,7 +156,12 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
         mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
         channels = make_channels(ledger, settings.home_dir, crm_note_channel=crm_note_writer(settings.crm_source, ledger))
-        report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
+        # Autonomy levels per rule, quiet hours and preferences (the policy's autonomy section; default L3 for every rule).
+        from agents.autonomy.config import load_autonomy
+        from agents.autonomy.governor import AutonomyGovernor
+
+        governor = AutonomyGovernor(load_autonomy(settings.risk_policy_in_force()), drafter=ModeSettings.from_env().live_drafter)
+        report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox", autonomy=governor)
         anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
     counts = {**report.counts, "audit_anchor": anchored}
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
@@ -173,8 +190,14 @@ def approval_sensor(context: dg.SensorEvaluationContext, supervisor: SupervisorS
     from agents.ledger import open_ledger
 
     settings = supervisor.settings()
+    from agents.ledger.autonomy import waiting_sends
+
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         decisions, cursor = ledger.decisions_since(context.cursor)
+        # Sends deferred by quiet hours whose time has come: one publish run per due time (the run key).
+        due = [w.not_before for w in waiting_sends(ledger.uow) if w.not_before <= ledger.uow.now()]
+    if due and not decisions:
+        return dg.RunRequest(run_key=f"deferred-{max(due).isoformat()}", tags={"deferred_sends": str(len(due))})
     if not decisions:
         return dg.SkipReason("no new decisions")
     context.update_cursor(cursor)

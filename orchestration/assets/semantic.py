@@ -59,19 +59,14 @@ def saved_query_specs(manifest_path: Path) -> list[dg.AssetSpec]:
 @dg.multi_asset(specs=saved_query_specs(dbt_project.manifest_path), can_subset=True, name="semantic_layer", pool="warehouse")
 def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSettings):
     from agents.baselines import run_saved_query, store_result
-    from agents.semantic_layer import SemanticLayer
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    with SemanticLayer(
-        dbt_project.project_dir,
-        dbt_project.profiles_dir,
-        dbt_project.project_dir / dbt_project.target_path,
-        settings.warehouse_path,
-    ) as layer:
-        results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
+    layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
+    results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
+    warehouse = settings.warehouse_handle()
     for key, result in zip(sorted(context.selected_asset_keys), results):
-        store_result(settings.warehouse_path, result, as_of=as_of, run_id=context.run.run_id)
+        store_result(warehouse, result, as_of=as_of, run_id=context.run.run_id)
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
@@ -81,6 +76,7 @@ def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSetting
                 "sql": dg.MetadataValue.md(f"```sql\n{result.sql}\n```"),
                 "preview": dg.MetadataValue.md(result.to_dataframe().head(20).to_markdown(index=False)),
                 "as_of": as_of.isoformat(),
+                "semantic_engine": layer.engine_id,
             },
         )
 
@@ -96,12 +92,10 @@ def _coverage_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
         blocking=False,
     )
     def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
-        import duckdb
-
-        with duckdb.connect(str(supervisor.settings().warehouse_path), read_only=True) as con:
+        with supervisor.warehouse_handle().connect(read_only=True) as con:
             empty = [
                 ".".join(path) for path in upstream_marts
-                if con.execute(f'select count(*) from (select 1 from "{path[0]}"."{path[-1]}" limit 1)').fetchone()[0] == 0
+                if con.execute(f'select count(*) from (select 1 from "{path[0]}"."{path[-1]}" limit 1) t').fetchone()[0] == 0
             ]
             if empty:
                 # e.g. no activity log or stage history in the source: the baseline cannot exist
@@ -110,7 +104,7 @@ def _coverage_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
                     description=f"not applicable: {', '.join(empty)} has no rows in this source, so semantic.{name} has no baselines",
                     metadata={"applicable": False, "empty_inputs": ", ".join(empty)},
                 )
-            columns = [r[0] for r in con.execute(f'describe semantic."{name}"').fetchall()]
+            columns = con.columns("semantic", name)
             segment_col = next((c for c in columns if c.endswith("segment")), None)
             segments = {r[0] for r in con.execute("select distinct segment from marts.fct_opportunities where segment is not null").fetchall()}
             if segment_col is None:

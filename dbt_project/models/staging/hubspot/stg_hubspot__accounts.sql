@@ -29,7 +29,7 @@ with_properties as (
             {%- for column in columns %}
                 when '{{ column }}' then cast(companies.{{ column }} as varchar)
             {%- endfor %}
-                else json_extract_string(companies._extra, '$."' || {{ property }} || '"')
+                else {{ json_text('companies._extra', property) }}
             end
         ), '') as {{ alias }}{{ ',' if not loop.last }}
         {%- endfor %}

@@ -26,7 +26,7 @@ with_role_value as (
             {%- for column in columns %}
                 when '{{ column }}' then cast(contacts.{{ column }} as varchar)
             {%- endfor %}
-                else json_extract_string(contacts._extra, '$."' || settings.role_property || '"')
+                else {{ json_text('contacts._extra', 'settings.role_property') }}
             end
         ), '') as role_value
     from contacts
@@ -43,7 +43,7 @@ role_values as (
     select
         with_role_value.contact_id,
         positions.position,
-        trim({{ dbt.split_part('with_role_value.role_value', "';'", 'positions.position') }}) as source_value
+        trim(split_part(with_role_value.role_value, ';', positions.position)) as source_value
     from with_role_value
     cross join positions
     where with_role_value.role_value is not null

@@ -22,11 +22,11 @@ normalised as (
         case
             when raw_value is null or field_name <> 'close_date' then raw_value
             -- HubSpot writes datetimes as epoch milliseconds or ISO 8601 (an offset means: convert to UTC)
-            when regexp_full_match(raw_value, '-?[0-9]+')
-                then cast(cast(epoch_ms(cast(raw_value as bigint)) as date) as varchar)
-            when regexp_matches(raw_value, '(Z|[+-][0-9]{2}:?[0-9]{2})$')
-                then coalesce(cast(cast(timezone('UTC', try_cast(raw_value as timestamptz)) as date) as varchar), raw_value)
-            else coalesce(cast(cast(try_cast(raw_value as timestamp) as date) as varchar), raw_value)
+            when {{ regex_test('raw_value', "'^-?[0-9]+$'") }}
+                then cast(cast({{ from_epoch_ms('cast(raw_value as bigint)') }} as date) as varchar)
+            when {{ regex_test('raw_value', "'(Z|[+-][0-9]{2}:?[0-9]{2})$'") }}
+                then coalesce(cast(cast(timezone('UTC', {{ try_cast_text('raw_value', 'timestamptz') }}) as date) as varchar), raw_value)
+            else coalesce(cast(cast({{ try_cast_text('raw_value', 'timestamp') }} as date) as varchar), raw_value)
         end as new_value
     from tracked
 ),

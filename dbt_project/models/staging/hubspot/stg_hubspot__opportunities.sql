@@ -51,7 +51,7 @@ select
     cast(hubspot_owner_id as varchar) as owner_rep_id,
     cast(dealname as varchar) as opportunity_name,
     cast(stage as varchar) as stage,
-    cast(amount as double) as amount,
+    cast(amount as double precision) as amount,
     cast(coalesce(createdate, created_at) as timestamp) as created_at,
     cast(closedate as date) as close_date,
     cast(hs_is_closed as boolean) as is_closed,
@@ -59,6 +59,7 @@ select
     cast(case when hs_is_closed then closedate end as timestamp) as closed_at,
     cast(hs_next_step as varchar) as next_step,
     cast(source_url as varchar) as source_url,
+    cast(case when hs_is_closed and not coalesce(hs_is_closed_won, false) then nullif(trim(closed_lost_reason), '') end as varchar) as loss_reason,
 
     cast(_source_system as varchar) as _source_system,
     cast(_source_file as varchar) as _source_file,

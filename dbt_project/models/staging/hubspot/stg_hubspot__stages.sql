@@ -34,7 +34,7 @@ labelled as (
     select
         coalesce(label, stage_id) as stage,
         coalesce(is_closed, false) as is_closed,
-        coalesce({{ dbt.safe_cast('probability', 'double') }}, 0) >= 1.0 as is_certain,
+        coalesce({{ try_cast_text('probability', 'double precision') }}, 0) >= 1.0 as is_certain,
         row_number() over (
             order by coalesce(pipeline_display_order, 0), pipeline_id, coalesce(display_order, 0), stage_id
         ) as position,

@@ -2,7 +2,7 @@
     the band of map_segment_bands the employee count falls in (first band whose bound is above it;
     the unbounded band otherwise), the count being the employees custom field, else people_count.
     Industry and employees from their custom fields; tags: the labels through map_org_labels.
-    (string_split/unnest/generate_subscripts: DuckDB.) -#}
+    (split_to_array/unnest/generate_subscripts: DuckDB and PostgreSQL, macros/portable.sql.) -#}
 with
 
 orgs as (
@@ -27,7 +27,7 @@ sized as (
         o.*,
         nullif(trim(c.segment_value), '') as segment_value,
         nullif(trim(c.industry_value), '') as industry,
-        cast({{ dbt.safe_cast('c.employees_value', 'double') }} as bigint) as employees
+        cast({{ try_cast_text('c.employees_value', 'double precision') }} as bigint) as employees
     from orgs as o
     left join custom as c on c.org_id = o.id
 ),
@@ -57,8 +57,8 @@ labels as (
     from (
         select
             id as org_id,
-            trim(unnest(string_split(label_ids, ','))) as label_id,
-            generate_subscripts(string_split(label_ids, ','), 1) as pos
+            trim(unnest({{ split_to_array('label_ids', "','") }})) as label_id,
+            generate_subscripts({{ split_to_array('label_ids', "','") }}, 1) as pos
         from orgs
         where label_ids is not null and label_ids <> ''
     ) as l

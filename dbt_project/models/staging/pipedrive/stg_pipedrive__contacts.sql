@@ -2,7 +2,7 @@
     each of its comma-separated options read through map_buying_role_options, its label (lower case)
     through map_buying_roles (other labels: lower case, spaces as underscores); a person with several
     roles gets the one of best priority (1 first; unmapped labels last, then the field's order).
-    Title: the custom field named person/title, else job_title. (string_split/unnest: DuckDB.) -#}
+    Title: the custom field named person/title, else job_title. (split_to_array/unnest: DuckDB and PostgreSQL, macros/portable.sql.) -#}
 with
 
 persons as (
@@ -25,8 +25,8 @@ custom as (
 role_values as (
     select
         person_id,
-        trim(unnest(string_split(role_value, ','))) as option_value,
-        generate_subscripts(string_split(role_value, ','), 1) as pos
+        trim(unnest({{ split_to_array('role_value', "','") }})) as option_value,
+        generate_subscripts({{ split_to_array('role_value', "','") }}, 1) as pos
     from custom
     where role_value is not null
 ),

@@ -59,15 +59,13 @@ stepped as (
     select
         c.*,
         coalesce(
-            last_value(case when c.field_key = 'stage_id' then c.new_value end ignore nulls) over (
-                partition by c.deal_id order by c.ord rows between unbounded preceding and 1 preceding
-            ),
+            {{ last_non_null("case when c.field_key = 'stage_id' then c.new_value end",
+                "partition by c.deal_id order by c.ord rows between unbounded preceding and 1 preceding") }},
             created.stage_id
         ) as stage_before,
         coalesce(
-            last_value(case when c.field_key = 'status' then c.new_value end ignore nulls) over (
-                partition by c.deal_id order by c.ord rows between unbounded preceding and 1 preceding
-            ),
+            {{ last_non_null("case when c.field_key = 'status' then c.new_value end",
+                "partition by c.deal_id order by c.ord rows between unbounded preceding and 1 preceding") }},
             'open'
         ) as status_before
     from changes as c

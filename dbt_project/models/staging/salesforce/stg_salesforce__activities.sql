@@ -55,8 +55,8 @@ tasks as (
     left join task_type_map
         on task_type_map.source_value = task.type
     where coalesce(
-        try_cast(json_extract_string(task._extra, '$.IsClosed') as boolean),
-        lower(json_extract_string(task._extra, '$.Status')) in ('completed', 'closed'),
+        {{ try_cast_text(json_text('task._extra', "'IsClosed'"), 'boolean') }},
+        lower({{ json_text('task._extra', "'Status'") }}) in ('completed', 'closed'),
         task.completed_date_time is not null
     ) or coalesce(task._is_deleted, false)
 ),
@@ -69,7 +69,7 @@ events as (
         event.owner_id as rep_id,
         coalesce(event_type_map.activity_type, 'meeting') as activity_type,
         coalesce(
-            timezone('UTC', try_cast(json_extract_string(event._extra, '$.EndDateTime') as timestamptz)),
+            timezone('UTC', {{ try_cast_text(json_text('event._extra', "'EndDateTime'"), 'timestamptz') }}),
             event.start_date_time, event.activity_date_time, event.created_date
         ) as occurred_at,
         event.subject,
