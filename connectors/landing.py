@@ -347,9 +347,9 @@ def _ensure_table(con, obj: RawObject, schema: str) -> None:
     # since are added, and dlt's bookkeeping columns (NOT NULL when dlt loaded row by row) accept
     # the empty values of Arrow/Parquet loads. dlt's own columns are added here too: when the
     # table first gets rows, dlt finds them in place (DuckDB adds no column with a constraint).
-    have = dict(con.execute(
-        "select column_name, is_nullable from information_schema.columns where table_schema = :schema and table_name = :name",
-        {"schema": schema, "name": obj.name},
+    have = dict(con.execute(  # no bound parameters: ``con`` may be a driver's or a Warehouse connection
+        "select column_name, is_nullable from information_schema.columns "
+        f"where table_schema = '{schema}' and table_name = '{obj.name}'"
     ).fetchall())
     wanted = [(f'"{f.name}"', f.name, DUCKDB_TYPES[f.type]) for f in obj.fields]
     wanted += [(c, c, t) for c, t in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"),

@@ -274,10 +274,8 @@ def test_brief_eval_command_gates_and_records(tmp_path, monkeypatch):
 def test_slack_manifest_declares_the_brief_command():
     from agents.review.slack_app import app_manifest
 
-    def brief(manifest):
-        return next(c for c in manifest["features"]["slash_commands"] if c["command"] == "/brief")
-
     m = app_manifest("https://review.example.test/slack/events")
-    assert brief(m)["url"] == "https://review.example.test/slack/events"
+    (brief,) = [c for c in m["features"]["slash_commands"] if c["command"] == "/brief"]
+    assert brief["url"] == "https://review.example.test/slack/events"
     assert m["oauth_config"]["scopes"]["bot"].count("commands") == 1
-    assert "url" not in brief(app_manifest(None))  # Socket Mode: no URL
+    assert all("url" not in c for c in app_manifest(None)["features"]["slash_commands"])  # Socket Mode: no URL

@@ -141,6 +141,7 @@ def test_slack_snooze_button_snoozes_for_the_manager_and_refuses_anyone_else(sla
     assert len(refused) == 1 and json.loads(refused[0].payload)["channel"] == "slack"
 
     assert _dispatch(slack_app, _block_action(slack, item_id, ACTION_SNOOZE, "UMGR1")).status == 200
+    slack.wait_for("chat.postEphemeral", count=2)  # bolt acks first and handles the action after
     [snooze] = ledger.active_snoozes(AS_OF)
     assert (snooze.opportunity_id, snooze.rule_id, snooze.by, snooze.until) == (
         item.opportunity_id, item.rule_id, "mgr-1", AS_OF + dt.timedelta(days=14),

@@ -101,6 +101,6 @@ def test_the_manifest_declares_the_command():
     from agents.review.slack_app import app_manifest
 
     manifest = app_manifest("https://review.example.test/slack/events")
-    (cmd,) = manifest["features"]["slash_commands"]
+    (cmd,) = [c for c in manifest["features"]["slash_commands"] if c["command"] == "/ask"]
     assert (cmd["command"], cmd["url"]) == ("/ask", "https://review.example.test/slack/events")
     assert "commands" in manifest["oauth_config"]["scopes"]["bot"]
