@@ -254,3 +254,37 @@ def test_claude_drafter_through_serve_brief_costed_audited_and_held_to_the_packe
     payloads = [json.loads(r.payload) if isinstance(r.payload, str) else r.payload for r in served]
     assert payloads[0]["cost_usd"] > 0 and payloads[0]["drafter"].startswith("claude")
     assert payloads[1]["drafter"] == "template" and payloads[1]["claude_rejected"]
+
+
+def test_console_brief_page_for_the_deal_manager_only(demo, tmp_path):
+    import re
+
+    from starlette.testclient import TestClient
+
+    from agents.ledger.accounts import AccountsFile
+    from sales_supervisor.console.app import create_app
+    from sales_supervisor.console.settings import ConsoleSettings
+
+    wh, deals, _, _ = demo
+    opp, _, manager = deals["Proposal"]
+    with duckdb.connect(str(wh.warehouse), read_only=True) as con:
+        other = con.execute("select manager_id from marts.dim_managers where manager_id <> ? order by 1 limit 1", [manager]).fetchone()[0]
+    cs = ConsoleSettings(secret="s", users_file=tmp_path / "users.yaml", dagster_url="http://127.0.0.1:9")
+    accounts = AccountsFile(cs.users_file)
+    accounts.add("boss", "demo password 1", role="manager", approver_id=manager)
+    accounts.add("other", "demo password 1", role="manager", approver_id=other)
+    with open_ledger(home=tmp_path / "ledger") as ledger:
+        app = create_app(wh.settings, cs, ledger=ledger)
+
+        def client_for(login):
+            c = TestClient(app, base_url="http://127.0.0.1")
+            token = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
+            c.post("/login", data={"login": login, "password": "demo password 1", "csrf_token": token})
+            return c
+
+        page = client_for("boss").get(f"/brief?deal={opp}")
+        assert page.status_code == 200 and "<h3>Next best action</h3>" in page.text and 'id="brief-sources"' in page.text
+        refused = client_for("other").get(f"/brief?deal={opp}")
+        assert refused.status_code == 403 and "You may not see the brief" in refused.text
+        actions = [(r.action, r.actor) for r in ledger.audit_rows(subject_type="opportunity", subject_id=opp)]
+    assert (AUDIT_SERVED, manager) in actions and (AUDIT_REFUSED, other) in actions

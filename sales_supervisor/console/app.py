@@ -348,6 +348,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
 
     from agents.ledger import open_ledger
     from sales_supervisor.console import ask_routes, config_routes, ops_routes
+    from sales_supervisor.console import brief_routes  # the deal coach's brief page (issue 16)
 
     settings = settings or Settings()
     console = console or ConsoleSettings()
@@ -375,6 +376,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         *ops_routes.routes,
         *config_routes.routes,
         *ask_routes.routes,
+        *brief_routes.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
