@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install lock prepare demo test test-fast eval dev bench lint clean
+.PHONY: help install lock prepare demo demo-monday test test-fast eval eval-briefs dev bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,11 +31,17 @@ prepare: $(STAMP)  ## parse the dbt project when its manifest is stale (the code
 demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
 	$(BIN)/sales-supervisor demo
 
+demo-monday: $(STAMP)  ## the demo as of Monday 2026-09-28: weekly rep scorecards open each digest
+	$(BIN)/sales-supervisor run --source demo --as-of 2026-09-28
+
 test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
 	$(BIN)/python -m pytest
 
 eval: $(STAMP)  ## run the drafting eval gate (template drafter offline; Claude when ANTHROPIC_API_KEY is set)
 	$(BIN)/sales-supervisor eval
+
+eval-briefs: $(STAMP)  ## run the deal-brief eval gate (45 golden cases across stages and data gaps)
+	$(BIN)/sales-supervisor brief-eval
 
 test-fast: $(STAMP)  ## unit tests only (skips full materialisations)
 	$(BIN)/python -m pytest -m "not slow"
@@ -44,6 +50,10 @@ dev: prepare  ## start the Dagster UI (http://127.0.0.1:3000) with the run histo
 	@mkdir -p $${SALES_SUPERVISOR_HOME:-var}/dagster
 	@test -f $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $${SALES_SUPERVISOR_HOME:-var}/dagster/dagster.yaml
 	DAGSTER_HOME=$$(cd $${SALES_SUPERVISOR_HOME:-var}/dagster && pwd) PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dagster dev -w workspace.yaml
+
+.PHONY: console
+console: $(STAMP)  ## serve the supervisor console (web) on http://127.0.0.1:8040; add accounts with `sales-supervisor console add-user`
+	$(BIN)/sales-supervisor console
 
 bench: $(STAMP)  ## time the daily job per step at demo scales 1, 10, 100 (SCALES="1 10" for fewer)
 	$(BIN)/python benchmarks/bench.py $(if $(SCALES),--scales $(SCALES))

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, STAGE, STR, TIMESTAMP, RawObject
+from connectors.values import PlausibleBounds
 
 # Python codec names -> DuckDB's built-in CSV encodings.
 _ENCODINGS = {
@@ -77,13 +78,6 @@ def _ident(name: str) -> str:
 
 
 @dataclass
-class Plausibility:
-    min_date: dt.date
-    max_date: dt.date
-    max_amount: float
-
-
-@dataclass
 class ColumnarResult:
     """Counts of one file's reading; the rows themselves stream out of :meth:`ColumnarReader.batches`."""
 
@@ -110,7 +104,7 @@ class ColumnarReader:
         skip_when: dict[str, list[str]],
         formats: Any,
         stages: dict[str, str] | None,
-        plausibility: Plausibility,
+        plausibility: PlausibleBounds,
         modified_column: str | None,
         work_dir: Path | None = None,
         record_url: str | None = None,

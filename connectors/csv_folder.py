@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from connectors.csv_columnar import ColumnarReader, EncodingNotSupported, Plausibility, read_header
+from connectors.csv_columnar import ColumnarReader, EncodingNotSupported, read_header
 from connectors.mapping import CsvMapping, MappingError, ObjectMapping, StageSpec, identity_mapping, load_mapping
 from connectors.schema import RAW_OBJECTS, RawObject
 
@@ -234,13 +234,7 @@ class CsvFolderSource:
         if om.modified and om.modified not in header:
             raise MappingError(f"{path}: objects.{object_name}.modified column {om.modified!r} not in the file's header")
         p = self.mapping.plausibility
-        as_of = self.as_of or dt.date.today()
-        plausible = Plausibility(
-            min_date=p.min_date,
-            max_date=as_of.replace(year=as_of.year + p.max_years_ahead) if not (as_of.month == 2 and as_of.day == 29)
-            else dt.date(as_of.year + p.max_years_ahead, 2, 28),
-            max_amount=p.max_amount,
-        )
+        plausible = p.bounds(self.as_of)
         return ColumnarReader(
             path, obj, header, plan, om.constants, om.skip_when, fmt,
             {s.lower(): s for s in stage_names} if stage_names else None,
@@ -262,6 +256,8 @@ class CsvFolderSource:
                 plan[f.name] = None
             elif f.name in om.columns:
                 plan[f.name] = om.columns[f.name]
+            elif om.if_present.get(f.name) in header:
+                plan[f.name] = om.if_present[f.name]
             else:
                 plan[f.name] = f.name if f.name in header else None
         missing_required = [f.name for f in obj.fields if f.required and plan[f.name] is None and f.name not in om.constants]

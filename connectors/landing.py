@@ -32,7 +32,7 @@ from dlt.common.schema.typing import TColumnSchema
 
 from agents.warehouse import Warehouse, WarehouseConnection
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.schema import create_rejected_rows_sql, create_table_sql
+from connectors.schema import DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
 
 DLT_SOURCE_NAME = "crm"
@@ -343,10 +343,22 @@ def _merge_counts(dicts) -> dict[str, int]:
 
 def _ensure_table(con, obj: RawObject, schema: str) -> None:
     con.execute(create_table_sql(obj, schema))
-    # dlt's own bookkeeping columns too: when the table first gets rows, dlt finds them in place
-    # (it cannot add them to an existing table, as DuckDB adds no column with a constraint).
-    for column, type_ in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"), ("_dlt_load_id", "VARCHAR"), ("_dlt_id", "VARCHAR")):
-        con.execute(f"alter table {schema}.{obj.name} add column if not exists {column} {type_}")
+    # A warehouse landed by an older version is upgraded in place: columns a table has gained
+    # since are added, and dlt's bookkeeping columns (NOT NULL when dlt loaded row by row) accept
+    # the empty values of Arrow/Parquet loads. dlt's own columns are added here too: when the
+    # table first gets rows, dlt finds them in place (DuckDB adds no column with a constraint).
+    have = dict(con.execute(
+        "select column_name, is_nullable from information_schema.columns where table_schema = :schema and table_name = :name",
+        {"schema": schema, "name": obj.name},
+    ).fetchall())
+    wanted = [(f'"{f.name}"', f.name, DUCKDB_TYPES[f.type]) for f in obj.fields]
+    wanted += [(c, c, t) for c, t in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"),
+                                      ("_dlt_load_id", "VARCHAR"), ("_dlt_id", "VARCHAR"))]
+    for quoted, name, type_ in wanted:
+        if name not in have:
+            con.execute(f"alter table {schema}.{obj.name} add column {quoted} {type_}")
+        elif have[name] == "NO" and name.startswith("_dlt"):
+            con.execute(f"alter table {schema}.{obj.name} alter column {quoted} drop not null")
 
 
 def ensure_landing_tables(con) -> None:
@@ -464,6 +476,8 @@ def land_source(
     spool = RejectSpool(Path(work_dir) / "landing" / f"rejected-{landing_id}.jsonl")
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
     wh = Warehouse.coerce(warehouse)
+    with wh.connect() as con:
+        ensure_landing_tables(con)  # before dlt loads: tables from an older landing are upgraded in place
     pipeline = crm_dlt_pipeline(wh, Path(work_dir) / "dlt", source_dataset(source))
     try:
         # Columnar load files, not INSERT statements: canonical sources hand dlt Arrow tables, and the API

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connectors.schema import RAW_OBJECTS
+from connectors.values import PlausibleBounds
 
 
 class MappingError(ValueError):
@@ -44,6 +45,11 @@ class ObjectMapping(BaseModel):
         "column of the same name when present, else left empty.",
     )
     constants: dict[str, Any] = Field(default_factory=dict, description="canonical field -> fixed value.")
+    if_present: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> source column read only when the file has it (an org's custom field, "
+        "e.g. loss_reason: Loss_Reason__c); without it the field is left empty instead of failing the mapping.",
+    )
     skip_when: dict[str, list[str]] = Field(
         default_factory=dict,
         description="source column -> values; rows matching any are skipped and counted (e.g. IsDeleted: ['1']).",
@@ -81,6 +87,10 @@ class Plausibility(BaseModel):
         default=0.2, ge=0, le=1, description="an object with a larger share of its rows quarantined fails an ERROR check"
     )
 
+    def bounds(self, as_of: dt.date | None = None) -> PlausibleBounds:
+        """The date window (as of ``as_of``, default today) and amount ceiling values must meet."""
+        return PlausibleBounds.window(self.min_date, self.max_years_ahead, self.max_amount, as_of)
+
 
 class CsvMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -104,7 +114,7 @@ class CsvMapping(BaseModel):
             if name not in RAW_OBJECTS:
                 raise ValueError(f"unknown object {name!r} (known: {', '.join(RAW_OBJECTS)})")
             fields = set(RAW_OBJECTS[name].field_names)
-            for canonical in list(om.columns) + list(om.constants):
+            for canonical in list(om.columns) + list(om.constants) + list(om.if_present):
                 if canonical not in fields:
                     raise ValueError(
                         f"objects.{name}: unknown canonical field {canonical!r} (fields: {', '.join(sorted(fields))})"

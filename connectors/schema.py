@@ -168,6 +168,7 @@ RAW_OBJECTS: dict[str, RawObject] = {
                 _f("closed_at", TIMESTAMP),
                 _f("next_step", STR),  # untrusted free text
                 _f("source_url", STR),
+                _f("loss_reason", STR),  # why a lost deal was lost (HubSpot closed_lost_reason, Pipedrive lost_reason, ...)
             ),
             "Deals. is_closed/is_won default from the stage when the source leaves them empty.",
         ),

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, STAGE, STR, TIMESTAMP, Field
@@ -23,6 +24,45 @@ FALSE_VALUES = frozenset({"false", "0", "no", "n", "f"})
 
 class ValueProblem(ValueError):
     """Why a value cannot be used; becomes the reason of a quarantined row."""
+
+
+@dataclass(frozen=True)
+class PlausibleBounds:
+    """The window a date or timestamp must fall in and the ceiling an amount must stay under.
+
+    Built from a source's ``plausibility`` settings (connectors/mapping.py ``Plausibility``) and
+    the as-of date: CSV files and every CRM connector quarantine the same values with the same
+    wording (a 1900 placeholder date, a close date in 2099, an amount typed in cents).
+    """
+
+    min_date: dt.date
+    max_date: dt.date
+    max_amount: float
+
+    @classmethod
+    def window(
+        cls, min_date: dt.date, max_years_ahead: int, max_amount: float, as_of: dt.date | None = None
+    ) -> PlausibleBounds:
+        as_of = as_of or dt.date.today()
+        year = as_of.year + max_years_ahead
+        latest = dt.date(year, 2, 28) if (as_of.month, as_of.day) == (2, 29) else as_of.replace(year=year)
+        return cls(min_date=min_date, max_date=latest, max_amount=max_amount)
+
+    def check(self, f: Field, typed: Any, raw: Any) -> Any:
+        """``typed`` when plausible, else ValueProblem in the words CSV quarantine uses."""
+        if typed is None:
+            return typed
+        if f.type == AMOUNT and typed > self.max_amount:
+            raise ValueProblem(f"amount above the ceiling of {self.max_amount:,.0f} (plausibility.max_amount): {raw}")
+        if f.type in (DATE, TIMESTAMP):
+            day = typed.date() if isinstance(typed, dt.datetime) else typed
+            if day < self.min_date or day > self.max_date:
+                kind = "date" if f.type == DATE else "timestamp"
+                raise ValueProblem(
+                    f"{kind} outside the plausible window {self.min_date.isoformat()} to "
+                    f"{self.max_date.isoformat()} (plausibility): {raw}"
+                )
+        return typed
 
 
 def stage_lookup(stage_names: Collection[str] | None) -> dict[str, str] | None:
@@ -39,12 +79,26 @@ def parse_value(
     stages: Mapping[str, str] | None = None,
     true_values: Collection[str] = TRUE_VALUES,
     false_values: Collection[str] = FALSE_VALUES,
+    bounds: PlausibleBounds | None = None,
 ) -> Any:
     """The typed value of one canonical field, or ValueProblem saying why it cannot be used.
 
     ``stages``: from :func:`stage_lookup`; a stage matches exactly or ignoring case and is
-    returned as declared.
+    returned as declared. ``bounds``: dates, timestamps and amounts outside them are refused.
     """
+    typed = _parse_value(f, value, parse_date, parse_timestamp, stages, true_values, false_values)
+    return bounds.check(f, typed, value) if bounds is not None else typed
+
+
+def _parse_value(
+    f: Field,
+    value: Any,
+    parse_date: Callable[[Any], dt.date],
+    parse_timestamp: Callable[[Any], dt.datetime],
+    stages: Mapping[str, str] | None,
+    true_values: Collection[str],
+    false_values: Collection[str],
+) -> Any:
     if isinstance(value, str):
         value = value.strip()
     if value is None or value == "":

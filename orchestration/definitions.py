@@ -19,6 +19,7 @@ _DEFS: dg.Definitions | None = None
 def build_definitions() -> dg.Definitions:
     from dagster_dbt import DbtCliResource
 
+    from orchestration.assets.accountability import rep_scorecards, weekly_scorecards_job, weekly_scorecards_schedule
     from orchestration.assets.dbt import dbt_models, dbt_project
     from orchestration.assets.landing import active_source_asset, crm_landing
     from orchestration.assets.review import (
@@ -36,11 +37,12 @@ def build_definitions() -> dg.Definitions:
     from sales_supervisor.dbt import dbt_executable
 
     return dg.Definitions(
-        assets=[crm_landing, active_source_asset(), dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching],
+        assets=[crm_landing, active_source_asset(), dbt_models, semantic_layer, risk_flags, coaching_drafts, manager_digests, published_coaching,
+                rep_scorecards],
         asset_checks=[*rejected_rows_checks, *gx_checks(), *semantic_checks, risk_flags_evidence_rate, every_flag_reaches_a_manager],
-        jobs=[daily_supervisor_job, publish_job],
+        jobs=[daily_supervisor_job, publish_job, weekly_scorecards_job],
         sensors=[approval_sensor],
-        schedules=[weekday_morning_schedule()],
+        schedules=[weekday_morning_schedule(), weekly_scorecards_schedule()],
         resources={
             "supervisor": SupervisorSettings(),
             "drafter": DrafterSettings(),

@@ -463,7 +463,7 @@ def _resolve_item_id(ledger, item_id: str) -> str:
 
 
 def _decide(item_id: str, action: str, approver: str | None, home: Path | None, edited_text: str | None = None, reason: str | None = None) -> None:
-    from agents.ledger import AlreadyDecided, EditTooLong, NotAuthorised, UnknownItem
+    from agents.ledger import AlreadyDecided, EditTooLong, LedgerError, NotAuthorised, UnknownItem
 
     if action == "edit" and not (edited_text or "").strip():
         err.print("[red]--text is empty: an edit needs the action as it should be sent.[/red]")
@@ -493,6 +493,10 @@ def _decide(item_id: str, action: str, approver: str | None, home: Path | None, 
         except UnknownItem:
             err.print(f"[red]No item {item_id!r}; `sales-supervisor review list` shows the pending ones.[/red]")
             raise typer.Exit(2) from None
+        except LedgerError as exc:  # e.g. ConfirmationRequired: a manager-only scorecard verdict
+            err.print(f"[yellow]Not recorded:[/yellow] {escape(str(exc))}. "
+                      f"Use `sales-supervisor scorecards confirm {item_id}`.", soft_wrap=True)
+            raise typer.Exit(5) from None
     on_behalf = f" (operator {operator})" if operator != approver else ""
     console.print(f"Recorded: {decision.action} of {item_id} by {approver}{on_behalf}.", soft_wrap=True)
 
@@ -558,7 +562,7 @@ def _semantic_layer(settings: Settings):
     return SemanticLayer(DBT_PROJECT_DIR, DBT_PROJECT_DIR, DBT_PROJECT_DIR / "target", settings.warehouse_path)
 
 
-PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML (default: agents/risk/default_policy.yaml).")]
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="Risk policy YAML; wins over the version applied with `policy apply` (default: that version, else agents/risk/default_policy.yaml).")]
 
 
 @risk_app.command("explain")
@@ -611,7 +615,6 @@ def risk_explain(opportunity_id: str, home: HomeOpt = None, as_of: AsOfOpt = Non
 def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt = None) -> None:
     """Per-rule precision and recall of the policy on the demo CRM's planted risk cases."""
     from agents.risk.engine import assess
-    from agents.risk.policy import load_policy
     from agents.risk.quality import planted_precision_recall
 
     settings = _settings(home=home, as_of=as_of, risk_policy=policy)
@@ -620,7 +623,7 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         err.print(f"[red]No ground truth at {truth}: this measures the demo CRM (run `make demo` first).[/red]")
         raise typer.Exit(2)
     with _semantic_layer(settings) as layer:
-        run, _ = assess(settings.warehouse_path, layer, load_policy(settings.risk_policy), settings.effective_as_of())
+        run, _ = assess(settings.warehouse_path, layer, settings.risk_policy_in_force(), settings.effective_as_of())
     table = Table(title=f"Planted cases, policy {run.policy_version}, as of {run.as_of}")
     for col in ("rule", "truth", "flagged", "true pos.", "precision", "recall"):
         table.add_column(col, justify="right" if col != "rule" else "left")
@@ -629,6 +632,17 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         p, r = q.precision, q.recall
         below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
         table.add_row(q.rule_id, str(q.truth), str(q.flagged), str(q.true_positives),
+                      "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
+    # Rep-level triggers and the EXCEEDS verdict, as of the scorecard Monday (issue 14).
+    from agents.accountability.quality import measure_reps
+
+    with _semantic_layer(settings) as layer:
+        monday, rep_rows = measure_reps(settings.warehouse_path, layer, settings.risk_policy_in_force(),
+                                        settings.effective_as_of(), truth)
+    for q in rep_rows:
+        p, r = q.precision, q.recall
+        below |= (p is not None and p < 0.8) or (r is not None and r < 0.9)
+        table.add_row(f"{q.rule_id} (rep, {monday})", str(q.truth), str(q.flagged), str(q.true_positives),
                       "-" if p is None else f"{p:.2f}", "-" if r is None else f"{r:.2f}")
     console.print(table)
     if below:
@@ -652,7 +666,6 @@ def backtest(
     step_days: Annotated[int, typer.Option(min=1, help="Days between replays.")] = 7,
 ) -> None:
     """Replay the policy as of past dates (only data known then) and report lift and lead time per rule."""
-    from agents.risk.policy import load_policy
     from agents.risk.quality import backtest as run_backtest
 
     settings = _settings(home=home, risk_policy=policy)
@@ -664,15 +677,16 @@ def backtest(
         raise typer.Exit(2) from None
     with _semantic_layer(settings) as layer:
         console.print("Replaying the policy weekly; this takes about half a minute per six months...")
-        report = run_backtest(settings.warehouse_path, layer, load_policy(settings.risk_policy), start_d, end_d, step_days)
+        report = run_backtest(settings.warehouse_path, layer, settings.risk_policy_in_force(), start_d, end_d, step_days)
     console.print(report.table())
     console.print(
         "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "
-        "lift = flagged bad% / unflagged bad%; lead = median days from first flag to loss."
+        "lift = flagged bad% / unflagged bad% (95% CI: bootstrap interval; verdict: lift = interval above 1, no lift = "
+        "interval below the lift floor, not enough data = too few deals or too wide to tell); lead = median days from first flag to loss."
     )
     from agents.review.demotion import demoted_rules, save_backtest_lifts
 
-    pol = load_policy(settings.risk_policy)
+    pol = settings.risk_policy_in_force()
     lifts = {r.rule_id: (round(r.lift, 4) if r.lift is not None else None) for r in report.rules}
     saved = save_backtest_lifts(settings.home_dir, lifts, start=report.start, end=report.end)
     demoted = demoted_rules(lifts, pol.demotion.lift_floor, enabled=pol.demotion.enabled)
@@ -683,6 +697,10 @@ def backtest(
     else:
         console.print(f"Lift floor {floor:g}: no rule is below it; none is demoted.")
     console.print(f"Lifts saved to {saved} (the next run's digests read them).", soft_wrap=True)
+    from agents.learning.charts import backtest_charts  # issue 17: lift per rule with its interval, PNG + HTML
+
+    charts = backtest_charts(report, saved.parent, floor=floor)
+    console.print("Charts: " + ", ".join(str(p) for p in charts), soft_wrap=True)
 
 
 @risk_app.command("snooze")
@@ -696,7 +714,6 @@ def risk_snooze(
 ) -> None:
     """Snooze a flagged deal through a date: only its manager or a delegate may; logged, and the flag returns after it."""
     from agents.ledger import NotAuthorised, SnoozeRefused
-    from agents.risk.policy import load_policy
 
     try:
         until_d = dt.date.fromisoformat(until)
@@ -705,7 +722,9 @@ def risk_snooze(
         raise typer.Exit(2) from None
     settings = _settings(home=home)
     approver, operator = _acting_as(approver, home)
-    known = load_policy(settings.risk_policy).rule_ids
+    from agents.accountability.policy import TRIGGERS
+
+    known = [*settings.risk_policy_in_force().rule_ids, *TRIGGERS]  # rep-level triggers: snooze with the rep id
     with _open_ledger(home) as ledger:
         try:
             ledger.snooze(
@@ -835,7 +854,9 @@ def slack_serve(
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         console.print(f"Slack app in {mode} mode on {host}:{port} (interactivity URL: https://<your host>/slack/events)")
-        serve(port, ledger=ledger, settings=slack_settings, host=host)
+        from sales_supervisor.commands.ask import slack_ask_function
+
+        serve(port, ledger=ledger, settings=slack_settings, host=host, ask=slack_ask_function(settings, ledger))
 
 
 @slack_app_cli.command("manifest")
@@ -864,3 +885,28 @@ def main() -> None:  # pragma: no cover - the console script; tests call `app`
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+from sales_supervisor.commands import coach as _coach_commands  # noqa: E402  (the deal coach: brief, brief-eval)
+
+_coach_commands.register(app)
+
+from sales_supervisor.commands.ask import register as _register_ask  # noqa: E402
+
+_register_ask(app)
+from sales_supervisor.commands.teams import register as _register_teams  # noqa: E402
+
+_register_teams(app)
+from sales_supervisor.commands.console import console_app  # noqa: E402  (the supervisor console, issue 15)
+
+app.add_typer(console_app, name="console")
+from sales_supervisor.commands.loop import register as _register_loop  # noqa: E402  (issue 17: policy, outcomes, rule-lab)
+
+_register_loop(app)
+
+from sales_supervisor.commands.scorecards import scorecards_app  # noqa: E402  (issue 14)
+
+app.add_typer(scorecards_app, name="scorecards")
+from sales_supervisor.commands.autonomy import autonomy_app  # noqa: E402  (issue 18: levels, quiet hours, spend)
+
+app.add_typer(autonomy_app, name="autonomy")

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     warehouse_url: str | None = Field(
         default=None, description="PostgreSQL URL of the warehouse (warehouse=postgres): postgresql://user:password@host:5432/dbname."
     )
+    quotas_file: Path | None = Field(
+        default=None, description="Quotas file (CSV or YAML: rep or team, period, amount) beside any CRM source; wins over the CRM's own."
+    )
 
     @field_validator("warehouse", mode="before")
     @classmethod
@@ -116,3 +119,11 @@ class Settings(BaseSettings):
         if self.as_of is not None:
             return self.as_of
         return DEMO_AS_OF if self.crm_source == "demo" else dt.date.today()
+
+    def risk_policy_in_force(self):
+        """The risk policy a run reads: ``risk_policy`` (an explicit file: ``--policy`` or
+        SALES_SUPERVISOR_RISK_POLICY) wins; else the version applied with ``sales-supervisor policy apply``
+        (stored in the ledger); else the shipped agents/risk/default_policy.yaml."""
+        from agents.risk.versions import effective_policy
+
+        return effective_policy(self.risk_policy, ledger_url=self.ledger_url, home=self.home_dir)

@@ -159,6 +159,38 @@ def test_full_read_follows_pages_survives_429_and_500_and_lands_native_rows(hubs
     assert not [c for c in hubspot.calls if c.method != "GET"]  # a full read is all GETs
 
 
+def test_implausible_dates_and_amounts_are_quarantined_like_csv_rows(hubspot):
+    """A placeholder close date, a close date decades ahead and an amount typed in cents are refused
+    with the CSV quarantine's words; the window and ceiling come from the config's plausibility."""
+    placeholder = {"dealname": "Placeholder", "dealstage": "qualifiedtobuy", "pipeline": "default",
+                   "amount": "100", "closedate": "1900-01-01T00:00:00Z"}
+    hubspot.add("deals", "411", placeholder, created=T0, associations={"companies": ["201"]})
+    hubspot.add("deals", "412", dict(placeholder, dealname="Far future", closedate="2099-06-30T00:00:00Z"),
+                created=T0, associations={"companies": ["201"]})
+    hubspot.add("deals", "413", dict(placeholder, dealname="Cents", amount="25000000000000",
+                                     closedate=iso(T0 + dt.timedelta(days=30))),
+                created=T0, associations={"companies": ["201"]})
+
+    rejected = _read(HubSpotSource(TOKEN, hubspot.base_url, _config()), "deals").rejected
+    bad = {rid: r for rid in ("411", "412", "413") for r in rejected if f'"id": "{rid}"' in r["raw_record"]}
+    assert set(bad) == {"411", "412", "413"}
+    assert bad["411"]["field"] == "closedate" and "timestamp outside the plausible window 1990-01-01 to" in bad["411"]["reason"]
+    assert "(plausibility): 1900-01-01T00:00:00Z" in bad["411"]["reason"]
+    assert bad["412"]["field"] == "closedate" and "outside the plausible window" in bad["412"]["reason"]
+    assert bad["413"]["field"] == "amount"
+    assert "amount above the ceiling of 10,000,000,000 (plausibility.max_amount): 25000000000000" in bad["413"]["reason"]
+
+    # a team that sells in cents raises the ceiling; a narrower window quarantines what the default keeps
+    tuned = _config(plausibility={"max_amount": 1e14, "min_date": "2026-12-31"})
+    source = HubSpotSource(TOKEN, hubspot.base_url, tuned)
+    deals = _read(source, "deals")
+    assert "413" not in {r["deal_id"] for r in deals.rows} and any('"id": "413"' in r["raw_record"] for r in deals.rejected)
+    assert not deals.rows or all(r["createdate"].date() >= dt.date(2026, 12, 31) for r in deals.rows)
+    generous = HubSpotSource(TOKEN, hubspot.base_url, _config(plausibility={"max_amount": 1e14}))
+    assert {"413"} <= {r["deal_id"] for r in _read(generous, "deals").rows}
+    assert source.max_quarantine_share == 0.2
+
+
 def _change_portal(hubspot: FakeHubSpotServer) -> None:
     later = T0 + dt.timedelta(days=10)
     hubspot.update("deals", "402", later, amount="52000", dealstage="closedwon", hs_is_closed="true", hs_is_closed_won="true")
@@ -327,6 +359,7 @@ def test_accounts_contacts_and_opportunities(landed):
     assert (opps["402"]["amount"], opps["402"]["stage"], opps["402"]["_is_deleted"]) == (52000.0, "Closed Won", False)
     assert opps["401"]["_is_deleted"] is True  # archived in HubSpot: kept, flagged
     assert opps["407"]["closed_at"] is None and opps["407"]["next_step"] == "Send proposal"
+    assert opps["406"]["loss_reason"] == "Chose a competitor" and opps["403"]["loss_reason"] is None  # closed_lost_reason
     assert opps["405"]["_source_file"] == DEALS and opps["402"]["_source_file"] == f"{DEALS}/402"
 
 

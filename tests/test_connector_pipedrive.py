@@ -161,6 +161,31 @@ def test_full_read_types_pages_retries_drift_deletions_and_quarantine(pd):
         list(source.read("opportunities"))  # a canonical name is no Pipedrive table
 
 
+def test_implausible_dates_and_amounts_are_quarantined_like_csv_rows(pd):
+    """A 1900 placeholder close date, a 2099 one and a value typed in cents are refused with the CSV
+    quarantine's words; the window and ceiling come from the config's plausibility."""
+    deal = next(d for d in pd.data.deals if d["id"] == 1001)
+    pd.data.deals += [
+        {**deal, "id": 1101, "title": "Placeholder", "expected_close_date": "1900-01-01"},
+        {**deal, "id": 1102, "title": "Far future", "expected_close_date": "2099-06-30"},
+        {**deal, "id": 1103, "title": "Cents", "value": 25_000_000_000_000},
+    ]
+    got = _read_all(PipedriveSource(TOKEN, pd.base_url, _config()))
+    bad = {json.loads(r["raw_record"])["id"]: r for r in got["deals"].rejected}
+    assert bad[1101]["field"] == "expected_close_date"
+    assert "date outside the plausible window 1990-01-01 to" in bad[1101]["reason"]
+    assert "(plausibility): 1900-01-01" in bad[1101]["reason"]
+    assert bad[1102]["field"] == "expected_close_date" and "outside the plausible window" in bad[1102]["reason"]
+    assert bad[1103]["field"] == "value"
+    assert "amount above the ceiling of 10,000,000,000 (plausibility.max_amount)" in bad[1103]["reason"]
+
+    generous = PipedriveSource(TOKEN, pd.base_url, _config(plausibility={"max_amount": 1e14, "max_years_ahead": 80}))
+    deals = _read_all(generous)["deals"]
+    assert {"1102", "1103"} <= {r["id"] for r in deals.rows}
+    assert 1101 in {json.loads(r["raw_record"])["id"] for r in deals.rejected}
+    assert generous.max_quarantine_share == 0.2
+
+
 def test_flow_endpoint_and_a_missing_change_log(pd):
     source = PipedriveSource(TOKEN, pd.base_url, _config(history_endpoint="flow", company_domain="acme"))
     changes = [r for b in source.read("deal_changes") for r in b.rows if r["deal_id"] == "1002"]
@@ -337,6 +362,8 @@ def test_default_mapping_deals_and_history(built):
                             f"https://{COMPANY}.pipedrive.com/deal/1001", False)  # merged from the second landing
     assert opps["1002"][:5] == ("Won", 50000.0, True, True, dt.datetime(2026, 9, 3, 12))
     assert opps["1003"][:4] == ("Lost", 8000.0, True, False)
+    reasons = dict(_model(w, "opportunities", "opportunity_id, loss_reason", False))
+    assert reasons["1003"] == "budget" and reasons["1002"] is None  # lost_reason, on lost deals only (issue 16)
     assert opps["1009"][0] == "Qualified" and opps["1006"][0] == "Proposal" and opps["1007"][0] == "Renewal Review"
     assert opps["1004"][-1] is True and opps["1007"][-1] is True and opps["1001"][-1] is False  # deleted: flagged
     assert not {"1005", "1008"} & set(opps)  # quarantined at landing

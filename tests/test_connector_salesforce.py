@@ -116,6 +116,30 @@ def test_opportunity_rows_typed_paged_retried_with_extra_fields_and_rejections(s
     assert accounts[0]["_extra"]["Tier__c"] == "Gold"
 
 
+def test_implausible_dates_and_amounts_are_quarantined_like_csv_rows(sf):
+    """A 1900 placeholder close date, a 2099 one and an amount in cents are refused with the CSV
+    quarantine's words; the window and ceiling come from the config's plausibility."""
+    owner, account = RITA, ACME
+    common = dict(AccountId=account, OwnerId=owner, StageName="Qualification", IsClosed=False, IsWon=False)
+    placeholder = sf.org.add("Opportunity", Name="Placeholder", Amount=100.0, CloseDate="1900-01-01", **common)
+    far = sf.org.add("Opportunity", Name="Far future", Amount=100.0, CloseDate="2099-06-30", **common)
+    cents = sf.org.add("Opportunity", Name="Cents", Amount=25_000_000_000_000.0, CloseDate="2026-06-30", **common)
+
+    _, rejected = read_all(SalesforceSource(sf.instance_url, TOKEN, config=fast_config()), "opportunity")
+    bad = {json.loads(r["raw_record"])["Id"]: r for r in rejected}
+    assert bad[placeholder]["field"] == "close_date"
+    assert "date outside the plausible window 1990-01-01 to" in bad[placeholder]["reason"]
+    assert "(plausibility): 1900-01-01" in bad[placeholder]["reason"]
+    assert bad[far]["field"] == "close_date" and "outside the plausible window" in bad[far]["reason"]
+    assert bad[cents]["field"] == "amount"
+    assert "amount above the ceiling of 10,000,000,000 (plausibility.max_amount)" in bad[cents]["reason"]
+
+    generous = SalesforceSource(sf.instance_url, TOKEN, config=fast_config(plausibility={"max_amount": 1e14, "max_years_ahead": 80}))
+    rows, rejected = read_all(generous, "opportunity")
+    assert {far, cents} <= {r["id"] for r in rows} and placeholder in {json.loads(r["raw_record"])["Id"] for r in rejected}
+    assert generous.max_quarantine_share == 0.2
+
+
 def test_every_table_reads_native_rows_and_the_config_as_map_tables(sf):
     config = fast_config(rep_segment_field="Department", rep_segment_map={"SMB": "smb"}, default_buying_role="other")
     source = SalesforceSource(sf.instance_url, TOKEN, config=config)

@@ -11,6 +11,7 @@ import pytest
 
 from connectors.csv_folder import CsvFolderSource
 from connectors.mapping import MappingError, load_mapping
+from connectors.schema import RAW_OBJECTS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_ROWS = FIXTURES / "csv_bad_rows"
@@ -130,7 +131,8 @@ def test_landing_assets_quarantine_bad_rows_and_the_check_reports_them(tmp_path)
     assert result.success
     warehouse = tmp_path / "var" / "warehouse.duckdb"
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        assert con.execute("select opportunity_id from raw.opportunities order by 1").fetchall() == [("D-1",), ("D-7",)]
+        assert con.execute("select opportunity_id, source_url from raw.opportunities order by 1").fetchall() == [
+            ("D-1", "https://crm.acme.invalid/deals/D-1"), ("D-7", "https://crm.acme.invalid/deals/D-7")]
         rejected = con.execute(
             "select object, source_file, row_number, field from raw.rejected_rows order by object, row_number"
         ).fetchall()
@@ -220,3 +222,28 @@ def test_reasons_of_an_api_landing_are_counted_from_its_quarantined_rows(tmp_pat
                   "input_rows": None, "reasons": "{}", "source_file": "raw_salesforce.opportunity (0)"}
         text = quarantine_verdict(with_reasons(con, report))[3]
     assert text.startswith("all 3 opportunities quarantined (limit 20%): 3 x stage: unknown stage 'Closed Won' - is the stage list complete")
+
+
+def test_a_warehouse_landed_before_the_columnar_path_lands_again(tmp_path):
+    """Row-by-row dlt loads created dlt's bookkeeping columns NOT NULL; Parquet loads leave them
+    empty. A warehouse from before must re-land (once, it failed with 'NOT NULL constraint failed:
+    stages._dlt_load_id') and keep its rows' lineage."""
+    from connectors.landing import land_source
+    from connectors.schema import create_table_sql
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema raw")
+        for obj in RAW_OBJECTS.values():
+            ddl = create_table_sql(obj, "raw")  # as dlt's row-by-row loads left them:
+            con.execute(ddl[:-1] + ", _dlt_load_id VARCHAR NOT NULL, _dlt_id VARCHAR NOT NULL)")
+        con.execute("alter table raw.opportunities drop column source_url")  # a column added since
+
+    land_source(CsvFolderSource(BAD_ROWS, BAD_ROWS / "mapping.yaml"), warehouse, tmp_path / "work", landing_id="again")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select opportunity_id, source_url from raw.opportunities order by 1").fetchall() == [
+            ("D-1", "https://crm.acme.invalid/deals/D-1"), ("D-7", "https://crm.acme.invalid/deals/D-7")]
+        not_null = con.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = 'raw' "
+            "and column_name in ('_dlt_load_id', '_dlt_id') and is_nullable = 'NO' and table_name not like '\\_dlt%' escape '\\'").fetchall()
+        assert not_null == []

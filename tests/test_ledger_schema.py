@@ -11,7 +11,10 @@ from sqlalchemy import inspect
 from agents.ledger import ledger_url, open_ledger, upgrade_schema
 from agents.ledger.migrations import alembic_config
 
-TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version"}
+TABLES = {"meta", "digests", "items", "decisions", "deliveries", "snoozes", "audit", "alembic_version",
+          "policy_versions", "action_outcomes"}
+TABLES |= {"scorecard_verdicts"}  # issue 14: a rep's verdict history
+TABLES |= {"deferred_sends", "recalls", "llm_spend"}  # migration 0006 (autonomy)
 
 
 def _head() -> str:

@@ -194,6 +194,7 @@ class EvidencePacket(BaseModel):
     comparables: list[ComparableDeal] = Field(default_factory=list)
     remedy: RemedyEvidence | None = None
     weakest_deals: list[ComparableDeal] = Field(default_factory=list, description="rep_overload: the rep's weakest open deals.")
+    tone: Literal["formal", "casual"] = Field("formal", description="The recipient's preferred tone (agents/autonomy preferences).")
 
     @field_validator("untrusted_text")
     @classmethod

@@ -84,7 +84,10 @@ def draft_all(
     *,
     budget_usd: float | None = None,
     max_due_days: int | None = None,
+    template_only: Mapping[str, str] | None = None,
 ) -> DraftRun:
+    """``template_only``: packet id -> reason (e.g. a spend cap reached, agents/autonomy/spend.py): those
+    packets never reach the LLM; the template drafter drafts them, marked with the reason."""
     started = time.monotonic()
     config: DrafterConfig | None = getattr(drafter, "config", None)
     cap = budget_usd if budget_usd is not None else (config.budget_usd if config else DEFAULT_BUDGET_USD)
@@ -134,7 +137,11 @@ def draft_all(
                 accepted[pid] = o.draft
         return redo
 
-    redo = absorb(drafter.draft(list(packets), budget=budget))
+    for pid, reason in (template_only or {}).items():
+        if pid in by_id and not is_template:
+            fallback[pid] = reason
+    to_llm = [p for p in packets if p.packet_id not in fallback]
+    redo = absorb(drafter.draft(to_llm, budget=budget)) if to_llm else {}
     for pid, found in redo.items():
         findings_log[pid].extend(found)
     if redo and not is_template:

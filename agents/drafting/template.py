@@ -288,6 +288,10 @@ TEMPLATES: Mapping[str, Template] = {
     "missing_required_fields": _missing_fields,
     "rep_overload": _overload,
 }
+# Rep-level triggers and weekly scorecards (issue 14).
+from agents.accountability.templates import TEMPLATES as _ACCOUNTABILITY  # noqa: E402
+
+TEMPLATES = {**TEMPLATES, **_ACCOUNTABILITY}
 
 
 def _tidy(s: str) -> str:

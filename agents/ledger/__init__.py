@@ -32,8 +32,14 @@ from agents.ledger.ledger import (
     upgrade_schema,
 )
 from agents.ledger.models import AuditRow, Decision, Delivery, Digest, Item, Snooze
+from agents.ledger.learning_models import ActionOutcome, PolicyVersionRow  # noqa: F401  (registers the tables)
+from agents.ledger.errors import ConfirmationRequired, ManagerOnly
+from agents.ledger.verdicts import ScorecardVerdict
 
 __all__ = [
+    "ConfirmationRequired",
+    "ManagerOnly",
+    "ScorecardVerdict",
     "DELIVERY_SEMANTICS",
     "REQUIRED_LIVE_GATES",
     "AlreadyDecided",

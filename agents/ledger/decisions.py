@@ -8,8 +8,9 @@ from typing import Literal
 from sqlalchemy import select
 
 from agents.ledger.integrity import decision_record
-from agents.ledger.errors import AlreadyDecided, EditTooLong, LedgerError, NotAuthorised, UnknownItem
-from agents.ledger.models import ACTIONS, APPROVER_CHANNELS, Decision, Item
+from agents.ledger.audience import is_manager_only
+from agents.ledger.errors import AlreadyDecided, ConfirmationRequired, EditTooLong, LedgerError, NotAuthorised, UnknownItem
+from agents.ledger.models import ACTIONS, APPROVER_CHANNELS, APPROVING_ACTIONS, Decision, Item
 from agents.ledger.unit_of_work import UnitOfWork
 
 
@@ -35,12 +36,13 @@ def record_decision(
     item_id: str,
     action: Literal["approve", "edit", "dismiss"],
     approver_id: str,
-    channel: Literal["cli", "slack"],
+    channel: Literal["cli", "slack", "console"],
     edited_text: str | None = None,
     reason: str | None = None,
     *,
     operator: str | None = None,
     max_edited_chars: int = DEFAULT_MAX_EDITED_CHARS,
+    confirmed: bool = False,
 ) -> Decision:
     """Record the one effective decision on an item.
 
@@ -55,6 +57,9 @@ def record_decision(
     if it is them or they are that approver's delegate; otherwise
     ``NotAuthorised`` (audited). Both are recorded in the audit row.
     Edited text longer than ``max_edited_chars`` is refused (``EditTooLong``).
+    Approving (or editing) a manager-only item (a PIP or CRITICAL scorecard) needs
+    ``confirmed=True``, the explicit second confirmation; without it ``ConfirmationRequired``
+    (audited). Such an item is never delivered to the rep whatever the decision (agents/ledger/audience.py).
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {ACTIONS}, got {action!r}")
@@ -112,6 +117,15 @@ def record_decision(
                     f"at {existing.decided_at:%Y-%m-%d %H:%M}Z); decisions are final",
                     existing,
                 )
+            elif action in APPROVING_ACTIONS and is_manager_only(item) and not confirmed:
+                uow.audit(
+                    s, actor=approver_id, action="decision.refused", subject_type="item", subject_id=item_id,
+                    payload={**attempt, "refusal": "needs_second_confirmation", "manager_id": item.manager_id},
+                )
+                refusal = ConfirmationRequired(
+                    f"item {item_id} is a manager-only verdict ({item.rule_id}): it is never sent to the rep; "
+                    "approving it records the verdict and needs an explicit second confirmation"
+                )
             else:
                 decision = Decision(
                     item_id=item_id,
@@ -131,6 +145,7 @@ def record_decision(
                         **attempt, "decision_id": decision.decision_id, "manager_id": item.manager_id,
                         "on_behalf_of": item.manager_id if approver_id != item.manager_id else None,
                         "mode": decision.mode, **decision_record(decision),
+                        **({"manager_only": True, "second_confirmation": bool(confirmed)} if is_manager_only(item) else {}),
                     },
                 )
                 return decision

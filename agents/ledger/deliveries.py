@@ -20,7 +20,10 @@ from sqlalchemy import and_, exists, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from agents.ledger.errors import DecisionNotVerified, DeliveryConflict, LedgerError, NotApproved, SendsHalted, UnknownDelivery
+from agents.ledger.audience import allowed_channels
+from agents.ledger.errors import (
+    DecisionNotVerified, DeliveryConflict, LedgerError, ManagerOnly, NotApproved, SendsHalted, UnknownDelivery,
+)
 from agents.ledger.integrity import check_sendable, delivery_record
 from agents.ledger.models import APPROVING_ACTIONS, DELIVERY_CHANNELS, Decision, Delivery, Item
 from agents.ledger.unit_of_work import UnitOfWork
@@ -154,7 +157,7 @@ def approved_undelivered_items(
     }
     out = []
     for item, decision in pairs:
-        owed = tuple(c for c in channels if (item.item_id, c) not in done)
+        owed = tuple(c for c in allowed_channels(item, channels) if (item.item_id, c) not in done)
         if owed:
             out.append(ApprovedItem(item=item, decision=decision, owed=owed))
     return out
@@ -217,7 +220,17 @@ def _claim(uow: UnitOfWork, item_id: str, channel: str, key: str, lease: dt.time
         allowed, why = sends_allowed_in(uow, s)
         decision = s.scalars(select(Decision).where(Decision.item_id == item_id)).first()
         base = {"item_id": item_id, "channel": channel, "idempotency_key": key}
-        if not allowed:
+        target = s.get(Item, item_id)
+        if target is not None and channel not in allowed_channels(target, (channel,)):
+            uow.audit(
+                s, actor=actor, action="delivery.refused", subject_type="item", subject_id=item_id,
+                payload={**base, "refusal": "not_for_this_channel", "rule_id": target.rule_id},
+            )
+            refusal = ManagerOnly(
+                f"item {item_id} ({target.rule_id}) may not be sent on {channel}: "
+                "a PIP or CRITICAL scorecard goes to the manager alone, and no scorecard becomes a CRM note"
+            )
+        elif not allowed:
             uow.audit(s, actor=actor, action="delivery.refused", subject_type="item", subject_id=item_id, payload={**base, "refusal": why})
             refusal = SendsHalted(why)
         elif decision is None or decision.action not in APPROVING_ACTIONS or decision.mode != "live":

@@ -205,8 +205,11 @@ def pending_items(
 
 
 def latest_item_for(uow: UnitOfWork, opportunity_id: str) -> Item | None:
-    """The most recent item raised for a deal (its manager decides on snoozes too)."""
+    """The most recent item raised for a deal (its manager decides on snoozes too); for a rep id, the
+    rep's latest rep-level item (a rep-level trigger is snoozed with the rep id)."""
     with uow.read() as s:
         return s.scalars(
             select(Item).where(Item.opportunity_id == opportunity_id).order_by(Item.created_at.desc())
+        ).first() or s.scalars(
+            select(Item).where(Item.opportunity_id.is_(None), Item.rep_id == opportunity_id).order_by(Item.created_at.desc())
         ).first()

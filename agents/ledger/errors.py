@@ -41,6 +41,14 @@ class DecisionNotVerified(NotApproved):
     """The item's decision (or its draft) no longer matches what the audit trail recorded: it is not sent."""
 
 
+class ConfirmationRequired(LedgerError):
+    """Approving a manager-only item (a PIP or CRITICAL scorecard) needs an explicit second confirmation."""
+
+
+class ManagerOnly(NotApproved):
+    """A manager-only item (a PIP or CRITICAL scorecard) may never be delivered to a rep or the CRM."""
+
+
 class SendsHalted(LedgerError):
     """The kill switch is engaged, or the ledger is in shadow mode: nothing may be sent."""
 

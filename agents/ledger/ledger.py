@@ -40,6 +40,7 @@ from agents.ledger import kpis as _kpis
 from agents.ledger import modes as _modes
 from agents.ledger import snoozes as _snoozes
 from agents.ledger import trail as _trail
+from agents.ledger import verdicts as _verdicts
 from agents.ledger.audit import AuditReport
 from agents.ledger.decisions import DEFAULT_MAX_EDITED_CHARS, Authorization
 from agents.ledger.deliveries import (
@@ -257,15 +258,16 @@ class Ledger:
         item_id: str,
         action: Literal["approve", "edit", "dismiss"],
         approver_id: str,
-        channel: Literal["cli", "slack"],
+        channel: Literal["cli", "slack", "teams", "console"],
         edited_text: str | None = None,
         reason: str | None = None,
         *,
         operator: str | None = None,
+        confirmed: bool = False,
     ) -> Decision:
         return _decisions.record_decision(
             self.uow, self.authorization, item_id, action, approver_id, channel, edited_text=edited_text, reason=reason,
-            operator=operator, max_edited_chars=self.max_edited_chars,
+            operator=operator, max_edited_chars=self.max_edited_chars, confirmed=confirmed,
         )
 
     def get_decision(self, item_id: str) -> Decision | None:
@@ -386,3 +388,27 @@ class Ledger:
 
     def decisions_by_manager(self, *, since: dt.date | None = None, until: dt.date | None = None) -> dict[str, DecisionStats]:
         return _kpis.decisions_by_manager(self.uow, since=since, until=until)
+
+    # -- scorecard verdict history (issue 14; agents/ledger/verdicts.py)
+
+    def record_verdict(self, **fields: Any):
+        return _verdicts.record_verdict(self.uow, **fields)
+
+    def verdict_history(self, rep_id: str | None = None, *, before: dt.date | None = None) -> list:
+        return _verdicts.verdict_history(self.uow, rep_id, before=before)
+    # -- manager review time (the console records the first view of a digest)
+
+    def record_digest_view(self, digest_id: str, viewer: str, *, channel: str = "console") -> bool:
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.record_view(self.uow, digest_id, viewer, channel=channel)
+
+    def review_time(self, digest_id: str):
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.review_time(self.uow, digest_id)
+
+    def review_time_kpi(self, *, manager_id: str | None = None):
+        from agents.ledger import review_time as _review_time
+
+        return _review_time.review_time_kpi(self.uow, manager_id=manager_id)

@@ -28,7 +28,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ACTIONS = ("approve", "edit", "dismiss")
 APPROVING_ACTIONS = ("approve", "edit")
-APPROVER_CHANNELS = ("cli", "slack")
+# autonomy: an L5 approval (agents/ledger/autonomy.py, migration 0006); teams: migration 0008; console: 0005
+APPROVER_CHANNELS = ("cli", "slack", "autonomy", "teams", "console")
 DELIVERY_CHANNELS = ("rep_slack", "rep_email", "crm_note")
 # "unknown": the send may have reached the far side; never retried automatically, a person resolves it.
 DELIVERY_STATUSES = ("pending", "sent", "failed", "unknown")
@@ -199,3 +200,7 @@ class AuditRow(Base):
     payload: Mapped[str] = mapped_column(Text)  # canonical JSON text, hashed exactly as stored
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+
+
+# Tables of agents/ledger/autonomy.py (migration 0006) share this metadata.
+from agents.ledger import autonomy_models as _autonomy_models  # noqa: E402,F401

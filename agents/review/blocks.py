@@ -20,6 +20,7 @@ from agents.review.digests import Digest, DigestEntry, Link, RepSection, format_
 ACTION_APPROVE = "ss_approve"
 ACTION_EDIT = "ss_edit"
 ACTION_DISMISS = "ss_dismiss"
+ACTION_APPROVE_CONFIRMED = "ss_approve_confirmed"  # a manager-only scorecard: approved after Slack's confirm dialog
 ACTION_SNOOZE = "ss_snooze"  # snooze the deal's flag for SlackAppSettings.snooze_days (rules in Ledger.snooze)
 ITEM_ACTIONS = {ACTION_APPROVE: "approve", ACTION_EDIT: "edit", ACTION_DISMISS: "dismiss"}
 EDIT_CALLBACK_ID = "ss_edit_submit"
@@ -121,6 +122,20 @@ def entry_blocks(entry: DigestEntry, *, buttons: bool = True) -> list[dict[str, 
     blocks.append(_context([crm, queries, *ref], f"links:{key}"))
     if entry.decision:
         blocks.append(_context([f"Decided: {escape_mrkdwn(entry.decision)}"], f"decision:{entry.item_id}"))
+    elif buttons and entry.item_id and str(entry.flag.observed) in ("BELOW_FLOOR_PIP", "CRITICAL") \
+            and entry.flag.rule_id == "weekly_scorecard":
+        approve = _button("Record verdict", ACTION_APPROVE_CONFIRMED, entry.item_id, "primary")
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "Record this verdict?"},
+            "text": {"type": "plain_text", "text": (
+                f"{str(entry.flag.observed)} for {entry.rep_name or 'this rep'}: recorded in the rep's history and "
+                "audited. It is never sent to the rep.")[:300]},
+            "confirm": {"type": "plain_text", "text": "Yes, record it"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+            "style": "danger",
+        }
+        blocks.append({"type": "actions", "block_id": f"actions:{entry.item_id}", "elements": [
+            approve, _button("Dismiss", ACTION_DISMISS, entry.item_id, "danger")]})
     elif buttons and entry.item_id:
         blocks.append(
             {
@@ -163,12 +178,23 @@ def digest_messages(digest: Digest, *, max_blocks: int = MAX_BLOCKS, buttons: bo
             f"Hi {escape_mrkdwn(digest.manager_name)}: *{digest.reps_reviewed}* reps reviewed, "
             f"*{digest.deals_flagged}* deals flagged, *{digest.item_count}* items for you "
             f"(at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-            "Nothing reaches a rep until you approve it."
+            + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below."
+               if digest.on_your_behalf else "Nothing reaches a rep until you approve it.")
             + (f"\n:eyes: {escape_mrkdwn(digest.held_back_summary)} (`sales-supervisor review list --held-back`)."
                if digest.held_back_summary else ""),
             "summary",
         ),
     ]
+    if digest.scorecards:
+        rows = [
+            f"• *{escape_mrkdwn(e.rep_name or '')}: {escape_mrkdwn(str(e.flag.observed))}*"
+            + (" (manager only: never sent to the rep)" if str(e.flag.observed) in ("BELOW_FLOOR_PIP", "CRITICAL") else "")
+            for e in digest.scorecards
+        ]
+        header.append(_section(truncate("*Weekly scorecards* (details under each rep)\n" + "\n".join(rows), 2900), "scorecards"))
+    if digest.on_your_behalf:
+        header.append(_section(truncate("*Sent on your behalf*\n" + "\n".join(f"• {escape_mrkdwn(x)}" for x in digest.on_your_behalf),
+                                        MAX_SECTION_TEXT), "on_your_behalf"))
     if digest.decide_first:
         rows = [
             f"{i}. {_mrkdwn_link(e.deal_link, bold=True)} ({escape_mrkdwn(e.rep_name or '')}, {e.flag.severity}"

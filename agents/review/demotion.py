@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,15 @@ def load_backtest_lifts(home: Path | str) -> dict[str, float | None] | None:
     return dict(json.loads(path.read_text(encoding="utf-8")).get("lift") or {})
 
 
-def demoted_rules(lifts: Mapping[str, float | None] | None, floor: float, *, enabled: bool = True) -> dict[str, float]:
-    """rule -> lift for every rule measured below the floor (a rule without a lift is not demoted)."""
-    if not enabled or not lifts:
-        return {}
-    return {rule: lift for rule, lift in sorted(lifts.items()) if lift is not None and lift < floor}
+def demoted_rules(
+    lifts: Mapping[str, float | None] | None, floor: float, *, enabled: bool = True, always: Iterable[str] = (),
+) -> dict[str, float]:
+    """rule -> lift for every rule measured below the floor (a rule without a lift is not demoted), plus the rules
+    the policy always shows as informational (``demotion.rules``; NaN when their lift was not measured)."""
+    out: dict[str, float] = {}
+    if enabled and lifts:
+        out = {rule: lift for rule, lift in sorted(lifts.items()) if lift is not None and lift < floor}
+    for rule in always:
+        lift = (lifts or {}).get(rule)
+        out.setdefault(rule, float("nan") if lift is None else lift)
+    return out

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from agents.review.recurrence import HeldBack
 from agents.risk.models import SEVERITY_RANK, CrmRecordRef, RiskFlag
+from agents.ledger.audience import SCORECARD_RULE
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,17 @@ class Digest:
     demoted: dict[str, float] = dataclasses.field(default_factory=dict)  # rule -> backtest lift below the floor
     lift_floor: float | None = None
     new_flags: list[str] = dataclasses.field(default_factory=list)  # set by record_digest: items not in the ledger before
+    on_your_behalf: list[str] = dataclasses.field(default_factory=list)  # set by post_digest: L5 sends, autonomy notices
+    console_url: str | None = None  # base URL of the supervisor console: the digest links each item there
+
+    def console_link(self, short_id: str | None = None) -> str | None:
+        """This digest (or one item of it) in the console, when a console URL is configured."""
+        if not self.console_url:
+            return None
+        from urllib.parse import quote
+
+        base = f"{self.console_url.rstrip('/')}/digest?manager={quote(self.manager_id, safe='')}"
+        return base + (f"#item-{short_id}" if short_id else "")
 
     @property
     def informational(self) -> list[DigestEntry]:
@@ -155,7 +167,14 @@ class Digest:
     @property
     def decide_first(self) -> list[DigestEntry]:
         """The team-wide top N by severity x amount: what the manager decides before anything else."""
-        return self.entries[: self.decide_first_n]
+        return [e for e in self.entries if e.flag.rule_id != SCORECARD_RULE][: self.decide_first_n]
+
+    @property
+    def scorecards(self) -> list[DigestEntry]:
+        """The weekly scorecards (scorecard day only), most serious verdict first: shown before anything else."""
+        order = {"CRITICAL": 0, "BELOW_FLOOR_PIP": 1, "BELOW_FLOOR": 2, "MEETS": 3, "EXCEEDS": 4}
+        cards = [e for e in self.entries if e.flag.rule_id == SCORECARD_RULE]
+        return sorted(cards, key=lambda e: (order.get(str(e.flag.observed), 0), e.rep_name or "", e.flag.flag_id))
 
     @property
     def entries(self) -> list[DigestEntry]:
@@ -193,6 +212,7 @@ HELD_BACK_WHY = {
     "cap": "lower severity x amount than the ones shown",
     "dismissed": "dismissed earlier, evidence unchanged",
     "approved": "approved earlier, action still due",
+    "l1": "at autonomy level L1 (answered when asked)",
 }
 
 
@@ -384,6 +404,9 @@ def build_digests(
             # Demoted rules (backtest lift below the floor) are informational: listed apart, never decided or capped.
             info_pairs = [(f, d) for f, d in all_ranked if f.rule_id in (demoted or {})]
             ranked = [(f, d) for f, d in all_ranked if f.rule_id not in (demoted or {})]
+            # The rep's weekly scorecard comes first and is never capped (issue 14).
+            cards = [(f, d) for f, d in ranked if f.rule_id == SCORECARD_RULE]
+            ranked = [(f, d) for f, d in ranked if f.rule_id != SCORECARD_RULE]
             entries = [
                 DigestEntry(
                     flag=flag,
@@ -402,7 +425,7 @@ def build_digests(
                     note=(notes or {}).get(flag.flag_id),
                     related_links=tuple((related or {}).get(flag.flag_id, ())),
                 )
-                for number, (flag, draft) in enumerate(ranked[:max_items_per_rep], 1)
+                for number, (flag, draft) in enumerate([*cards, *ranked[:max_items_per_rep]], 1)
             ]
             capped = [
                 HeldBack(
@@ -440,7 +463,10 @@ def build_digests(
                 )
             )
         # Reps with the most urgent item first; reps with nothing flagged last, by name.
-        sections.sort(key=lambda s: (0, _rank_key(s.entries[0].flag)) if s.entries else (1, (s.rep_name, s.rep_id)))
+        def _lead(s):  # a rep's most urgent item other than the weekly scorecard leads the rep's ranking
+            return next((e for e in s.entries if e.flag.rule_id != SCORECARD_RULE), s.entries[0])
+
+        sections.sort(key=lambda s: (0, _rank_key(_lead(s).flag)) if s.entries else (1, (s.rep_name, s.rep_id)))
         for rank, entry in enumerate(sorted((e for s in sections for e in s.entries), key=lambda e: _rank_key(e.flag)), 1):
             entry.rank = rank
         digests.append(

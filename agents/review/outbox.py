@@ -113,8 +113,22 @@ def digest_markdown(digest: Digest) -> str:
         f"(at most {digest.max_items_per_rep} per rep, ranked by severity x amount). Run `{_md(digest.run_id)}`.",
         "",
     ]
+    if digest.console_link():
+        lines += [f"Decide in the console: {digest.console_link()}", ""]
     if digest.held_back_summary:
         lines += [f"**{_md(digest.held_back_summary)}** (listed in the appendix).", ""]
+    if digest.scorecards:
+        lines += ["## Weekly scorecards", "",
+                  "One per rep, verdict by the policy's rules. BELOW_FLOOR_PIP and CRITICAL stay with you: "
+                  "they are never sent to the rep, and approving one asks you to confirm twice.", ""]
+        for entry in digest.scorecards:
+            verdict = str(entry.flag.observed)
+            lines.append(f"- **{_md(entry.rep_name or '')}: {_md(verdict)}**"
+                         f"{' (manager only)' if verdict in ('BELOW_FLOOR_PIP', 'CRITICAL') else ''} `{entry.short_id or ''}` "
+                         f"{_md(entry.flag.message)}")
+        lines.append("")
+    if digest.on_your_behalf:
+        lines += ["## Sent on your behalf", "", *[f"- {_md(line)}" for line in digest.on_your_behalf], ""]
     if digest.decide_first:
         lines += ["## Decide these first", ""]
         for i, entry in enumerate(digest.decide_first, 1):
@@ -149,7 +163,7 @@ def digest_markdown(digest: Digest) -> str:
 def _demoted_footer(digest: Digest) -> str:
     if digest.demoted:
         return (f"Demoted to informational (backtest lift below {digest.lift_floor:g}): "
-                + ", ".join(f"{r} (lift {v:.2f})" for r, v in digest.demoted.items()) + ".")
+                + ", ".join(f"{r} (lift {v:.2f})" if v == v else f"{r} (by policy)" for r, v in digest.demoted.items()) + ".")
     if digest.lift_floor is None:
         return "No rule demoted: no backtest lifts yet (run `sales-supervisor backtest`)."
     return f"No rule demoted: every backtested rule has a lift of at least {digest.lift_floor:g}."
@@ -229,6 +243,12 @@ def _entry_html(entry: DigestEntry, digest: Digest) -> str:
     )
     if entry.decision:
         parts.append(f'<p style="{c["small"]}"><b>Decided:</b> {e(entry.decision)} (item {e(entry.short_id or "")})</p>')
+    elif entry.item_id and digest.console_link(entry.short_id):
+        parts.append(
+            f'<p style="{c["small"]}"><a style="{c["a"]};font-weight:600" href="{e(digest.console_link(entry.short_id), quote=True)}">'
+            f'Approve, edit, dismiss or snooze in the console</a> (or <code style="{c["code"]}">sales-supervisor review approve '
+            f'{e(entry.short_id or "")}</code>)</p>'
+        )
     elif entry.item_id:
         parts.append(
             f'<p style="{c["small"]}">Decide: <code style="{c["code"]}">sales-supervisor review approve {e(entry.short_id or "")} '
@@ -248,11 +268,41 @@ def digest_html(digest: Digest) -> str:
         f'<h1 style="{c["h1"]}">Pipeline review for {e(digest.manager_name)} — {_when(digest)}</h1>',
         f'<p style="{c["sub"]}">{digest.reps_reviewed} reps reviewed · {digest.deals_flagged} deals flagged · '
         f"<b>{digest.item_count} items to decide</b> (at most {digest.max_items_per_rep} per rep, ranked by severity × amount). "
-        "Nothing reaches a rep until you approve it.</p>",
+        + ("Nothing reaches a rep until you approve it, except the low-risk nudges sent on your behalf below.</p>"
+           if digest.on_your_behalf else "Nothing reaches a rep until you approve it.</p>"),
     ]
+    if digest.console_link():
+        parts.append(f'<p style="{c["sub"]}" id="console-link"><a style="{c["a"]};font-weight:600" '
+                     f'href="{e(digest.console_link(), quote=True)}">Open this digest in the console</a> to decide in place.</p>')
     if digest.held_back_summary:
         parts.append(f'<p style="{c["held"]}" id="held-back-summary">{e(digest.held_back_summary)} '
                      f'(<a style="{c["a"]}" href="#held-back">listed below</a>).</p>')
+    if digest.scorecards:
+        parts.append(f'<div style="{c["box"]}" id="scorecards"><h2 style="{c["h2"]}">Weekly scorecards</h2>'
+                     f'<p style="{c["small"]}">One per rep, verdict by the policy\'s rules. BELOW_FLOOR_PIP and CRITICAL stay '
+                     "with you: never sent to the rep; approving one asks you to confirm twice.</p>")
+        parts.append(f'<table style="{c["table"]}"><tr>' + "".join(
+            f'<th style="{c["th"]}">{h}</th>' for h in ("rep", "verdict", "the numbers (last weeks vs floors)", "item")
+        ) + "</tr>")
+        colours = {"EXCEEDS": "#1a7f37", "MEETS": "#57606a", "BELOW_FLOOR": "#9a6700", "BELOW_FLOOR_PIP": "#bc4c00",
+                   "CRITICAL": "#cf222e"}
+        for entry in digest.scorecards:
+            verdict = str(entry.flag.observed)
+            tag = "<br><small>manager only</small>" if verdict in ("BELOW_FLOOR_PIP", "CRITICAL") else ""
+            numbers = entry.flag.message.split(f"{verdict} ", 1)[-1]  # the reason, then the numbers
+            parts.append(
+                "<tr>"
+                f'<td style="{c["td"]}">{e(entry.rep_name or "")}</td>'
+                f'<td style="{c["td"]};white-space:nowrap"><b style="color:{colours.get(verdict, "#57606a")}">{e(verdict)}</b>{tag}</td>'
+                f'<td style="{c["td"]}">{e(numbers)}</td>'
+                f'<td style="{c["td"]}"><a style="{c["a"]}" href="#item-{e(entry.short_id or entry.flag.flag_id)}">'
+                f'<code style="{c["code"]}">{e(entry.short_id or "")}</code></a></td>'
+                "</tr>"
+            )
+        parts.append("</table></div>")
+    if digest.on_your_behalf:
+        parts.append(f'<div style="{c["box"]}" id="on-your-behalf"><strong>Sent on your behalf</strong><ul>'
+                     + "".join(f'<li style="{c["small"]}">{e(line)}</li>' for line in digest.on_your_behalf) + "</ul></div>")
     if digest.decide_first:
         parts.append(f'<div style="{c["box"]}" id="decide-first"><h2 style="{c["h2"]}">Decide these first</h2>')
         parts.append(f'<table style="{c["table"]}"><tr>' + "".join(

@@ -83,6 +83,9 @@ def post_digest(
     manager's failure does not stop the others.
     """
     digest_id = record_digest(ledger, digest, actor=actor)
+    from agents.autonomy.report import behalf_lines, previous_digest_time
+
+    digest.on_your_behalf = behalf_lines(ledger, digest.manager_id, since=previous_digest_time(ledger, digest.manager_id, digest.run_id))
     item_ids = tuple(e.item_id for e in digest.entries if e.item_id)
     paths = write_digest(digest, outbox_dir)
     existing = ledger.get_digest(digest_id)

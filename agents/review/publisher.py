@@ -22,6 +22,13 @@ it sent without sending again.
 
 In shadow mode nothing is claimed or sent: the report counts the
 shadow-approved items that would have gone out, and the outbox records them.
+
+With an ``autonomy`` governor (agents/autonomy), each run first evaluates the
+rules' levels (L5 only while its bar holds) and records L5 approvals for
+low-risk nudges, and every send is first asked about: a rule at L1/L2 sends
+nothing, an L5 approval is re-checked (bar and high-risk categories), the
+rep's preferred channel wins, and a send in the rep's quiet hours is deferred
+(it stays owed, so the first run after them sends it, once).
 """
 
 from __future__ import annotations
@@ -30,10 +37,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agents.ledger import DecisionNotVerified, Ledger, NotApproved, SendsHalted
 from agents.review.channels import CannotCheck, Channel, NotSent, OutboundMessage, OutcomeUnknown, PermanentSendError
 from agents.review.outbox import write_message
+
+if TYPE_CHECKING:
+    from agents.autonomy.governor import AutonomyGovernor
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,9 @@ class PublishReport:
     needs_attention: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # outcome unknown
     would_send: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # shadow: (item_id, channel)
     halted: str | None = None
+    deferred: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (item_id, channel, not before)
+    held: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (item_id, channel, why not sent)
+    autonomous: list[str] = dataclasses.field(default_factory=list)  # items approved at L5 by this run
 
     @property
     def counts(self) -> dict[str, int | str | None]:
@@ -64,6 +78,9 @@ class PublishReport:
             "needs_attention": len(self.needs_attention),
             "would_send": len(self.would_send),
             "halted": self.halted,
+            "deferred": len(self.deferred),
+            "held": len(self.held),
+            "autonomous": len(self.autonomous),
         }
 
 
@@ -74,6 +91,7 @@ def publish_approved(
     *,
     outbox_dir: Path | str | None = None,
     actor: str = "publisher",
+    autonomy: AutonomyGovernor | None = None,
 ) -> PublishReport:
     """Deliver every owed approved item on each of ``channels`` (ledger channel name -> Channel).
 
@@ -94,13 +112,26 @@ def publish_approved(
         report.halted = why
         return report
 
+    if autonomy is not None:
+        autonomy.start(ledger)
+        report.autonomous, held = autonomy.approve_l5(ledger, channels)
+        report.held.extend(held)
     for approved in ledger.approved_undelivered_items(tuple(channels)):
         for channel_name in approved.owed:
             channel = channels[channel_name]
+            if autonomy is not None and (hold := autonomy.hold(ledger, approved, channel_name, channels)) is not None:
+                if hold.kind == "deferred":
+                    report.deferred.append((approved.item.item_id, channel_name, hold.not_before.isoformat()))
+                else:
+                    report.held.append((approved.item.item_id, channel_name, hold.reason))
+                continue
             key = Ledger.delivery_key(approved.item.item_id, channel_name)
             message = OutboundMessage.from_approved(approved, key)
             try:
+                sent_before = len(report.sent) + len(report.recovered)
                 _deliver(ledger, channel, message, report, outbox_dir, actor)
+                if autonomy is not None and len(report.sent) + len(report.recovered) > sent_before:
+                    autonomy.sent(ledger, approved.item.item_id, channel_name)
             except SendsHalted as exc:
                 report.halted = str(exc)
                 return report
@@ -221,8 +252,11 @@ def _shadow(ledger: Ledger, channels: Mapping[str, Channel], report: PublishRepo
             item = ledger.get_item(decision.item_id)
             if item is None:
                 continue
-            approved = ApprovedItem(item=item, decision=decision, owed=tuple(channels))
-            for name in channels:
+            from agents.ledger.audience import allowed_channels
+
+            owed = allowed_channels(item, tuple(channels))  # a PIP or CRITICAL scorecard: none, ever
+            approved = ApprovedItem(item=item, decision=decision, owed=owed)
+            for name in owed:
                 report.would_send.append((item.item_id, name))
                 if outbox_dir is not None:
                     message = OutboundMessage.from_approved(approved, Ledger.delivery_key(item.item_id, name))

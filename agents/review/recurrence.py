@@ -169,6 +169,8 @@ def apply_decisions(
     held: list[HeldBack] = []
     for flag, draft in pairs:
         prior = priors.get(subject_key(flag.opportunity_id, flag.rep_id, flag.rule_id))
+        if flag.rule_id == "weekly_scorecard":  # a new report each week: last week's decision does not hold it back
+            prior = None
         if prior is None:
             shown.append((flag, draft))
             continue

@@ -141,16 +141,22 @@ def prepare_digests(
     items, so decisions already taken on it stay attached and no second set of pending items appears.
     """
     result = apply_decisions(inputs["pairs"], prior_decisions(ledger, as_of), policy, as_of)
+    from agents.autonomy.config import load_autonomy
+    from agents.autonomy.digest import apply_levels
+
+    shown, notes, at_l1 = apply_levels(result.shown, result.notes, load_autonomy(policy))  # L1 held back, L2 noted
     return build_digests(
-        result.shown, inputs["reps"], inputs["managers"], as_of, max_items_per_rep,
+        shown, inputs["reps"], inputs["managers"], as_of, max_items_per_rep,
         run_id=as_of.isoformat(),
         deal_names=inputs["deal_names"], saved_query_names=inputs["saved_query_names"],
-        notes=result.notes, held_back=[*inputs.get("held_back", []), *result.held_back],
+        notes=notes, held_back=[*inputs.get("held_back", []), *result.held_back, *at_l1],
         query_details=inputs.get("query_details"), metric_defs=inputs.get("metric_defs"),
         related=inputs.get("related"),
         remedy_queries=inputs.get("remedy_queries"),
-        demoted=demoted_rules(backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled),
-        lift_floor=policy.demotion.lift_floor if backtest_lifts else None,
+        demoted=demoted_rules(
+            backtest_lifts, policy.demotion.lift_floor, enabled=policy.demotion.enabled, always=policy.demotion.rules
+        ),
+        lift_floor=policy.demotion.lift_floor if backtest_lifts or policy.demotion.rules else None,
     )
 
 
@@ -206,5 +212,21 @@ def review_kpis(ledger: Ledger, digests: list[Any], reps: list[dict[str, Any]], 
             k: v.agreement_rate for k, v in ledger.shadow_agreement(today, by="manager").items()
         },
         "items": sum(len(s.entries) for d in digests for s in d.reps),
+        **_spend_kpis(ledger),
+    }
+
+
+def _spend_kpis(ledger: Ledger) -> dict[str, Any]:
+    """Today's LLM spend (UTC day, agents/autonomy/spend.py) and the sends made at L5 in the last 7 days."""
+    from agents.ledger import autonomy as store
+
+    total, by_rep = store.spend_on(ledger.uow, ledger.uow.now().date())
+    week = store.autonomous_sends(ledger.uow, since=ledger.uow.now() - dt.timedelta(days=7))
+    return {
+        "llm_spend_today_usd": round(total, 6),
+        "llm_spend_today_by_rep_usd": {k: round(v, 6) for k, v in sorted(by_rep.items())},
+        "sent_on_behalf_7d": len(week),
+        "recalled_7d": sum(1 for r in week if r["recall"] is not None),
+        "waiting_for_quiet_hours": len(store.waiting_sends(ledger.uow)),
     }
 

@@ -35,9 +35,10 @@ from slack_bolt.middleware import Middleware
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from agents.ledger import AlreadyDecided, EditTooLong, Ledger, NotAuthorised, SnoozeRefused, UnknownItem
+from agents.ledger import AlreadyDecided, ConfirmationRequired, EditTooLong, Ledger, NotAuthorised, SnoozeRefused, UnknownItem
 from agents.review.blocks import (
     ACTION_APPROVE,
+    ACTION_APPROVE_CONFIRMED,
     ACTION_DISMISS,
     ACTION_EDIT,
     ACTION_SNOOZE,
@@ -106,10 +107,15 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
     interactivity: dict[str, Any] = {"is_enabled": True}
     if request_url:
         interactivity["request_url"] = request_url
-    return {
+    # The /ask slash command (agents/review/slack_ask.py) is answered at the same endpoint; it needs the commands scope.
+    ask_command: dict[str, Any] = {"command": "/ask", "description": "Ask the governed pipeline metrics a question",
+                                   "usage_hint": "win rate by segment last quarter", "should_escape": False}
+    if request_url:
+        ask_command["url"] = request_url
+    manifest = {
         "display_information": {"name": name, "description": "Pipeline review digests: approve, edit or dismiss coaching before it reaches a rep."},
-        "features": {"bot_user": {"display_name": name, "always_online": False}},
-        "oauth_config": {"scopes": {"bot": list(BOT_SCOPES)}},
+        "features": {"bot_user": {"display_name": name, "always_online": False}, "slash_commands": [ask_command]},
+        "oauth_config": {"scopes": {"bot": [*BOT_SCOPES, "commands"]}},
         "settings": {
             "interactivity": interactivity,
             "org_deploy_enabled": False,
@@ -117,6 +123,9 @@ def app_manifest(request_url: str | None = "https://YOUR-HOST/slack/events", *, 
             "token_rotation_enabled": False,
         },
     }
+    from agents.coach.slack import add_brief_command  # the deal coach's /brief (issue 16)
+
+    return add_brief_command(manifest, request_url)
 
 
 def approver_map(
@@ -200,8 +209,10 @@ class _RefuseMalformed(Middleware):
         return next()
 
 
-def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient | None = None) -> App:
-    """The bolt App with the review handlers; serve it with ``serve`` or any bolt adapter."""
+def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient | None = None, ask: Any = None) -> App:
+    """The bolt App with the review handlers; serve it with ``serve`` or any bolt adapter.
+
+    ``ask(question, approver_id) -> agents.ask.Answer``: also answer the ``/ask`` slash command (agents/review/slack_ask.py)."""
     client = client or settings.client()
     app = App(
         client=client,
@@ -213,6 +224,10 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
     )
 
     app.use(_RefuseMalformed())
+    if ask is not None:
+        from agents.review.slack_ask import register_ask_command
+
+        register_ask_command(app, settings.approvers, ask)
 
     def ephemeral(channel: str | None, user: str, text: str) -> None:
         if not channel:
@@ -240,7 +255,7 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
             log.warning("could not update the digest message %s/%s: %s", channel, ts, exc.response.get("error"))
             return False
 
-    def decide(ack, body: Mapping[str, Any], action: Mapping[str, Any], verb: str) -> None:
+    def decide(ack, body: Mapping[str, Any], action: Mapping[str, Any], verb: str, confirmed: bool = False) -> None:
         item_id = str(action.get("value") or "")
         user = body["user"]["id"]
         channel, ts = _message_ref(body)
@@ -251,7 +266,11 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
             return
         approver = resolve_approver(settings.approvers, user, item)
         try:
-            decision = ledger.record_decision(item_id, verb, approver, "slack")
+            decision = ledger.record_decision(item_id, verb, approver, "slack", confirmed=confirmed)
+        except ConfirmationRequired:
+            ack()
+            ephemeral(channel, user, "This verdict stays with you and needs a second confirmation: use its Record verdict button.")
+            return
         except NotAuthorised:
             ack()
             ephemeral(channel, user, "You are not authorised to decide this item: only the rep's manager or an allow-listed delegate can. The attempt was logged.")
@@ -272,6 +291,11 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
     @app.action(ACTION_APPROVE)
     def on_approve(ack, body, action):
         decide(ack, body, action, "approve")
+
+    @app.action(ACTION_APPROVE_CONFIRMED)
+    def on_approve_confirmed(ack, body, action):
+        # Slack showed the button's confirm dialog and the manager confirmed: the second confirmation.
+        decide(ack, body, action, "approve", confirmed=True)
 
     @app.action(ACTION_DISMISS)
     def on_dismiss(ack, body, action):
@@ -358,11 +382,17 @@ def build_app(ledger: Ledger, settings: SlackAppSettings, *, client: WebClient |
         except EditTooLong as exc:
             ack(response_action="errors", errors={EDIT_BLOCK_ID: str(exc)})
             return
+        except ConfirmationRequired:  # a manager-only verdict is recorded with its Record verdict button, not edited
+            ack(response_action="errors", errors={EDIT_BLOCK_ID: "This verdict stays with you: use its Record verdict button."})
+            return
         ack()
         note = decision_text(decision.action, user, decision.approver_id, decision.decided_at, decision.mode)
         if not update_message(meta.get("channel"), meta.get("ts"), None, item_id, note, decision.edited_text):
             ephemeral(meta.get("channel"), user, note)
 
+    from agents.coach.slack import register_brief_command  # the deal coach's /brief (issue 16): private, audited
+
+    register_brief_command(app, ledger, settings.approvers)
     return app
 
 
@@ -413,13 +443,13 @@ def _form_problem(raw: bytes, content_type: str) -> str | None:
     return None if isinstance(parsed, Mapping) else "the payload is not a JSON object"
 
 
-def serve(port: int = 3000, *, ledger: Ledger, settings: SlackAppSettings, host: str = "127.0.0.1") -> None:
+def serve(port: int = 3000, *, ledger: Ledger, settings: SlackAppSettings, host: str = "127.0.0.1", ask: Any = None) -> None:
     """Run the app until interrupted: Socket Mode when ``settings.app_token`` is set, else HTTP on ``host:port``.
 
     In HTTP mode Slack's Interactivity Request URL is ``https://<public host>/slack/events``
     (put a TLS-terminating proxy or tunnel in front of this port).
     """
-    app = build_app(ledger, settings)
+    app = build_app(ledger, settings, ask=ask)
     if settings.app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -120,7 +120,10 @@ class BaselineSet:
 
     @staticmethod
     def _key(b: Baseline) -> tuple:
-        return (b.metric, b.semantic_query_id, tuple(sorted(b.slice.items())))
+        # The fallback text is part of the key: the same slice reached directly or as a fallback
+        # (e.g. all deals for a deal without a segment, and for a segment with too few closed deals)
+        # has different confidences, and a flag's must not depend on which deal was looked up last.
+        return (b.metric, b.semantic_query_id, tuple(sorted(b.slice.items())), b.fallback)
 
     def _candidates(self, metric: str, segment: str | None, stage: str | None) -> list[tuple[SemanticQueryResult, dict[str, Any], dict[str, str]]]:
         """(result, match, slice) from the narrowest slice to the broadest."""

@@ -22,6 +22,7 @@ Flag ids are deterministic (rule, subject, as-of date).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -235,8 +236,12 @@ def evaluate(
     snoozes: Iterable[Snooze] = (),
     *,
     stage_orders: Mapping[str, int] | None = None,
+    deals_evaluated: int | None = None,
 ) -> RiskRun:
-    """Apply ``policy`` to the deals and reps (features as of ``as_of``) and return the run."""
+    """Apply ``policy`` to the deals and reps (features as of ``as_of``) and return the run.
+
+    ``deals`` may be only the deals some rule can fire on (the set-based gate's candidates): then
+    pass the open deals' ``stage_orders`` and their count as ``deals_evaluated``."""
     snoozes = list(snoozes)
     orders = _stage_orders(deals, stage_orders)
     rule_order = {r: i for i, r in enumerate(policy.rule_ids)}
@@ -337,7 +342,7 @@ def evaluate(
         as_of=as_of,
         policy_version=policy.version,
         policy_digest=policy.digest,
-        deals_evaluated=len(deals),
+        deals_evaluated=len(deals) if deals_evaluated is None else deals_evaluated,
         reps_evaluated=len(reps),
         flags=kept,
         suppressed=suppressed,
@@ -357,6 +362,7 @@ def assess(
     snoozes: Iterable[Snooze] = (),
     *,
     baselines: BaselineSet | None = None,
+    set_based: bool = True,
 ) -> tuple[RiskRun, BaselineSet]:
     """Baselines from the semantic layer, features from the warehouse file, then :func:`evaluate`.
 
@@ -365,6 +371,10 @@ def assess(
     semantic-layer queries run first and the features are read afterwards on a
     short-lived read-only connection. Returns the run and the baseline set
     (whose ``results`` the caller stores as provenance).
+
+    ``set_based`` (the default): the rule conditions run as SQL in the warehouse
+    (:mod:`agents.risk.setbased`) and only the deals they let through become Python
+    objects; the flags are the same as the row-by-row path's (``set_based=False``).
     """
     import duckdb
 
@@ -375,6 +385,51 @@ def assess(
             fallback_confidence=policy.baseline_settings.fallback_confidence,
         )
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        deals = load_deal_features(con, as_of, activity_windows=activity_windows(policy))
-        reps = load_rep_features(con, as_of, deals=deals)
-    return evaluate(deals, reps, baselines, policy, as_of, snoozes), baselines
+        return evaluate_in_warehouse(con, baselines, policy, as_of, snoozes, set_based=set_based), baselines
+
+
+def evaluate_in_warehouse(
+    con,
+    baselines: BaselineSet,
+    policy: RiskPolicy,
+    as_of: dt.date,
+    snoozes: Iterable[Snooze] = (),
+    *,
+    set_based: bool = True,
+) -> RiskRun:
+    """:func:`evaluate` over the deals open in the warehouse at ``as_of`` (a DuckDB connection).
+
+    Set-based: the gate query (rule conditions as SQL) picks the deals some rule fires on or
+    cannot judge; only those are loaded as features and judged by the rule functions (message,
+    evidence, severity), then fatigue ranks the fired flags. Falls back to loading every open
+    deal when the policy or the source needs it (:func:`agents.risk.setbased.gate_supported`)."""
+    from agents.risk import setbased
+    from agents.risk.features import load_source_coverage
+
+    coverage = load_source_coverage(con)
+    windows = activity_windows(policy)
+    if set_based and setbased.gate_supported(policy, coverage) is None:
+        gate = setbased.run_gate(con, policy, as_of, baselines)
+        deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows, only=gate.candidates)
+        reps = _reps_at(con, as_of, gate.open_deals)
+        return evaluate(deals, reps, baselines, policy, as_of, snoozes,
+                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))
+    deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows)
+    reps = load_rep_features(con, as_of, deals=deals)
+    return evaluate(deals, reps, baselines, policy, as_of, snoozes)
+
+
+def _reps_at(con, as_of: dt.date, open_deals: Mapping[str, tuple[str | None, float | None]]) -> list[RepFeatures]:
+    """Every rep with the deals they held open at ``as_of`` and their amounts then (as
+    :func:`load_rep_features` counts them from the deal features)."""
+    ids: dict[str, list[str]] = defaultdict(list)
+    amounts: dict[str, float] = defaultdict(float)
+    for opp, (rep_id, amount) in open_deals.items():  # in opportunity id order, as the features are
+        if rep_id:
+            ids[rep_id].append(opp)
+            amounts[rep_id] += amount or 0.0
+    return [
+        dataclasses.replace(r, open_deal_ids=tuple(sorted(ids.get(r.rep_id, ()))),
+                            open_amount=float(amounts.get(r.rep_id, 0.0)))
+        for r in load_rep_features(con, as_of)
+    ]

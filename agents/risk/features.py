@@ -499,7 +499,7 @@ def _stage_order_map(con: Any) -> dict[str, int]:
 
 def load_deal_features(
     con: Any, as_of: dt.date, *, coverage: SourceCoverage | None = None,
-    activity_windows: tuple[int, int] | None = None,
+    activity_windows: tuple[int, int] | None = None, only: list[str] | None = None,
 ) -> list[DealFeatures]:
     """Every deal open at the end of ``as_of``, as it stood then (see the module docstring).
 
@@ -510,11 +510,20 @@ def load_deal_features(
     its meetings of the first window, its activities of the second, its last activity and its last
     decision-maker activity, chosen in SQL, and ``activity_total`` counts them all: every rule sees
     the same values as with all activities loaded (None), for a fraction of the Python objects.
+
+    ``only``: load just these open deals (the set-based engine's candidates); every value, the
+    rep's open-deal count included, is the same as in the full load.
     """
     cutoff = _day_end(as_of)
     coverage = coverage or load_source_coverage(con)
-    params = {"cutoff": cutoff}
-    deals = _rows(con, _OPEN_DEALS_SQL, params)
+    params: dict[str, Any] = {"cutoff": cutoff}
+    deals_sql, open_ids_sql = _OPEN_DEALS_SQL, _OPEN_IDS_SQL
+    if only is not None:
+        params["only"] = list(only)
+        deals_sql = deals_sql.replace(
+            "\norder by o.opportunity_id", "\nwhere o.opportunity_id in (select unnest($only::VARCHAR[]))\norder by o.opportunity_id")
+        open_ids_sql = "select unnest($only::VARCHAR[]) as opportunity_id"
+    deals = _rows(con, deals_sql, params)
     stage_orders = _stage_order_map(con)
 
     activities: dict[str, list[ActivityFact]] = defaultdict(list)
@@ -525,7 +534,7 @@ def load_deal_features(
         else:
             since = [dt.datetime.combine(as_of - dt.timedelta(days=days), dt.time()) for days in activity_windows]
             sql, sql_params = _COMPACT_ACTIVITIES_SQL, {**params, "meetings_since": since[0], "any_since": since[1]}
-        for r in _rows(con, sql.replace("{open_ids}", _OPEN_IDS_SQL), sql_params):
+        for r in _rows(con, sql.replace("{open_ids}", open_ids_sql), sql_params):
             activities[r["opportunity_id"]].append(
                 ActivityFact(
                     activity_id=str(r["activity_id"]),
@@ -538,7 +547,7 @@ def load_deal_features(
                 totals[r["opportunity_id"]] = int(r["n_activities"])
     changes: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
     if coverage.has_field_history:
-        for r in _rows(con, _FIELD_CHANGES_SQL.replace("{open_ids}", _OPEN_IDS_SQL), params):
+        for r in _rows(con, _FIELD_CHANGES_SQL.replace("{open_ids}", open_ids_sql), params):
             changes[(r["opportunity_id"], r["field_name"])].append(
                 FieldChange(
                     field_history_id=str(r["field_history_id"]),

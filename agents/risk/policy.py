@@ -30,6 +30,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.autonomy.config import AutonomySettings
 from agents.risk.expressions import Expression, ExpressionError, compile_expression
 from agents.risk.features import FEATURE_NAMES
 from agents.risk.models import SEVERITY_RANK, Severity
@@ -241,11 +242,27 @@ class DemotionSettings(_Strict):
 
     enabled: bool = True
     lift_floor: float = Field(1.1, gt=0, description="Demote rules whose backtest lift (flagged bad% / unflagged bad%) is below this.")
+    rules: list[str] = Field(default_factory=list, description="Rules always shown as informational (e.g. applied from a proposal).")
 
 
 class BaselineSettings(_Strict):
     min_closed_deals: int = Field(20, ge=1, description="A slice with a smaller sample falls back to a broader one.")
     fallback_confidence: float = Field(0.7, gt=0, le=1, description="Confidence factor per fallback level.")
+
+
+AIMS = ("stage_advanced", "decision_maker_meeting", "close_date_held", "activity_resumed", "meeting_logged")
+
+
+class OutcomeRule(_Strict):
+    aim: Literal["stage_advanced", "decision_maker_meeting", "close_date_held", "activity_resumed", "meeting_logged"] | None = None
+    business_days: int | None = Field(None, ge=1, description="Check this rule's actions after this many business days.")
+
+
+class OutcomeSettings(_Strict):
+    """When an approved action is checked for the change it aimed for (agents/learning/outcomes.py)."""
+
+    check_after_business_days: int = Field(10, ge=1, description="Business days after the flag to look for the change.")
+    rules: dict[str, OutcomeRule] = Field(default_factory=dict, description="Per rule: the aim and/or the delay.")
 
 
 class _PolicyFile(_Strict):
@@ -255,10 +272,14 @@ class _PolicyFile(_Strict):
     fatigue: FatigueLimits = Field(default_factory=FatigueLimits)
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)
     demotion: DemotionSettings = Field(default_factory=DemotionSettings)
+    autonomy: AutonomySettings = Field(default_factory=AutonomySettings)  # levels, preferences, spend (agents/autonomy)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     custom_rules: dict[str, RuleConfig] = Field(default_factory=dict)
     exclusions: list[Exclusion] = Field(default_factory=list)
     playbooks: dict[str, Playbook] = Field(default_factory=dict)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    # Rep-level triggers, scorecard floors and verdict rules (agents/accountability/policy.py).
+    accountability: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- the loaded policy
@@ -324,6 +345,14 @@ class RiskPolicy:
                 except ValidationError as exc:
                     field, msg = _first_error(exc)
                     raise PolicyError(source, str(rule_id), field, msg) from None
+        if data.get("accountability") is not None:
+            from agents.accountability.policy import AccountabilitySettings
+
+            try:
+                AccountabilitySettings.model_validate(data["accountability"])
+            except ValidationError as exc:
+                field, msg = _first_error(exc)
+                raise PolicyError(source, None, "accountability" + (f".{field}" if field else ""), msg) from None
         playbooks = data.get("playbooks") or {}
         if isinstance(playbooks, Mapping):
             for name, pb in playbooks.items():
@@ -369,6 +398,12 @@ class RiskPolicy:
             for r in ex.rules:
                 if r != "*" and r not in known:
                     raise PolicyError(src, r, f"exclusions[{i}].rules", f"unknown rule in the exclusion for tag {ex.tag!r}")
+        for r in self.spec.demotion.rules:
+            if r not in known:
+                raise PolicyError(src, r, "demotion.rules", "unknown rule")
+        for r in self.spec.outcomes.rules:
+            if r not in known:
+                raise PolicyError(src, r, "outcomes.rules", "unknown rule")
         for name, pb in self.spec.playbooks.items():
             if pb.active_from and pb.active_to and pb.active_from > pb.active_to:
                 raise PolicyError(src, None, f"playbooks.{name}.active_to", "active_to is before active_from")
@@ -436,6 +471,10 @@ class RiskPolicy:
     @property
     def decisions(self) -> DecisionSettings:
         return self.spec.decisions
+
+    @property
+    def outcomes(self) -> OutcomeSettings:
+        return self.spec.outcomes
 
     @property
     def demotion(self) -> DemotionSettings:

@@ -171,14 +171,24 @@ class RuleBacktest:
             return None
         return f / u
 
+    @property
+    def estimate(self):
+        """Lift with a bootstrap 95% interval and a verdict (lift / no lift / not enough data)."""
+        from agents.learning.stats import lift_with_ci
+
+        return lift_with_ci(self.flagged_deals, self.flagged_bad, self.unflagged_deals, self.unflagged_bad)
+
     def as_row(self) -> dict[str, Any]:
         def r(x: float | None, n: int = 3) -> float | None:
             return None if x is None else round(x, n)
 
+        est = self.estimate
+
         return {
             "rule": self.rule_id, "flagged": self.flagged_deals, "flagged_bad_rate": r(self.flagged_bad_rate),
             "unflagged": self.unflagged_deals, "unflagged_bad_rate": r(self.unflagged_bad_rate),
-            "lift": r(self.lift, 2), "flagged_lost": self.flagged_lost, "median_lead_days": self.median_lead_days,
+            "lift": r(self.lift, 2), "lift_ci_low": r(est.low, 2), "lift_ci_high": r(est.high, 2), "verdict": est.verdict,
+            "flagged_lost": self.flagged_lost, "median_lead_days": self.median_lead_days,
         }
 
 
@@ -200,16 +210,18 @@ class BacktestReport:
         return next((r for r in self.rules if r.rule_id == rule_id), None)
 
     def table(self) -> str:
-        head = f"{'rule':26s} {'flagged':>7s} {'bad%':>6s} {'unflag':>7s} {'bad%':>6s} {'lift':>5s} {'lost':>5s} {'lead(d)':>7s}"
+        head = (f"{'rule':26s} {'flagged':>7s} {'bad%':>6s} {'unflag':>7s} {'bad%':>6s} {'lift':>5s} {'95% CI':>11s} "
+                f"{'lost':>5s} {'lead(d)':>7s}  verdict")
         lines = [head]
         for r in self.rules:
             fb = "-" if r.flagged_bad_rate is None else f"{r.flagged_bad_rate:.0%}"
             ub = "-" if r.unflagged_bad_rate is None else f"{r.unflagged_bad_rate:.0%}"
             lift = "-" if r.lift is None else f"{r.lift:.2f}"
             lead = "-" if r.median_lead_days is None else f"{r.median_lead_days:.0f}"
+            est = r.estimate
             lines.append(
                 f"{r.rule_id:26s} {r.flagged_deals:7d} {fb:>6s} {r.unflagged_deals:7d} {ub:>6s} {lift:>5s} "
-                f"{r.flagged_lost:5d} {lead:>7s}"
+                f"{est.ci_text():>11s} {r.flagged_lost:5d} {lead:>7s}  {est.verdict}"
             )
         return "\n".join(lines)
 

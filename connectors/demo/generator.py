@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from connectors.demo import words
+from connectors.demo.plant_scorecards import plant_scorecards
+from connectors.demo import plant_coach, words
 from connectors.demo.params import (
     ADVERSARIAL_CYCLE,
     ADVERSARIAL_SLOT,
@@ -56,6 +57,7 @@ from sales_supervisor.settings import DEMO_AS_OF
 
 GROUND_TRUTH_COLUMNS = ("entity_type", "entity_id", "risk", "planted", "detail")
 OUTPUT_FILES = tuple(f"{name}.csv" for name in RAW_OBJECTS) + ("ground_truth.csv",)
+OUTPUT_FILES += ("loop_review_history.csv", "loop_ground_truth.csv")  # connectors/demo/plant_loop.py
 
 Progress = Callable[[str, int], None]
 
@@ -214,11 +216,15 @@ class _World:
                             self.progress("reps", rep_index)
         finally:
             sink.close()
+        self.planted.update(plant_scorecards(folder, self.as_of, self.seed, sink.counts))  # issue 14: rep-level cases
         total = sum(sink.counts.values())
         if self.progress:
             self.progress("rows", total)
         manifest = self._manifest(sink.counts)
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        from connectors.demo.plant_loop import plant_loop  # issue 17: planted review history (reads the files above)
+
+        plant_loop(folder, as_of=self.as_of, seed=self.seed, scale=self.scale)
         return manifest
 
     def _manifest(self, counts: dict[str, int]) -> dict:
@@ -294,6 +300,7 @@ class _World:
 
         deals.sort(key=lambda d: d.created)
         open_deals.sort(key=lambda d: d.created)
+        self._segment = seg.name  # loss reasons differ by segment (plant_coach)
         self._emit(sink, rep_id, deals + open_deals)
 
         if len(open_deals) >= RISK_DEFINITIONS["rep_overload"]["min_open_deals"]:
@@ -642,6 +649,7 @@ class _World:
                 opp_id, d.account.account_id, rep_id, d.name, stage, _amount(d.amount), _ts(d.created),
                 _day_str(d.close_date), _bool(d.closed is not None), _bool(d.is_won),
                 _ts(d.closed) if d.closed is not None else "", d.next_step, "",
+                plant_coach.loss_reason(opp_id, self._segment, d.entries, d.closed is not None and not d.is_won),
             ])
             for st, key in d.entries:
                 shs.append([self._id("sh", 8), opp_id, st, _ts(key)])

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.mapping import MappingError, StageSpec, load_yaml_model
+from connectors.mapping import MappingError, Plausibility, StageSpec, load_yaml_model
 
 # HubSpot objects read for the canonical ``activities`` (the engagement object -> activity_type).
 DEFAULT_ACTIVITY_OBJECTS = {"meetings": "meeting", "calls": "call", "emails": "email", "tasks": "task"}
@@ -84,6 +84,11 @@ class RetrySettings(BaseModel):
 
 class HubSpotConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    plausibility: Plausibility = Field(
+        default_factory=Plausibility,
+        description="Dates outside min_date .. today + max_years_ahead and amounts above max_amount are "
+        "quarantined, as in CSV exports; max_quarantine_share sets the quarantine check's limit.",
+    )
 
     source_system: str = "hubspot"
     portal_id: str | None = Field(default=None, description="Hub id; enables deep links (source_url).")

@@ -43,14 +43,14 @@ from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient
 from connectors.hubspot.config import ACTIVITY_SUBJECT_PROPERTY, HubSpotConfig
 from connectors.hubspot.tables import DATASET, TABLES
 from connectors.schema import STAGE, Field, RawObject
-from connectors.values import ValueProblem, parse_value
+from connectors.values import PlausibleBounds, ValueProblem, parse_value
 
 SEARCH_CAP = 10_000  # HubSpot's search returns at most 10,000 results per query
 HISTORY_PAGE_LIMIT = 50  # listing limit when propertiesWithHistory is requested
 
 DEAL_PROPERTIES = [
     "dealname", "dealstage", "pipeline", "amount", "createdate", "closedate", "hs_is_closed",
-    "hs_is_closed_won", "hubspot_owner_id", "hs_next_step", "hs_lastmodifieddate",
+    "hs_is_closed_won", "hubspot_owner_id", "hs_next_step", "hs_lastmodifieddate", "closed_lost_reason",
 ]
 COMPANY_PROPERTIES = ["name", "domain", "industry", "numberofemployees", "createdate", "hs_lastmodifieddate"]
 CONTACT_PROPERTIES = [
@@ -90,9 +90,12 @@ def _epoch_ms(ts: dt.datetime) -> int:
     return int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000)
 
 
-def parse_field(f: Field, value: Any, stages: Mapping[str, str] | None = None) -> Any:
+def parse_field(
+    f: Field, value: Any, stages: Mapping[str, str] | None = None, bounds: PlausibleBounds | None = None
+) -> Any:
     return parse_value(
         f, value, parse_date=lambda v: parse_timestamp(v).date(), parse_timestamp=parse_timestamp, stages=stages,
+        bounds=bounds,
     )
 
 
@@ -141,8 +144,12 @@ class _Fetch:
 class _Emitter:
     """Types, validates and batches rows of one native table; rejects what cannot be used."""
 
-    def __init__(self, table: RawObject, report: ObjectReport, batch_size: int, stages: Mapping[str, str] | None = None):
+    def __init__(
+        self, table: RawObject, report: ObjectReport, batch_size: int, stages: Mapping[str, str] | None = None,
+        bounds: PlausibleBounds | None = None,
+    ):
         self.table = table
+        self.bounds = bounds
         self.report = report
         self.batch_size = batch_size
         self.stages = stages
@@ -155,7 +162,7 @@ class _Emitter:
         problems: list[tuple[str, str]] = []
         for f in self.table.fields:
             try:
-                typed[f.name] = parse_field(f, values.get(f.name), self.stages if f.type == STAGE else None)
+                typed[f.name] = parse_field(f, values.get(f.name), self.stages if f.type == STAGE else None, self.bounds)
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
         if problems:
@@ -228,6 +235,8 @@ class HubSpotSource:
 
     def __init__(self, token: str, base_url: str = DEFAULT_BASE_URL, config: HubSpotConfig | None = None):
         self.config = config or HubSpotConfig()
+        self.bounds = self.config.plausibility.bounds()
+        self.max_quarantine_share = self.config.plausibility.max_quarantine_share
         self.client = HubSpotClient(token, base_url, self.config.retry, read_only=True)
         self.reports: dict[str, ObjectReport] = {}
         self.cursors: dict[str, str] = {}
@@ -269,7 +278,7 @@ class HubSpotSource:
 
     def _emitter(self, table: RawObject, source_file: str, batch_size: int, stages: Mapping[str, str] | None = None) -> _Emitter:
         report = self.reports[table.name] = ObjectReport(table.name, source_file)
-        return _Emitter(table, report, batch_size, stages)
+        return _Emitter(table, report, batch_size, stages, self.bounds)
 
     # -- pipelines and stages
     def _load_pipelines(self) -> list[dict[str, Any]]:

@@ -94,6 +94,7 @@ TABLES: dict[str, RawObject] = {
                 _f("hs_is_closed_won", BOOL),
                 _f("hubspot_owner_id", ID),
                 _f("hs_next_step", STR),
+                _f("closed_lost_reason", STR),
                 _f("hs_lastmodifieddate", TIMESTAMP),
                 _f("primary_company_id", ID),  # the deal_to_company association, else the first company
                 _f("created_at", TIMESTAMP, True),

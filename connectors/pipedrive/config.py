@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connectors.mapping import MappingError, load_yaml_model
+from connectors.mapping import MappingError, Plausibility, load_yaml_model
 
 
 class StageOverride(BaseModel):
@@ -28,6 +28,11 @@ class StageOverride(BaseModel):
 
 class PipedriveConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    plausibility: Plausibility = Field(
+        default_factory=Plausibility,
+        description="Dates outside min_date .. today + max_years_ahead and amounts above max_amount are "
+        "quarantined, as in CSV exports; max_quarantine_share sets the quarantine check's limit.",
+    )
 
     source_system: str = "pipedrive"
     company_domain: str | None = Field(

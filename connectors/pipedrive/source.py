@@ -48,7 +48,7 @@ from connectors.pipedrive.client import (
 from connectors.pipedrive.config import PipedriveConfig
 from connectors.pipedrive.tables import DATASET, TABLES
 from connectors.schema import ID, Field, RawObject
-from connectors.values import ValueProblem, parse_value
+from connectors.values import PlausibleBounds, ValueProblem, parse_value
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 CONFIG = "config"
@@ -123,12 +123,12 @@ def cursor_of(ts: dt.datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse(f: Field, value: Any) -> Any:
+def _parse(f: Field, value: Any, bounds: PlausibleBounds | None = None) -> Any:
     if isinstance(value, _Problem):
         raise ValueProblem(value.why)
     if f.type == ID:
         value = _ref_id(value)
-    return parse_value(f, value, parse_date=parse_date, parse_timestamp=parse_timestamp)
+    return parse_value(f, value, parse_date=parse_date, parse_timestamp=parse_timestamp, bounds=bounds)
 
 
 def _ref_id(value: Any) -> Any:
@@ -195,6 +195,8 @@ class PipedriveSource:
 
     def __init__(self, api_token: str, base_url: str = DEFAULT_BASE_URL, config: PipedriveConfig | None = None):
         self.config = config or PipedriveConfig()
+        self.bounds = self.config.plausibility.bounds()
+        self.max_quarantine_share = self.config.plausibility.max_quarantine_share
         self.base_url = base_url.rstrip("/")
         c = self.config
         self.http = PipedriveReader(
@@ -278,13 +280,12 @@ class PipedriveSource:
         if batch.rows or batch.rejected:
             yield batch
 
-    @staticmethod
-    def _convert(obj: RawObject, values: dict[str, Any]):
+    def _convert(self, obj: RawObject, values: dict[str, Any]):
         typed: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for f in obj.fields:
             try:
-                typed[f.name] = _parse(f, values.get(f.name))
+                typed[f.name] = _parse(f, values.get(f.name), self.bounds)
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
         return typed, problems

@@ -59,7 +59,7 @@ TABLES: dict[str, RawObject] = {
             _f("value", AMOUNT), _f("currency", STR), _f("owner_id", ID), _f("org_id", ID), _f("person_id", ID),
             _f("add_time", TIMESTAMP, True), _f("update_time", TIMESTAMP), _f("expected_close_date", DATE),
             _f("won_time", TIMESTAMP), _f("lost_time", TIMESTAMP), _f("close_time", TIMESTAMP),
-            _f("next_activity_subject", STR),
+            _f("next_activity_subject", STR), _f("lost_reason", STR),
         ], "GET /api/v2/deals (updated_since; status open,won,lost,deleted): deals.", "opportunities"),
         _t("deal_changes", ("id",), [
             _f("id", ID, True),  # <deal_id>:<field_key>:<log_time>[:n]: the change log has no id of its own

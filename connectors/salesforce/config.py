@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connectors.mapping import Plausibility
+
 
 class SegmentBand(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -23,6 +25,11 @@ class SegmentBand(BaseModel):
 
 class SalesforceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    plausibility: Plausibility = Field(
+        default_factory=Plausibility,
+        description="Dates outside min_date .. today + max_years_ahead and amounts above max_amount are "
+        "quarantined, as in CSV exports; max_quarantine_share sets the quarantine check's limit.",
+    )
 
     source_system: str = "salesforce"
 

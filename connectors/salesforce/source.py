@@ -52,7 +52,7 @@ from connectors.salesforce.client import DEFAULT_API_VERSION, SalesforceClient, 
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.tables import DATASET, TABLES
 from connectors.schema import STAGE, Field
-from connectors.values import ValueProblem, parse_value
+from connectors.values import PlausibleBounds, ValueProblem, parse_value
 
 ENV_INSTANCE_URL = "SALESFORCE_INSTANCE_URL"
 ENV_ACCESS_TOKEN = "SALESFORCE_ACCESS_TOKEN"
@@ -175,6 +175,8 @@ class SalesforceSource:
         config: SalesforceConfig | None = None,
     ):
         self.config = config or SalesforceConfig()
+        self.bounds = self.config.plausibility.bounds()
+        self.max_quarantine_share = self.config.plausibility.max_quarantine_share
         self.client = SalesforceClient(instance_url, access_token, api_version, self.config)
         self.instance_url = self.client.instance_url
         self.reports: dict[str, ObjectReport] = {}
@@ -344,7 +346,7 @@ class SalesforceSource:
         problems: list[tuple[str, str]] = []
         for f in obj.fields:
             try:
-                typed[f.name] = self._parse(f, values.get(f.name), stage_lookup)
+                typed[f.name] = self._parse(f, values.get(f.name), stage_lookup, self.bounds)
             except ValueProblem as exc:
                 problems.append((f.name, str(exc)))
         clean = _strip_attributes(record)
@@ -370,10 +372,10 @@ class SalesforceSource:
         col.batch.rows.append(typed)
 
     @staticmethod
-    def _parse(f: Field, raw: Any, stage_lookup: dict[str, str] | None) -> Any:
+    def _parse(f: Field, raw: Any, stage_lookup: dict[str, str] | None, bounds: PlausibleBounds | None = None) -> Any:
         return parse_value(
             f, raw, parse_date=_parse_sf_date, parse_timestamp=parse_sf_datetime, stages=stage_lookup,
-            true_values=("true", "1"), false_values=("false", "0"),
+            true_values=("true", "1"), false_values=("false", "0"), bounds=bounds,
         )
 
     def _flush(self, col: _Collector) -> Iterator[Batch]:

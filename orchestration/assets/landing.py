@@ -108,6 +108,15 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
         r["object"]: r
         for r in land_source(source, warehouse, settings.home_dir, context.run.run_id, objects=selected)
     }
+    # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
+    if "quotas" in selected:
+        from agents.accountability.quotas import land_quotas_file
+        from agents.warehouse import Warehouse
+
+        with Warehouse.from_settings(settings).connect() as con:
+            n = land_quotas_file(con, settings.quotas_file)
+        if settings.quotas_file:
+            context.log.info(f"quotas file {settings.quotas_file}: {n} row(s) landed in raw.quota_file")
     dataset = source_dataset(source)
     if dataset != "raw":  # the native tables written, as materializations of their (external) assets
         for name in tables:

@@ -46,7 +46,6 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from agents.review.digests import route_items
     from agents.review.posting import post_digest
     from agents.review.run import load_digest_inputs, prepare_digests, review_kpis, slack_web_client
-    from agents.risk.policy import load_policy
     from agents.risk.store import evidence_report
 
     settings = supervisor.settings()
@@ -58,12 +57,22 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
+        from agents.autonomy.config import load_autonomy
+        from agents.autonomy.levels import evaluate_levels
         from agents.review.demotion import load_backtest_lifts
+        from agents.review.modes import ModeSettings
 
+        # The L5 bar at each run's start too, so a rule that fell below it is in today's digest as a notice.
+        evaluate_levels(ledger, load_autonomy(settings.risk_policy_in_force()), ledger.uow.now().date(),
+                        drafter=ModeSettings.from_env().live_drafter)
         digests = prepare_digests(
-            ledger, inputs, load_policy(settings.risk_policy), as_of, settings.max_items_per_rep,
+            ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
+        from sales_supervisor.console.settings import ConsoleSettings  # the console's base URL: digests link there
+
+        for d in digests:
+            d.console_url = ConsoleSettings().base_url()
         results = [post_digest(ledger, d, client, outbox) for d in digests]
         if inputs["risk_run_id"]:
             with settings.warehouse_handle().connect(read_only=True) as con:
@@ -147,7 +156,12 @@ def published_coaching(context: AssetExecutionContext, supervisor: SupervisorSet
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
         mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
         channels = make_channels(ledger, settings.home_dir, crm_note_channel=crm_note_writer(settings.crm_source, ledger))
-        report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox")
+        # Autonomy levels per rule, quiet hours and preferences (the policy's autonomy section; default L3 for every rule).
+        from agents.autonomy.config import load_autonomy
+        from agents.autonomy.governor import AutonomyGovernor
+
+        governor = AutonomyGovernor(load_autonomy(settings.risk_policy_in_force()), drafter=ModeSettings.from_env().live_drafter)
+        report = publish_approved(ledger, channels, mode, outbox_dir=settings.home_dir / "outbox", autonomy=governor)
         anchored = _anchor(ledger, settings, slack_web_client(), f"publish {context.run.run_id[:8]} ({mode})")
     counts = {**report.counts, "audit_anchor": anchored}
     context.log.info(f"publish ({mode}): {json.dumps(counts, default=str)}")
@@ -176,8 +190,14 @@ def approval_sensor(context: dg.SensorEvaluationContext, supervisor: SupervisorS
     from agents.ledger import open_ledger
 
     settings = supervisor.settings()
+    from agents.ledger.autonomy import waiting_sends
+
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         decisions, cursor = ledger.decisions_since(context.cursor)
+        # Sends deferred by quiet hours whose time has come: one publish run per due time (the run key).
+        due = [w.not_before for w in waiting_sends(ledger.uow) if w.not_before <= ledger.uow.now()]
+    if due and not decisions:
+        return dg.RunRequest(run_key=f"deferred-{max(due).isoformat()}", tags={"deferred_sends": str(len(due))})
     if not decisions:
         return dg.SkipReason("no new decisions")
     context.update_cursor(cursor)

@@ -17,7 +17,8 @@ MART_INPUTS = [
 
 @dg.asset(
     key=["risk", "risk_flags"],
-    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs]],
+    deps=[*[dg.AssetKey(["marts", m]) for m in MART_INPUTS], *[s.key for s in semantic_layer.specs],
+          dg.AssetKey(["accountability", "rep_scorecards"])],
     group_name=RISK_GROUP,
     owners=["team:revenue-operations"],
     kinds={"python", "duckdb"},
@@ -31,7 +32,6 @@ MART_INPUTS = [
 def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -> dg.MaterializeResult:
     from agents.ledger import open_ledger
     from agents.risk.engine import Snooze, assess
-    from agents.risk.policy import load_policy
     from agents.risk.store import store_risk_run
 
     settings = supervisor.settings()
@@ -45,7 +45,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
                 "and the semantic layer ran on it."
             )
         )
-    policy = load_policy(settings.risk_policy)
+    policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
             Snooze(opportunity_id=s.opportunity_id, rule_id=s.rule_id, until=s.until, reason=s.reason or "", by=s.by or "")
@@ -53,7 +53,12 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         ]
     layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
     run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
-    store_risk_run(settings.warehouse_path, run, baselines.results, context.run.run_id)
+    # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
+    from agents.accountability.run import assess_reps, load_scorecards
+
+    scorecards = load_scorecards(settings.warehouse_path, as_of)
+    run, rep_queries = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes, scorecards=scorecards)
+    store_risk_run(settings.warehouse_path, run, [*baselines.results, *rep_queries], context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
@@ -64,6 +69,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
             "deals_evaluated": dg.MetadataValue.int(run.deals_evaluated),
             "flags": dg.MetadataValue.int(len(run.flags)),
             "flags_by_rule": dg.MetadataValue.json(by_rule),
+            "scorecards": dg.MetadataValue.json({sc.rep_id: sc.verdict for sc in scorecards}),
             "suppressed": dg.MetadataValue.int(len(run.suppressed)),
             "not_applicable": dg.MetadataValue.json({n.rule_id: f"{n.reason} ({n.count})" for n in run.not_applicable}),
             "semantic_query_ids": dg.MetadataValue.json(run.semantic_query_ids),
@@ -108,7 +114,7 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
     pool="warehouse",
 )
 def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettings, drafter: DrafterSettings) -> dg.MaterializeResult:
-    from agents.drafting import draft_all, make_drafter
+    from agents.drafting import make_drafter
     from agents.evidence import load_packets
     from agents.risk.models import RiskFlag
     from agents.risk.store import RISK_SCHEMA
@@ -140,7 +146,18 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
             curves = None
     packets = load_packets(warehouse, flags, as_of, remedies_for([f for f in flags if f.is_primary], curves))
     config = drafter.config()
-    run = draft_all(packets, make_drafter(config), budget_usd=config.budget_usd)
+    # Spend caps per day and per rep (the policy's autonomy.spend) beside the per-run budget; costs recorded per rep.
+    from agents.autonomy.config import load_autonomy
+    from agents.autonomy.spend import governed_draft_all
+    from agents.autonomy.preferences import with_tone
+    from agents.ledger import open_ledger
+
+    autonomy = load_autonomy(settings.risk_policy_in_force())
+    packets = with_tone(packets, autonomy.preferences)  # each rep's preferred tone, passed to the drafters
+    with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+        run, spend = governed_draft_all(
+            packets, make_drafter(config), ledger, autonomy.spend, run_id=context.run.run_id, run_cap=config.budget_usd,
+        )
     packets_by_id = {p.packet_id: p for p in packets}
     import datetime as dt
 
@@ -172,5 +189,5 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
     for rejected in run.rejected:
         context.log.warning(f"draft rejected for {rejected}")
     return dg.MaterializeResult(
-        metadata={k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in run.stats.to_metadata().items()}
+        metadata={k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in {**run.stats.to_metadata(), **spend}.items() if v is not None}
     )

@@ -393,6 +393,7 @@ def seed_portal(server: FakeHubSpotServer) -> FakeHubSpotServer:
             "closedate": iso(T0 + dt.timedelta(days=30)), "hs_is_closed": str(closed).lower(),
             "hs_is_closed_won": str(stage == "closedwon").lower(), "hubspot_owner_id": owner,
             "hs_next_step": "Send proposal" if not closed else None,
+            "closed_lost_reason": "Chose a competitor" if stage == "closedlost" else None,
         }
         history = {
             "dealstage": [("appointmentscheduled", created)] + ([(stage, created + dt.timedelta(days=10))] if stage != "appointmentscheduled" else []),

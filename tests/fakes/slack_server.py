@@ -59,6 +59,7 @@ class StoredMessage:
 class _State:
     calls: list[Call] = field(default_factory=list)
     messages: dict[str, list[StoredMessage]] = field(default_factory=dict)
+    deleted: list[StoredMessage] = field(default_factory=list)  # chat.delete
     failures: dict[str, list[str]] = field(default_factory=dict)
     response_urls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -183,6 +184,12 @@ class FakeSlackServer:
         with self._lock:
             return list(self._state.messages.get(channel, []))
 
+    @property
+    def deleted(self) -> list[StoredMessage]:
+        """Messages removed by chat.delete."""
+        with self._lock:
+            return list(self._state.deleted)
+
     def all_messages(self) -> list[StoredMessage]:
         with self._lock:
             return [m for ms in self._state.messages.values() for m in ms]
@@ -252,6 +259,16 @@ class FakeSlackServer:
                     msg.blocks = params["blocks"]
                 msg.updates += 1
                 return {"ok": True, "channel": channel, "ts": ts, "text": msg.text or "", "message": msg.as_api(False)}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _api_chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("ts")
+        msgs = self._state.messages.get(channel, [])
+        for msg in msgs:
+            if msg.ts == ts:
+                msgs.remove(msg)
+                self._state.deleted.append(msg)
+                return {"ok": True, "channel": channel, "ts": ts}
         return {"ok": False, "error": "message_not_found"}
 
     def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -47,6 +47,7 @@ resolved as (
             when current_stints.stage = opportunities.stage then current_stints.entered_at
         end as current_stage_entered_at,
         opportunities.next_step,
+        opportunities.loss_reason,
         opportunities._source_system as source_system,
         opportunities.source_url as source_url_raw
     from opportunities
@@ -112,6 +113,8 @@ final as (
         end as cycle_days,
         current_stage_entered_at,
         next_step,
+        -- recorded on lost deals only (a reason left on a won or open deal is not a loss reason)
+        case when is_closed and not is_won then loss_reason end as loss_reason,
         source_system,
         coalesce(
             source_url_raw,

@@ -22,6 +22,7 @@ renamed as (
         closed_at,
         next_step,
         nullif(trim(source_url), '') as source_url,
+        nullif(trim(loss_reason), '') as loss_reason,
 
         _source_system,
         _source_file,

@@ -59,6 +59,7 @@ select
     cast(case when hs_is_closed then closedate end as timestamp) as closed_at,
     cast(hs_next_step as varchar) as next_step,
     cast(source_url as varchar) as source_url,
+    cast(case when hs_is_closed and not coalesce(hs_is_closed_won, false) then nullif(trim(closed_lost_reason), '') end as varchar) as loss_reason,
 
     cast(_source_system as varchar) as _source_system,
     cast(_source_file as varchar) as _source_file,

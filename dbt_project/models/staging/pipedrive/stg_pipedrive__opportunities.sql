@@ -42,6 +42,7 @@ mapped as (
             when 'lost' then coalesce(d.lost_time, d.close_time)
         end as closed_at,
         d.next_activity_subject as next_step,
+        case when d.status = 'lost' then nullif(trim(d.lost_reason), '') end as loss_reason,
         case
             when settings.company_domain is not null
                 then 'https://' || settings.company_domain || '.pipedrive.com/deal/' || d.id
@@ -71,6 +72,7 @@ final as (
         cast(closed_at as timestamp) as closed_at,
         cast(next_step as varchar) as next_step,
         cast(source_url as varchar) as source_url,
+        cast(loss_reason as varchar) as loss_reason,
 
         cast(_source_system as varchar) as _source_system,
         cast(_source_file as varchar) as _source_file,
