@@ -342,6 +342,7 @@ def _merge_counts(dicts) -> dict[str, int]:
 
 
 def _ensure_table(con, obj: RawObject, schema: str) -> None:
+    con = WarehouseConnection.adopt(con)  # a driver connection too (tests, dbt development)
     con.execute(create_table_sql(obj, schema))
     # A warehouse landed by an older version is upgraded in place: columns a table has gained
     # since are added, and dlt's bookkeeping columns (NOT NULL when dlt loaded row by row) accept
