@@ -32,7 +32,7 @@ from dlt.common.schema.typing import TColumnSchema
 
 from agents.warehouse import Warehouse, WarehouseConnection
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.schema import DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
+from connectors.schema import DDL_TYPES, DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
 
 DLT_SOURCE_NAME = "crm"
@@ -352,7 +352,7 @@ def _ensure_table(con, obj: RawObject, schema: str) -> None:
         "select column_name, is_nullable from information_schema.columns where table_schema = :schema and table_name = :name",
         {"schema": schema, "name": obj.name},
     ).fetchall())
-    wanted = [(f'"{f.name}"', f.name, DUCKDB_TYPES[f.type]) for f in obj.fields]
+    wanted = [(f'"{f.name}"', f.name, DDL_TYPES[f.type]) for f in obj.fields]
     wanted += [(c, c, t) for c, t in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"),
                                       ("_dlt_load_id", "VARCHAR"), ("_dlt_id", "VARCHAR"))]
     for quoted, name, type_ in wanted:
