@@ -32,7 +32,7 @@ from dlt.common.schema.typing import TColumnSchema
 
 from agents.warehouse import Warehouse, WarehouseConnection
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.schema import DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
+from connectors.schema import DDL_TYPES, DUCKDB_TYPES, create_rejected_rows_sql, create_table_sql
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
 
 DLT_SOURCE_NAME = "crm"
@@ -342,6 +342,7 @@ def _merge_counts(dicts) -> dict[str, int]:
 
 
 def _ensure_table(con, obj: RawObject, schema: str) -> None:
+    con = WarehouseConnection.adopt(con)  # a driver connection too (tests, dbt development)
     con.execute(create_table_sql(obj, schema))
     # A warehouse landed by an older version is upgraded in place: columns a table has gained
     # since are added, and dlt's bookkeeping columns (NOT NULL when dlt loaded row by row) accept
@@ -351,7 +352,7 @@ def _ensure_table(con, obj: RawObject, schema: str) -> None:
         "select column_name, is_nullable from information_schema.columns "
         f"where table_schema = '{schema}' and table_name = '{obj.name}'"
     ).fetchall())
-    wanted = [(f'"{f.name}"', f.name, DUCKDB_TYPES[f.type]) for f in obj.fields]
+    wanted = [(f'"{f.name}"', f.name, DDL_TYPES[f.type]) for f in obj.fields]
     wanted += [(c, c, t) for c, t in (("_is_deleted", "BOOLEAN"), ("_extra", "VARCHAR"),
                                       ("_dlt_load_id", "VARCHAR"), ("_dlt_id", "VARCHAR"))]
     for quoted, name, type_ in wanted:

@@ -27,7 +27,7 @@ DUCKDB_TYPES = {
     ID: "VARCHAR",
     STR: "VARCHAR",
     INT: "BIGINT",
-    AMOUNT: "DOUBLE PRECISION",  # DOUBLE in DuckDB; the same SQL on PostgreSQL
+    AMOUNT: "DOUBLE",
     BOOL: "BOOLEAN",
     DATE: "DATE",
     TIMESTAMP: "TIMESTAMP",
@@ -240,8 +240,12 @@ def create_rejected_rows_sql(schema: str = "raw") -> str:
     return f"create table if not exists {schema}.rejected_rows ({cols})"
 
 
+# The DDL spelling valid on DuckDB and PostgreSQL alike (DuckDB reports DOUBLE PRECISION as DOUBLE).
+DDL_TYPES = {**DUCKDB_TYPES, AMOUNT: "DOUBLE PRECISION"}
+
+
 def create_table_sql(obj: RawObject, schema: str = "raw") -> str:
-    cols = [f'"{f.name}" {DUCKDB_TYPES[f.type]}' for f in obj.fields]  # quoted: a CRM may name a field "primary"
+    cols = [f'"{f.name}" {DDL_TYPES[f.type]}' for f in obj.fields]  # quoted: a CRM may name a field "primary"
     cols += [
         "_source_system VARCHAR",
         "_source_file VARCHAR",

@@ -51,7 +51,7 @@ class SupervisorSettings(dg.ConfigurableResource):
 
     # One MetricFlow engine (and dbt adapter, and on a server warehouse one connection) per run: built on
     # first use by any asset of the run and shared by the rest (the in-process executor initialises this
-    # resource once per run; a multiprocess run builds one per step process), closed when the run ends.
+    # resource once per run; a multiprocess run builds one per step process), closed when the resource goes.
     _semantic_layer: Any = PrivateAttr(default=None)
 
     def semantic_layer(self):
@@ -68,12 +68,13 @@ class SupervisorSettings(dg.ConfigurableResource):
                 wh.path if wh.dialect == "duckdb" else None,
                 target=wh.dialect, env={**os.environ, **wh.dbt_env()},
             )
+            # Closed when the run's resource goes (no teardown hook: that would make this resource a context
+            # manager, which sensors and tests building contexts by hand cannot open).
+            import weakref
+
+            weakref.finalize(self, self._semantic_layer.close)
         return self._semantic_layer
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        layer, self._semantic_layer = self._semantic_layer, None
-        if layer is not None:
-            layer.close()
 
 
 def _folder_state(folder: Path, mapping: Path | None) -> tuple:

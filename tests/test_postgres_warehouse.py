@@ -108,4 +108,4 @@ def test_the_daily_job_runs_on_postgres_like_on_duckdb(postgres_warehouse_url, b
 
     # 4. The risk step: not yet on PostgreSQL (agents/risk reads through DuckDB), and it says so.
     assert "risk/risk_flags" not in ran and not summary.success
-    assert any(f.startswith("risk_flags") and RISK_NOT_YET in f for f in summary.failures), summary.failures
+    assert any(f.startswith("risk__risk_flags:") and RISK_NOT_YET in f for f in summary.failures), summary.failures

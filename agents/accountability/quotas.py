@@ -29,7 +29,7 @@ import yaml
 QUOTA_FILE_TABLE = "raw.quota_file"
 _PERIOD = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 _DDL = f"""create table if not exists {QUOTA_FILE_TABLE} (
-    rep VARCHAR, team VARCHAR, quarter_start DATE, quota_amount DOUBLE, _source_file VARCHAR, _source_row BIGINT)"""
+    rep VARCHAR, team VARCHAR, quarter_start DATE, quota_amount DOUBLE PRECISION, _source_file VARCHAR, _source_row BIGINT)"""
 
 
 class QuotaFileError(ValueError):

@@ -31,7 +31,7 @@ select
     ) as source_url,
     -- no standard field: an org's Loss_Reason__c (read with select_all_fields, it lands in _extra), where present
     cast(case when opportunity.is_closed and not coalesce(opportunity.is_won, false)
-        then nullif(trim(json_extract_string(opportunity._extra, '$.Loss_Reason__c')), '') end as varchar) as loss_reason,
+        then nullif(trim({{ json_text('opportunity._extra', "'Loss_Reason__c'") }}), '') end as varchar) as loss_reason,
 
     cast(opportunity._source_system as varchar) as _source_system,
     cast(opportunity._source_file as varchar) as _source_file,
