@@ -216,6 +216,8 @@ def test_a_source_without_an_activity_log_keeps_the_row_by_row_path():
 # ---------------------------------------------------------------------------- PostgreSQL
 
 PG_URL = os.environ.get("SALES_SUPERVISOR_TEST_POSTGRES_URL")
+if PG_URL:  # psycopg takes a libpq URL: no SQLAlchemy driver suffix (.ci/run gives postgresql+psycopg://)
+    PG_URL = re.sub(r"^postgresql\+\w+://", "postgresql://", PG_URL)
 
 
 @pytest.mark.skipif(not PG_URL, reason="SALES_SUPERVISOR_TEST_POSTGRES_URL is not set")
