@@ -129,6 +129,10 @@ def test_review_time_from_first_view_to_last_decision(env):
     assert rt.complete and rt.minutes is not None and 0 <= rt.minutes < 1
     kpi = env.ledger.review_time_kpi()
     assert kpi.digests == 1 and kpi.within_target == 1 and kpi.met
+    from agents.learning.outcomes import loop_kpis  # the learning loop's seed KPIs read the same figure
+
+    seed = loop_kpis(env.ledger.uow, [])["manager_review_time"]
+    assert seed["digests"] == 1 and seed["within_target"] == 1 and seed["target_minutes"] == 15
     assert "All 4 items decided" in client.get("/digest").text
     # a second view is not a new first view
     views = [a for a in env.ledger.audit_rows(subject_type="digest", subject_id=digest_id) if a.action == "digest.viewed"]
@@ -386,3 +390,30 @@ def test_add_user_command_stores_an_argon2_hash_never_the_password(tmp_path):
     assert r.exit_code == 2 and "needs --approver-id" in r.output
     r = runner.invoke(app, ["console", "users", "--home", str(home)])
     assert "maria" in r.output and "argon2" not in r.output
+
+
+def test_reports_page_shows_the_learning_loops_charts_to_ops_admins_only(env):
+    import datetime as dt
+
+    from agents.learning.charts import backtest_charts
+    from agents.risk.quality import BacktestReport, RuleBacktest
+
+    olga = signed_in(env, "olga")
+    empty = olga.get("/ops/reports")
+    assert empty.status_code == 200 and "No chart yet: run <code>sales-supervisor backtest</code>" in empty.text
+
+    d = dt.date(2026, 9, 1)
+    rules = [RuleBacktest("stalled_in_stage", 120, 60, 400, 80, 40, 21.0)]
+    backtest_charts(BacktestReport(d, d, 7, [d], d, 30, 500, rules), env.settings.home_dir / "backtest", floor=1.1)
+    page = olga.get("/ops/reports")
+    assert 'src="/ops/reports/backtest/lift_per_rule.png"' in page.text
+    png = olga.get("/ops/reports/backtest/lift_per_rule.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG") and png.headers["content-type"] == "image/png"
+    # only charts the commands wrote, from the report folders: nothing else under the home is reachable
+    (env.settings.home_dir / "secret.png").write_bytes(b"\x89PNG not a report")
+    for path in ("/ops/reports/backtest/secret.png", "/ops/reports/..%2Fsecret.png/x.png", "/ops/reports/ledger/x.png",
+                 "/ops/reports/backtest/latest.json"):
+        assert olga.get(path).status_code == 404, path
+    maria = signed_in(env, "maria")
+    assert maria.get("/ops/reports").status_code == 403
+    assert maria.get("/ops/reports/backtest/lift_per_rule.png").status_code == 403

@@ -312,5 +312,17 @@ def loop_kpis(uow: Any, outcomes: Iterable[Any]) -> dict[str, Any]:
         "approved_items_touched": len(days),
         "reps_reviewed_per_week": per_week,
         "reps_reviewed_per_week_mean": round(statistics.mean(per_week.values()), 1) if per_week else None,
-        "manager_review_time": None,  # not recorded in this ledger (the web console records review sessions)
+        "manager_review_time": _review_time(uow),
     }
+
+
+def _review_time(uow: Any) -> dict[str, Any] | None:
+    """Median minutes from a digest's first view in the console to its last decision (target <= 15);
+    None while no digest was reviewed in the console."""
+    from agents.ledger.review_time import TARGET_MINUTES, review_time_kpi
+
+    kpi = review_time_kpi(uow)
+    if not kpi.digests:
+        return None
+    return {"digests": kpi.digests, "median_minutes": kpi.median_minutes, "within_target": kpi.within_target,
+            "target_minutes": TARGET_MINUTES}

@@ -496,6 +496,13 @@ def _operator_label() -> str:
     return label()
 
 
+def _review_time_text(rt) -> str:
+    if not rt:
+        return "manager review time: no digest reviewed in the console yet."
+    return (f"manager review time: median {rt['median_minutes']:.1f} min over {rt['digests']} digest(s), "
+            f"{rt['within_target']} within {rt['target_minutes']:g} min.")
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.0%}"
 
@@ -550,7 +557,7 @@ def outcomes_report(
         f"{'-' if median is None else ('met' if kpis['flag_to_first_touch_meets_target'] else 'NOT met')}); "
         f"reps reviewed per week {kpis['reps_reviewed_per_week_mean'] if per_week else '-'} on average "
         f"({', '.join(f'{w}: {n}' for w, n in list(per_week.items())[-6:]) or 'no decisions'}); "
-        "manager review time: not recorded in this ledger.", soft_wrap=True, highlight=False)
+        + _review_time_text(kpis.get("manager_review_time")), soft_wrap=True, highlight=False)
     folder = out or settings.home_dir / "outcomes"
     folder.mkdir(parents=True, exist_ok=True)
     data = {"by": by, "rows": [dataclasses.asdict(e) | {"difference_points": e.difference_points} for e in rows],

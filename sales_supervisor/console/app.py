@@ -349,6 +349,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
     from agents.ledger import open_ledger
     from sales_supervisor.console import ask_routes, config_routes, ops_routes
     from sales_supervisor.console import brief_routes  # the deal coach's brief page (issue 16)
+    from sales_supervisor.console import reports_routes  # the learning loop's charts (issue 17)
 
     settings = settings or Settings()
     console = console or ConsoleSettings()
@@ -377,6 +378,7 @@ def create_app(settings: Settings | None = None, console: ConsoleSettings | None
         *config_routes.routes,
         *ask_routes.routes,
         *brief_routes.routes,
+        *reports_routes.routes,
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     middleware = [
