@@ -65,3 +65,13 @@ def test_by_manager_rep_week_and_the_seed_kpis(checked):
     assert sum(e.approved for e in effectiveness(outcomes, by="rep")) == sum(v[0] for v in PLAN.values())
     assert kpis["flag_to_first_touch_median_business_days"] is not None
     assert kpis["reps_reviewed_per_week"] and all(n >= 1 for n in kpis["reps_reviewed_per_week"].values())
+
+
+@pytest.mark.slow
+def test_the_daily_job_checks_action_outcomes_after_posting_the_digests(built_warehouse):
+    settings = built_warehouse.settings
+    with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
+        checks = [a for a in ledger.audit_rows(subject_type="action_outcomes") if a.action == "outcomes.checked"]
+        posted = [a for a in ledger.audit_rows() if a.action == "digest.posted"]
+    assert [a.actor for a in checks] == ["pipeline"]
+    assert checks[0].subject_id <= "2026-10-01" and checks[0].seq > max(a.seq for a in posted)  # as of the latest data

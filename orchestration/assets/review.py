@@ -37,7 +37,7 @@ def _anchor(ledger, settings, slack_client, reason: str) -> dict:
         "the CRM rows and to a page per semantic query; held-back flags counted with why and listed; a manager's earlier "
         "decisions stick (agents/review/recurrence.py); rules below the backtest lift floor shown as informational. "
         "Posted as Block Kit to the manager's Slack DM when SLACK_BOT_TOKEN is set, else written to the outbox "
-        "(Markdown and styled HTML)."
+        "(Markdown and styled HTML). Then each reviewed item's action outcome is checked (agents/learning/outcomes.py)."
     ),
     pool="warehouse",
 )
@@ -80,6 +80,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         else:
             evidence = {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
+        outcomes = _check_outcomes(context, ledger, settings, as_of)
         anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     if unrouted:
@@ -103,8 +104,24 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
             "unrouted_items": dg.MetadataValue.int(len(unrouted)),
             "unrouted_deals": dg.MetadataValue.json(sorted(f.opportunity_id or f"rep {f.rep_id}" for f, _ in unrouted)[:50]),
             "audit_anchor": dg.MetadataValue.json(anchored),
+            "action_outcomes": dg.MetadataValue.json(outcomes),
         }
     )
+
+
+def _check_outcomes(context: AssetExecutionContext, ledger, settings, as_of) -> dict:
+    """Each reviewed item checked N business days after its flag: did the change its action aimed for
+    happen (agents/learning/outcomes.py; `sales-supervisor outcomes report` reads the results). The
+    digests are out already, so a failure here is logged, not raised."""
+    from agents.learning.outcomes import check_outcomes
+
+    try:
+        result = check_outcomes(ledger.uow, settings.warehouse_handle(), settings.risk_policy_in_force(),
+                                as_of=as_of, actor="pipeline")
+    except Exception as exc:  # noqa: BLE001 - reported in the run's log and metadata
+        context.log.error(f"action outcomes not checked: {exc}")
+        return {"error": str(exc)}
+    return {"as_of": result.as_of.isoformat(), "items": result.items, "due": result.due, "achieved": result.achieved}
 
 
 @dg.asset_check(
