@@ -215,18 +215,24 @@ def _back(item: Any, anchor: str | None = None) -> str:
     return f"/digest?manager={quote(item.manager_id)}" + (f"#item-{anchor}" if anchor else "")
 
 
-async def decide(request: Request) -> Response:
+async def _item_post(request: Request):
+    """(account, form, item, None) for a signed-in POST about an item of the account's team (CSRF
+    checked), else the login redirect or the refusal as the last element."""
     account = current_account(request)
     if account is None:
-        return _login_redirect(request)
+        return None, None, None, _login_redirect(request)
     form, bad = await _form(request)
     if bad:
-        return bad
-    st = _state(request)
-    item_id = request.path_params["item_id"]
-    item, bad = _item_in_scope(request, account, item_id)
+        return account, None, None, bad
+    item, bad = _item_in_scope(request, account, request.path_params["item_id"])
+    return account, form, item, bad
+
+
+async def decide(request: Request) -> Response:
+    account, form, item, bad = await _item_post(request)
     if bad:
         return bad
+    st, item_id = _state(request), item.item_id
     action = form.get("action")
     short = views.short_item_id(item_id)
     deal = (item.evidence or {}).get("deal_name") or item.opportunity_id or short
@@ -265,17 +271,10 @@ async def decide(request: Request) -> Response:
 
 
 async def snooze(request: Request) -> Response:
-    account = current_account(request)
-    if account is None:
-        return _login_redirect(request)
-    form, bad = await _form(request)
+    account, form, item, bad = await _item_post(request)
     if bad:
         return bad
-    st = _state(request)
-    item_id = request.path_params["item_id"]
-    item, bad = _item_in_scope(request, account, item_id)
-    if bad:
-        return bad
+    st, item_id = _state(request), item.item_id
     short = views.short_item_id(item_id)
     if not account.approver_id:
         return refuse(request, account, f"{account.label} has no approver id and cannot snooze", "item", item_id)

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from sales_supervisor.console.app import _form, _state, actor_of, flash, render
-from sales_supervisor.console.ops_routes import _admin
+from sales_supervisor.console.app import _state, actor_of, flash, render
+from sales_supervisor.console.ops_routes import _admin, _admin_form
 
 
 def _store(request: Request):
@@ -81,10 +81,7 @@ async def config_page(request: Request) -> Response:
 
 
 async def propose(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     store = _store(request)
@@ -105,10 +102,7 @@ async def propose(request: Request) -> Response:
 
 
 async def apply_or_rollback(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     store = _store(request)

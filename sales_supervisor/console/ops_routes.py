@@ -22,6 +22,15 @@ def _admin(request: Request):
     return account, None
 
 
+async def _admin_form(request: Request):
+    """(account, form, None) for an ops admin's valid POST (CSRF checked), else (.., .., the refusal)."""
+    account, bad = _admin(request)
+    if bad:
+        return account, None, bad
+    form, bad = await _form(request)
+    return account, form, bad
+
+
 async def ops_page(request: Request) -> Response:
     account, bad = _admin(request)
     if bad:
@@ -49,10 +58,7 @@ async def chart(request: Request) -> Response:
 
 
 async def sending(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     st = _state(request)
@@ -74,10 +80,7 @@ async def sending(request: Request) -> Response:
 
 
 async def instigator(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     st = _state(request)
@@ -98,10 +101,7 @@ async def instigator(request: Request) -> Response:
 
 
 async def run_now(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     st = _state(request)
@@ -117,10 +117,7 @@ async def run_now(request: Request) -> Response:
 
 
 async def snapshot(request: Request) -> Response:
-    account, bad = _admin(request)
-    if bad:
-        return bad
-    form, bad = await _form(request)
+    account, form, bad = await _admin_form(request)
     if bad:
         return bad
     snap = ops.take_snapshot(_state(request), actor_of(account), form.get("note"))
