@@ -97,6 +97,12 @@ def test_rates_over_the_last_four_weeks_from_the_ledger(tmp_path):
         ledger.add_item(d.digest_id, flag_id="old", rule_id="meeting_cadence_drop", severity="medium", draft={},
                         evidence={}, opportunity_id="opp-old", rep_id="rep-1", manager_id="mgr-1", item_id="it-old")
         ledger.record_decision("it-old", "dismiss", "mgr-1", "cli", reason="x")
+        clock[0] = AT
+        ledger.add_item(d.digest_id, flag_id="l5", rule_id="meeting_cadence_drop", severity="medium", draft={},
+                        evidence={}, opportunity_id="opp-l5", rep_id="rep-1", manager_id="mgr-1", item_id="it-l5")
+        from agents.ledger.autonomy import record_autonomous_approval
+
+        record_autonomous_approval(ledger.uow, "it-l5", gate={"level": 5}, reason="L5")  # nobody's verdict: not counted
         stats = dismissals_by_rule(ledger.uow, dt.date(2026, 10, 1))
     s = stats["meeting_cadence_drop"]
     assert (s.decided, s.dismissed) == (6, 2) and s.rate == pytest.approx(1 / 3)

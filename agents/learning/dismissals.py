@@ -37,6 +37,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from agents.ledger.autonomy import AUTONOMY_CHANNEL
 from agents.ledger.models import Decision, Item
 
 TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -104,6 +105,8 @@ def dismissals_by_rule(uow: Any, as_of: dt.date, *, weeks: int = 4) -> dict[str,
                Decision.reason)
         .join(Decision, Decision.item_id == Item.item_id)
         .where(Decision.decided_at >= since, Decision.decided_at < until)
+        # people's decisions only: an L5 approval (agents/autonomy) is no manager's verdict on the rule
+        .where(Decision.approver_channel != AUTONOMY_CHANNEL)
         .order_by(Decision.decided_at)
     )
     out: dict[str, RuleDismissals] = {}
