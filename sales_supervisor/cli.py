@@ -831,6 +831,18 @@ def publish_resolve(
     console.print(f"Recorded: delivery {resolved.delivery_id} ({resolved.channel}, item {resolved.item_id}) {verdict}, by {resolver}.")
 
 
+def _startup_mode(ledger, settings: Settings) -> str:
+    """The mode a manager-facing server starts in (shadow unless live mode passes its gates); a
+    refused live mode is printed and exits 2."""
+    from agents.review.modes import LiveModeRefused, ModeSettings, apply_startup_mode
+
+    try:
+        return apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
+    except LiveModeRefused as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+
+
 @slack_app_cli.command("serve")
 def slack_serve(
     port: Annotated[int, typer.Option(help="HTTP port (ignored in Socket Mode); 3000 is the Dagster UI's.")] = 3030,
@@ -838,7 +850,6 @@ def slack_serve(
     home: HomeOpt = None,
 ) -> None:
     """Run the Slack app (HTTP mode; Socket Mode when SLACK_APP_TOKEN is set). Needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET."""
-    from agents.review.modes import LiveModeRefused, ModeSettings, apply_startup_mode
     from agents.review.slack_app import SlackAppSettings, serve
 
     settings = _settings(home=home)
@@ -848,11 +859,7 @@ def slack_serve(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     with _open_ledger(home) as ledger:
-        try:
-            mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
-        except LiveModeRefused as exc:
-            err.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+        mode = _startup_mode(ledger, settings)
         console.print(f"Slack app in {mode} mode on {host}:{port} (interactivity URL: https://<your host>/slack/events)")
         from sales_supervisor.commands.ask import slack_ask_function
 

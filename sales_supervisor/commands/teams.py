@@ -40,17 +40,12 @@ def teams_serve(
     home: HomeOpt = None,
 ) -> None:
     """Run the Teams bot: every request's Bot Framework JWT is validated; decisions go to the review ledger."""
-    from agents.review.modes import LiveModeRefused, ModeSettings, apply_startup_mode
     from agents.review.teams import MESSAGES_PATH, serve
-    from sales_supervisor.cli import _open_ledger
+    from sales_supervisor.cli import _open_ledger, _startup_mode
 
     settings, teams_settings = _teams(home)
     with _open_ledger(home) as ledger:
-        try:
-            mode = apply_startup_mode(ledger, ModeSettings.from_env(), home=settings.home_dir)
-        except LiveModeRefused as exc:
-            err.print(f"[red]{escape(str(exc))}[/red]")
-            raise typer.Exit(2) from None
+        mode = _startup_mode(ledger, settings)
         console.print(f"Teams bot in {mode} mode on {host}:{port} (messaging endpoint: https://<your host>{MESSAGES_PATH})")
         from sales_supervisor.commands.ask import slack_ask_function
 
