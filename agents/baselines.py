@@ -123,13 +123,24 @@ def store_provenance(warehouse: Warehouse | Path, results: list[SemanticQueryRes
         )
 
 
-def prefetch_risk_baselines(layer: SemanticLayer, warehouse: Warehouse | Path, *, as_of: dt.date, run_id: str) -> list[str]:
-    """Ask the risk policy's baseline queries (agents.risk.baselines) now, on the run's warm MetricFlow
-    engine, and keep their answers with provenance under ``run_id``: the risk step of the same run reads
-    them back by query id (:class:`StoredAnswers`) instead of asking MetricFlow again. Returns the ids."""
+def prefetch_risk_queries(
+    layer: SemanticLayer, warehouse: Warehouse | Path, *, as_of: dt.date, run_id: str, policy=None,
+) -> list[str]:
+    """Ask the risk step's governed queries now, on the run's warm MetricFlow engine: the policy's
+    baselines (agents.risk.baselines) and, when the policy's accountability section is on, the rep
+    metrics (agents.accountability); keep their answers with provenance under ``run_id``. The risk step
+    of the same run reads them back by query id (:class:`StoredAnswers`) instead of asking MetricFlow
+    again. Returns the ids."""
     from agents.risk.baselines import fetch_baselines
 
-    results = fetch_baselines(layer, as_of).results
+    results = list(fetch_baselines(layer, as_of).results)
+    if policy is not None:
+        from agents.accountability.policy import accountability_settings
+        from agents.accountability.run import rep_metrics_for
+
+        settings = accountability_settings(policy)
+        if settings.enabled:
+            results += list(rep_metrics_for(layer, settings, as_of).results.values())
     store_provenance(warehouse, results, as_of=as_of, run_id=run_id)
     return [r.query_id for r in results]
 

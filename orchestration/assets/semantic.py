@@ -65,10 +65,12 @@ def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSetting
     layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
     results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
     warehouse = settings.warehouse_handle()
-    try:  # the risk step's baselines on this warm engine, kept by query id (risk_flags reads them back)
-        from agents.baselines import prefetch_risk_baselines
+    # The risk step's baselines and rep metrics, asked on this warm engine and kept by query id (risk_flags reads them).
+    try:
+        from agents.baselines import prefetch_risk_queries
 
-        prefetch_risk_baselines(layer, warehouse, as_of=as_of, run_id=context.run.run_id)
+        prefetch_risk_queries(layer, warehouse, as_of=as_of, run_id=context.run.run_id,
+                              policy=settings.risk_policy_in_force())
     except Exception as exc:  # risk_flags then asks MetricFlow itself; the log says why
         context.log.warning(f"risk baselines not prefetched: {exc!r}"[:500])
     for key, result in zip(sorted(context.selected_asset_keys), results):
