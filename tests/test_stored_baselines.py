@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import re
 
 import duckdb
 import pytest
@@ -133,3 +135,29 @@ def test_the_daily_runs_risk_step_used_the_baselines_the_semantic_step_asked(bui
     assert [(r.query_id, r.sql, r.rows, r.result_hash) for r in from_store.results] == [
         (r.query_id, r.sql, r.rows, r.result_hash) for r in fresh.results]
     assert cited & set(fresh.query_ids)
+
+
+PG_URL = os.environ.get("SALES_SUPERVISOR_TEST_POSTGRES_URL")
+
+
+@pytest.mark.skipif(not PG_URL, reason="SALES_SUPERVISOR_TEST_POSTGRES_URL is not set")
+def test_stored_answers_are_served_on_postgres_too():
+    import psycopg
+
+    from agents.warehouse import Warehouse
+
+    libpq = re.sub(r"^postgresql\+\w+://", "postgresql://", PG_URL)
+    db = f"stored_answers_{os.getpid()}"
+    with psycopg.connect(libpq, autocommit=True) as admin:
+        admin.execute(f"create database {db}")
+    try:
+        wh = Warehouse("postgres", url=PG_URL.rsplit("/", 1)[0] + "/" + db)
+        engine = CountingLayer()
+        asked = fetch_baselines(engine, AS_OF)
+        store_provenance(wh, asked.results, as_of=AS_OF, run_id="run-1")
+        stored = StoredAnswers(engine, wh, "run-1")
+        assert fetch_baselines(stored, AS_OF).results == asked.results
+        assert len(engine.asked) == 5 and stored.served == set(asked.query_ids)
+    finally:
+        with psycopg.connect(libpq, autocommit=True) as admin:
+            admin.execute(f"drop database {db} with (force)")
