@@ -223,7 +223,7 @@ def test_the_gate_aggregates_the_candidates_evidence_rows_in_sql(generated, as_o
     baselines, windows = make_baselines(), activity_windows(policy)
     gate = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows,
                              coverage=load_source_coverage(generated))
-    assert "ev_activities" in gate.sql and "list(struct_pack(" in gate.sql
+    assert "list(activity_id order by occurred_at, activity_id) as ev_activity_id" in gate.sql
     loaded = load_deal_features(generated, as_of, activity_windows=windows, only=gate.candidates)
     assert [d.opportunity_id for d in gate.deals] == gate.candidates
     assert gate.deals == loaded
@@ -315,9 +315,9 @@ def test_the_gate_runs_through_the_warehouse_connection_on_postgres(generated):
     duck = setbased.run_gate(generated, policy, as_of, baselines)
     assert gate.candidates == duck.candidates and gate.stage_orders == duck.stage_orders
     assert "~" in gate.sql and "try_cast" not in gate.sql
-    # The evidence rows aggregated on PostgreSQL (json_agg, array_agg) build the same features as on DuckDB.
+    # The evidence rows aggregated on PostgreSQL (array_agg, string_agg) build the same features as on DuckDB.
     duck_evidence = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows)
-    assert "json_agg(" in with_evidence.sql and "struct_pack" not in with_evidence.sql
+    assert "array_agg(activity_id order by" in with_evidence.sql and "list(" not in with_evidence.sql
     assert with_evidence.candidates == duck_evidence.candidates
     assert any(d.activities for d in duck_evidence.deals) and any(d.amount_changes for d in duck_evidence.deals)
     assert with_evidence.deals == duck_evidence.deals

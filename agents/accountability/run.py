@@ -37,6 +37,7 @@ def _metrics_and_rows(warehouse, layer, settings, as_of):
     from agents.warehouse import Warehouse
 
     metrics = rep_metrics_for(layer, settings, as_of)
+    win = settings.trigger("win_rate_drop").params
     with Warehouse.coerce(warehouse).connect(read_only=True) as con:
         reps, stages = load_rep_rows(con, as_of, metrics.periods, recent_days=win.recent_days)
     return metrics, reps, stages

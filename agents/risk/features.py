@@ -222,9 +222,11 @@ class DealFeatures:
         """Meetings with ``as_of - days_back_from < date <= as_of - days_back_to``."""
         lo = self.as_of - dt.timedelta(days=days_back_from)
         hi = self.as_of - dt.timedelta(days=days_back_to)
-        return tuple(
-            a for a in self.activities if a.activity_type == "meeting" and lo < a.occurred_at.date() <= hi
-        )
+        meetings = self.__dict__.get("_meetings")
+        if meetings is None:  # the rules and the custom-rule features ask several windows of each deal
+            meetings = tuple((a.occurred_at.date(), a) for a in self.activities if a.activity_type == "meeting")
+            self.__dict__["_meetings"] = meetings  # a cache beside the fields, as scalars()
+        return tuple(a for day, a in meetings if lo < day <= hi)
 
     def activities_within(self, days: int, types: tuple[str, ...] | None = None) -> tuple[ActivityFact, ...]:
         lo = self.as_of - dt.timedelta(days=days)

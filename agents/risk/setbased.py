@@ -100,13 +100,16 @@ class _Dialect:
         fn = "array_agg" if self.name == "postgres" else "list"
         return f"{fn}({value} order by {order_by}) filter (where {where})"
 
-    def agg_records(self, fields: Sequence[str], order_by: str) -> str:
-        """The group's rows as an ordered list of records (column name -> value): DuckDB a list of
-        structs, PostgreSQL a JSON array of objects (:func:`_records` reads both)."""
-        if self.name == "postgres":
-            pairs = ", ".join(f"{lit(f)}, {f}" for f in fields)
-            return f"json_agg(json_build_object({pairs}) order by {order_by})"
-        return f"list(struct_pack({', '.join(f'{f} := {f}' for f in fields)}) order by {order_by})"
+    def agg_columns(self, fields: Sequence[str], order_by: str, prefix: str) -> str:
+        """The group's rows as one ordered list (DuckDB) or array (PostgreSQL) per field, named
+        ``prefix + field``: plain lists convert to Python much faster than lists of records."""
+        fn = "array_agg" if self.name == "postgres" else "list"
+        return ", ".join(f"{fn}({f} order by {order_by}) as {prefix}{f}" for f in fields)
+
+    def joined(self, value: str, order_by: str, where: str) -> str:
+        """The group's values of ``value`` where ``where`` holds, ordered, joined by the unit
+        separator (U+001F) into one text (null when none)."""
+        return f"string_agg({value}, chr(31) order by {order_by}) filter (where {where})"
 
     def try_date(self, text: str) -> str:
         head = f"substr(trim({text}), 1, 10)"
@@ -331,9 +334,10 @@ def gate_sql(
     ``evidence_windows`` (meeting days, any-activity days; :func:`agents.risk.engine.activity_windows`):
     the rows also carry, for the candidates only, the deal's columns as of the date (those of
     :func:`agents.risk.features.load_deal_features`' query) and the evidence rows its rules may cite,
-    aggregated in SQL: ``ev_activities`` (the meetings and activities of those windows, the last
+    aggregated in SQL: ``ev_activity_id``, ``ev_activity_type``, ... (the meetings and activities of those windows, the last
     activity and the last decision-maker activity, with their decision-maker contacts, oldest first),
-    ``ev_n_activities`` (all activities by the date) and ``ev_changes`` (close-date and amount changes)."""
+    ``ev_n_activities`` (all activities by the date) and ``ev_field_history_id``... (close-date and amount changes),
+    one ordered list per field."""
     D = dialect(dialect_name)
     cut = lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()))
     asof = lit(as_of)
@@ -612,7 +616,7 @@ ranked_acts as (
 ),
 picked_acts as (
     select p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.n_activities,
-           {D.agg_list('b.contact_id', 'b.contact_id', dm)} as dm_contacts
+           {D.joined('b.contact_id', 'b.contact_id', dm)} as dm_contacts
     from ranked_acts p
     left join {MARTS}.bridge_activity_contacts b on b.activity_id = p.activity_id
     where (lower(p.activity_type) = 'meeting' and p.occurred_at >= {meetings_since}) or p.occurred_at >= {any_since}
@@ -621,18 +625,19 @@ picked_acts as (
 ),
 ev_acts as (
     select opportunity_id, max(n_activities) as ev_n_activities,
-           {D.agg_records(_ACTIVITY_FIELDS, 'occurred_at, activity_id')} as ev_activities
+           {D.agg_columns(_ACTIVITY_FIELDS, 'occurred_at, activity_id', 'ev_')}
     from picked_acts
     group by opportunity_id
 ),
 ev_changes as (
-    select opportunity_id, {D.agg_records(_CHANGE_FIELDS, 'changed_at, field_history_id')} as ev_changes
+    select opportunity_id, {D.agg_columns(_CHANGE_FIELDS, 'changed_at, field_history_id', 'ev_')}
     from {MARTS}.fct_field_history
     where changed_at < {cut} and field_name in ('close_date', 'amount')
       and opportunity_id in (select opportunity_id from cand)
     group by opportunity_id
 )
-select g.*, ea.ev_n_activities, ea.ev_activities, ec.ev_changes
+select g.*, ea.ev_n_activities, {', '.join(f'ea.ev_{f}' for f in _ACTIVITY_FIELDS)},
+       {', '.join(f'ec.ev_{f}' for f in _CHANGE_FIELDS)}
 from gate g
 left join ev_acts ea on ea.opportunity_id = g.opportunity_id
 left join ev_changes ec on ec.opportunity_id = g.opportunity_id
@@ -700,20 +705,10 @@ def _fetch_named(con: Any, sql: str) -> tuple[list[str], list[tuple]]:
     return columns, cur.fetchall()
 
 
-def _records(value: Any) -> list[dict[str, Any]]:
-    """An aggregated column as records: DuckDB gives structs (dicts), PostgreSQL JSON (parsed by the
-    driver, or text)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = json.loads(value)
-    return list(value)
-
-
-def _timestamp(value: Any) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.fromisoformat(str(value))  # JSON text from PostgreSQL
+def _records(row: Mapping[str, Any], fields: Sequence[str]) -> list[dict[str, Any]]:
+    """A deal's aggregated rows (one list per field, ``ev_<field>``) as records."""
+    columns = [row[f"ev_{f}"] or () for f in fields]
+    return [dict(zip(fields, values)) for values in zip(*columns)]
 
 
 def distinct_values(con: Any) -> tuple[list[str | None], list[str | None]]:
@@ -775,16 +770,17 @@ def _candidate_features(
         activities = [
             ActivityFact(
                 activity_id=str(a["activity_id"]), activity_type=str(a["activity_type"] or "").lower(),
-                occurred_at=_timestamp(a["occurred_at"]), decision_maker_contact_ids=tuple(a["dm_contacts"] or ()),
+                occurred_at=a["occurred_at"],
+                decision_maker_contact_ids=tuple(a["dm_contacts"].split("\x1f")) if a["dm_contacts"] else (),
             )
-            for a in _records(r["ev_activities"])
+            for a in _records(r, _ACTIVITY_FIELDS)
         ] if coverage.has_activities else []
         changes: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
         if coverage.has_field_history:
-            for c in _records(r["ev_changes"]):
+            for c in _records(r, _CHANGE_FIELDS):
                 changes[(opp, c["field_name"])].append(FieldChange(
                     field_history_id=str(c["field_history_id"]), field_name=c["field_name"], old_value=c["old_value"],
-                    new_value=c["new_value"], changed_at=_timestamp(c["changed_at"])))
+                    new_value=c["new_value"], changed_at=c["changed_at"]))
         total = int(r["ev_n_activities"]) if coverage.has_activities and r["ev_n_activities"] is not None else 0
         out.append(deal_from_row(r, as_of, coverage=coverage, stage_orders=stage_orders, activities=activities,
                                  changes=changes, activity_total=total))
