@@ -132,8 +132,10 @@ def test_the_daily_runs_risk_step_used_the_baselines_the_semantic_step_asked(bui
     assert len(counts) > len(fresh.query_ids)  # the rep metrics were asked ahead too
     assert all(n == 1 for n, _ in counts.values())  # what the risk step was served, it did not store again
     assert served.served == set(fresh.query_ids)
-    assert [(r.query_id, r.sql, r.rows, r.result_hash) for r in from_store.results] == [
-        (r.query_id, r.sql, r.rows, r.result_hash) for r in fresh.results]
+    # The same numbers as MetricFlow's answer now (its SQL text numbers its CTEs per engine, so it may differ).
+    assert [(r.query_id, r.rows, r.result_hash) for r in from_store.results] == [
+        (r.query_id, r.rows, r.result_hash) for r in fresh.results]
+    assert all(r.rows for r in from_store.results)
     assert cited & set(fresh.query_ids)
 
 
