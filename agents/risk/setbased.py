@@ -705,10 +705,9 @@ def _fetch_named(con: Any, sql: str) -> tuple[list[str], list[tuple]]:
     return columns, cur.fetchall()
 
 
-def _records(row: Mapping[str, Any], fields: Sequence[str]) -> list[dict[str, Any]]:
-    """A deal's aggregated rows (one list per field, ``ev_<field>``) as records."""
-    columns = [row[f"ev_{f}"] or () for f in fields]
-    return [dict(zip(fields, values)) for values in zip(*columns)]
+def _records(row: Mapping[str, Any], fields: Sequence[str]) -> Any:
+    """A deal's aggregated rows (one list per field, ``ev_<field>``) as value tuples in ``fields`` order."""
+    return zip(*[row[f"ev_{f}"] or () for f in fields])
 
 
 def distinct_values(con: Any) -> tuple[list[str | None], list[str | None]]:
@@ -768,19 +767,15 @@ def _candidate_features(
     for r in rows:
         opp = r["opportunity_id"]
         activities = [
-            ActivityFact(
-                activity_id=str(a["activity_id"]), activity_type=str(a["activity_type"] or "").lower(),
-                occurred_at=a["occurred_at"],
-                decision_maker_contact_ids=tuple(a["dm_contacts"].split("\x1f")) if a["dm_contacts"] else (),
-            )
-            for a in _records(r, _ACTIVITY_FIELDS)
+            ActivityFact(activity_id=str(aid), activity_type=str(kind or "").lower(), occurred_at=at,
+                         decision_maker_contact_ids=tuple(dm.split("\x1f")) if dm else ())
+            for aid, kind, at, dm in _records(r, _ACTIVITY_FIELDS)
         ] if coverage.has_activities else []
         changes: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
         if coverage.has_field_history:
-            for c in _records(r, _CHANGE_FIELDS):
-                changes[(opp, c["field_name"])].append(FieldChange(
-                    field_history_id=str(c["field_history_id"]), field_name=c["field_name"], old_value=c["old_value"],
-                    new_value=c["new_value"], changed_at=c["changed_at"]))
+            for fid, name, old, new, at in _records(r, _CHANGE_FIELDS):
+                changes[(opp, name)].append(FieldChange(
+                    field_history_id=str(fid), field_name=name, old_value=old, new_value=new, changed_at=at))
         total = int(r["ev_n_activities"]) if coverage.has_activities and r["ev_n_activities"] is not None else 0
         out.append(deal_from_row(r, as_of, coverage=coverage, stage_orders=stage_orders, activities=activities,
                                  changes=changes, activity_total=total))
