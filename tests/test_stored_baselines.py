@@ -132,10 +132,14 @@ def test_the_daily_runs_risk_step_used_the_baselines_the_semantic_step_asked(bui
     assert len(counts) > len(fresh.query_ids)  # the rep metrics were asked ahead too
     assert all(n == 1 for n, _ in counts.values())  # what the risk step was served, it did not store again
     assert served.served == set(fresh.query_ids)
-    # The same numbers as MetricFlow's answer now (its SQL text numbers its CTEs per engine, so it may differ).
-    assert [(r.query_id, r.rows, r.result_hash) for r in from_store.results] == [
-        (r.query_id, r.rows, r.result_hash) for r in fresh.results]
-    assert all(r.rows for r in from_store.results)
+    # The same numbers as MetricFlow's answer now. Not the same bytes: its SQL text numbers its CTEs per
+    # engine, and DuckDB's parallel sums may differ in the last bits between two runs of one query.
+    assert [r.query_id for r in from_store.results] == [r.query_id for r in fresh.results]
+    for stored_result, fresh_result in zip(from_store.results, fresh.results):
+        assert stored_result.rows and len(stored_result.rows) == len(fresh_result.rows)
+        for a, b in zip(stored_result.rows, fresh_result.rows):
+            assert a.keys() == b.keys()
+            assert {k: pytest.approx(v, rel=1e-9) if isinstance(v, float) else v for k, v in a.items()} == b
     assert cited & set(fresh.query_ids)
 
 
