@@ -66,6 +66,7 @@ shape (`action_not_one_sentence`, `rationale_sentences`, `too_long`,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -326,7 +327,8 @@ class _Scan:
     def run(self, strip_tokens: list[str]) -> None:
         work = self.text
         for tok in strip_tokens:
-            work = re.sub(rf"(?<![\w]){re.escape(tok)}(?![\w])", " ", work)
+            if tok in work:  # most of a packet's ids are not in the text: no pattern compiled for them
+                work = re.sub(rf"(?<![\w]){re.escape(tok)}(?![\w])", " ", work)
         work = self._dates(work)
         work = _SAFE_TOKENS.sub(" ", work)
         work = self._durations(work)
@@ -440,8 +442,14 @@ def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_SPLIT.split(text.strip()) if s.strip()]
 
 
+@functools.lru_cache(maxsize=1024)
+def _phrase_re(phrase: str) -> re.Pattern[str]:
+    # compiled once per phrase (re's own cache of 512 is churned by the per-packet id patterns above)
+    return re.compile(rf"(?<![\w]){re.escape(phrase)}(?![\w])", re.I)
+
+
 def _has_phrase(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![\w]){re.escape(phrase)}(?![\w])", text, re.I) is not None
+    return _phrase_re(phrase).search(text) is not None
 
 
 def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days: int = 14) -> list[Finding]:

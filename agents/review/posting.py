@@ -47,23 +47,23 @@ def _record_digest(ledger: Ledger, digest: Digest, actor: str) -> str:
     row = ledger.create_digest(digest.run_id, digest.manager_id, digest.as_of, actor=actor)
     known = {it.flag_id for it in ledger.items_for_digest(row.digest_id)}
     digest.new_flags = [e.flag.flag_id for e in digest.entries if e.flag.flag_id not in known]
-    for section in digest.reps:
-        for entry in section.entries:
-            item = ledger.add_item(
-                row.digest_id,
-                flag_id=entry.flag.flag_id,
-                rule_id=entry.flag.rule_id,
-                severity=entry.flag.severity,
-                draft=entry.draft,
-                evidence=entry_evidence(digest, section, entry),
-                opportunity_id=entry.flag.opportunity_id,
-                rep_id=section.rep_id,
-                priority=entry.rank,
-                actor=actor,
-            )
-            entry.item_id = item.item_id
-            decided = ledger.get_decision(item.item_id)
-            entry.decision = f"{decided.action} by {decided.approver_id}" if decided is not None else None
+    placed = [(section, entry) for section in digest.reps for entry in section.entries]
+    # the items in one statement batch (digest and existing items read once), their decisions in one read
+    items = ledger.add_items(
+        row.digest_id,
+        [
+            {"flag_id": entry.flag.flag_id, "rule_id": entry.flag.rule_id, "severity": entry.flag.severity,
+             "draft": entry.draft, "evidence": entry_evidence(digest, section, entry),
+             "opportunity_id": entry.flag.opportunity_id, "rep_id": section.rep_id, "priority": entry.rank}
+            for section, entry in placed
+        ],
+        actor=actor,
+    )
+    decisions = ledger.decisions_for(item.item_id for item in items)
+    for (_, entry), item in zip(placed, items, strict=True):
+        entry.item_id = item.item_id
+        decided = decisions.get(item.item_id)
+        entry.decision = f"{decided.action} by {decided.approver_id}" if decided is not None else None
     return row.digest_id
 
 
