@@ -40,3 +40,38 @@ def test_the_comparable_pool_picks_what_pick_comparables_picks():
             flag = flag.model_copy(update={"segment": rng.choice(["smb", "enterprise", None]),
                                            "stage": rng.choice(["Proposal", "Negotiation", None])})
             assert index.pick(flag) == pick_comparables(flag, pool, entries), (n, flag.rule_id, flag.amount, flag.segment)
+
+
+def test_each_digest_posted_to_the_outbox_is_one_ledger_commit(tmp_path):
+    from sqlalchemy import event
+
+    from agents.ledger import open_ledger
+    from agents.review import build_digests
+    from agents.review.posting import post_digest
+    from tests.test_review_fixtures import AS_OF, MANAGERS, REPS, Clock, pairs
+
+    digests = build_digests(pairs(), REPS, MANAGERS, AS_OF, 5)
+    assert len(digests) >= 2 and sum(len(d.entries) for d in digests) >= 4
+    with open_ledger(home=tmp_path / "home", clock=Clock()) as ledger:
+        commits, statements = [0], []
+        event.listen(ledger.engine, "commit", lambda conn: commits.__setitem__(0, commits[0] + 1))
+        event.listen(ledger.engine, "begin", lambda conn: statements.append("begin"))
+        results = []
+        for n, digest in enumerate(digests, 1):
+            results.append(post_digest(ledger, digest, None, tmp_path / "outbox"))
+            assert results[-1].ok and results[-1].channel == "outbox" and not results[-1].already_posted
+            assert commits[0] == n  # items, their audit rows and the posting: one transaction
+        assert len(statements) == len(digests)  # and no read transaction beside it
+        for digest, result in zip(digests, results):
+            items = ledger.items_for_digest(result.digest_id)
+            assert sorted(i.flag_id for i in items) == sorted(e.flag.flag_id for e in digest.entries)
+            assert sorted(result.item_ids) == sorted(i.item_id for i in items)
+            assert ledger.get_digest(result.digest_id).status == "posted"
+        report = ledger.verify_audit()
+        assert report.ok
+        actions = [r.action for r in ledger.audit_rows()]
+        assert actions.count("item.added") == sum(len(d.entries) for d in digests)
+        assert actions.count("digest.posted") == len(digests)
+        before = commits[0]
+        again = post_digest(ledger, digests[0], None, tmp_path / "outbox")  # a re-run: nothing new, not posted twice
+        assert again.already_posted and commits[0] == before + 1

@@ -7,6 +7,7 @@ retried run, and a digest already marked posted is not posted again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -81,7 +82,17 @@ def post_digest(
     manager without a Slack user id gets the outbox copy. A Slack error is
     recorded on the digest (``post_failed``) and returned, not raised, so one
     manager's failure does not stop the others.
+
+    A digest for the outbox is one ledger transaction (its items, their audit rows and its posting: one
+    commit); one for Slack commits its items before the Slack calls (a button must find its item, and no
+    write lock is held while Slack answers) and its posting after them.
     """
+    to_outbox = slack_client is None or not digest.slack_user_id
+    with ledger.batch() if to_outbox else contextlib.nullcontext():
+        return _post_digest(ledger, digest, slack_client, outbox_dir, actor)
+
+
+def _post_digest(ledger: Ledger, digest: Digest, slack_client: Any | None, outbox_dir: Path | str, actor: str) -> PostResult:
     digest_id = record_digest(ledger, digest, actor=actor)
     from agents.autonomy.report import behalf_lines, previous_digest_time
 
