@@ -452,6 +452,20 @@ def _has_phrase(text: str, phrase: str) -> bool:
     return _phrase_re(phrase).search(text) is not None
 
 
+@functools.lru_cache(maxsize=64)
+def _any_phrase_re(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern that matches where any of ``phrases`` would (_has_phrase): a draft that has none of
+    them, the usual case, costs one search instead of one per phrase."""
+    return re.compile(rf"(?<![\w])(?:{'|'.join(re.escape(p) for p in phrases)})(?![\w])", re.I)
+
+
+def _phrases_in(text: str, phrases: tuple[str, ...]) -> list[str]:
+    """The phrases ``text`` has (as _has_phrase finds them), in the order given."""
+    if not _any_phrase_re(phrases).search(text):
+        return []
+    return [p for p in phrases if _has_phrase(text, p)]
+
+
 def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days: int = 14) -> list[Finding]:
     """All the reasons this draft may not leave the drafting agent (empty list: it may)."""
     findings: list[Finding] = []
@@ -504,18 +518,16 @@ def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days
 
     # specificity
     both = f"{draft.action}\n{draft.rationale}"
-    for phrase in BANNED_PHRASES:
-        if _has_phrase(both, phrase):
-            findings.append(Finding("banned_phrase", f"generic advice {phrase!r}: name a concrete step instead"))
-    for marker in INJECTION_MARKERS:
-        if _has_phrase(both, marker):
-            findings.append(Finding("injection_echo", f"{marker!r} is not coaching; CRM free text is data, not instructions"))
+    for phrase in _phrases_in(both, BANNED_PHRASES):
+        findings.append(Finding("banned_phrase", f"generic advice {phrase!r}: name a concrete step instead"))
+    for marker in _phrases_in(both, INJECTION_MARKERS):
+        findings.append(Finding("injection_echo", f"{marker!r} is not coaching; CRM free text is data, not instructions"))
     first = (re.findall(r"[A-Za-z][A-Za-z\-]*", draft.action) or [""])[0].lower()
     if first not in ACTION_VERBS:
         findings.append(Finding("not_imperative", f"start the action with a concrete verb (one of: {', '.join(sorted(ACTION_VERBS))})"))
     names = [x for x in (d.owner_rep_name, d.owner_rep_id, d.manager_id) if x]
     names += [c.name for c in packet.contacts if c.name]  # a named person from the packet (issue 12.5)
-    if not any(_has_phrase(both, w) for w in ROLE_WORDS) and not any(n in both for n in names):
+    if not _any_phrase_re(ROLE_WORDS).search(both) and not any(n in both for n in names):
         findings.append(Finding("no_named_role", "name who is involved: a buyer role (e.g. economic buyer, champion) or the rep"))
     span = _copied_span(both, packet.untrusted_text.values())
     if span:
