@@ -75,3 +75,25 @@ def test_each_digest_posted_to_the_outbox_is_one_ledger_commit(tmp_path):
         before = commits[0]
         again = post_digest(ledger, digests[0], None, tmp_path / "outbox")  # a re-run: nothing new, not posted twice
         assert again.already_posted and commits[0] == before + 1
+
+
+def test_a_due_date_written_without_its_year_is_the_due_date_whatever_the_hash_seed():
+    """'by Monday 5 Oct' states a due date of 2026-10-05 even when the evidence also holds a 5 October of
+    other years (a comparable closed then): the validator picked the first of a set of dates, so such a
+    draft was rejected or not depending on the process's hash seed (at scale 10, 2 to 5 of 1,150 drafts)."""
+    from agents.drafting.models import build_packet
+    from agents.drafting.template import template_draft
+    from agents.drafting.validator import validate_draft
+    from tests.test_review_fixtures import AS_OF
+
+    flag = make_flag("opp-a", "rep-1", rule="stalled_in_stage")
+    for offset in range(40):  # many sets of dates: each orders its members differently
+        comparables = [
+            {"opportunity_id": f"won-{offset}-{year}", "name": f"Won {year}", "amount": 10_000.0 + year,
+             "closed_on": dt.date(year, 10, 5), "days_to_close": 30, "source_url": None}
+            for year in range(1990 + offset % 30, 2026, 1 + offset % 3)
+        ]
+        packet = build_packet(flag, {"opportunity_name": "Acme Logistics - Renewal"}, [], AS_OF, comparables=comparables)
+        draft = template_draft(packet)
+        assert draft.due_date == dt.date(2026, 10, 5) and "5 Oct" in draft.action
+        assert [str(f) for f in validate_draft(draft, packet)] == []

@@ -359,6 +359,10 @@ class _Scan:
             cands = [x for x in self.dates | {self.draft.due_date} if x.month == mo and x.day == dy]
             if year:
                 cands = [x for x in cands if x.year == int(year)]
+            # "5 Oct" is the due date when the due date is a 5 October; else the earliest such evidence date.
+            # (Not the first of a set: a packet with a 5 October of another year rejected a draft or not
+            # depending on the process's hash seed.)
+            cands.sort(key=lambda x: (x != self.draft.due_date, x))
             if cands:
                 self.dates_seen.add(cands[0])
                 self.grounded_hits += 1
@@ -498,8 +502,7 @@ def validate_draft(draft: CoachingDraft, packet: EvidencePacket, *, max_due_days
             *([packet.baseline.metric] if packet.baseline else []),
             *(s.rule_id for s in packet.supporting),
         },
-        key=len,
-        reverse=True,
+        key=lambda tok: (-len(tok), tok),  # longest first; ties in a fixed order, not the set's
     )
     values = evidence_values(packet, draft.due_date)
     dates = packet_dates(packet)
