@@ -53,14 +53,20 @@ from marts.dim_reps r where r.rep_id = any(:ids)
 
 
 _CONTACTS_SQL = """
-select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role,
-       max(case when a.activity_type = 'meeting' then cast(a.occurred_at as date) end) as last_met_on
+with meetings as (
+    -- each contact's last meeting on each flagged deal, from the meetings alone (not every activity
+    -- of every contact of the account)
+    select b.contact_id, a.opportunity_id, max(cast(a.occurred_at as date)) as last_met_on
+    from marts.fct_activities a
+    join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
+    where a.activity_type = 'meeting' and a.occurred_at < cast(:as_of as date) + interval '1 day'
+      and a.opportunity_id = any(:ids)
+    group by 1, 2
+)
+select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role, max(m.last_met_on) as last_met_on
 from marts.fct_opportunities o
 join marts.dim_contacts c on c.account_id = o.account_id
-left join marts.bridge_activity_contacts b on b.contact_id = c.contact_id
-left join marts.fct_activities a
-       on a.activity_id = b.activity_id and a.opportunity_id = o.opportunity_id
-      and a.occurred_at < cast(:as_of as date) + interval '1 day'
+left join meetings m on m.contact_id = c.contact_id and m.opportunity_id = o.opportunity_id
 where o.opportunity_id = any(:ids)
 group by 1, 2, 3, 4, 5
 """

@@ -119,3 +119,33 @@ def test_drafts_and_digests_match_the_snapshot(built_warehouse, tmp_path):
     changed = [f for f in want["digest_files"] if got["digest_files"][f] != want["digest_files"][f]]
     assert not changed, f"digest files differ: {changed[:5]}"
     assert got["ledger_items"] == want["ledger_items"]
+
+
+# The contacts query as it was (every activity of every contact of the account joined, then grouped).
+_CONTACTS_SQL_PER_ACTIVITY = """
+select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role,
+       max(case when a.activity_type = 'meeting' then cast(a.occurred_at as date) end) as last_met_on
+from marts.fct_opportunities o
+join marts.dim_contacts c on c.account_id = o.account_id
+left join marts.bridge_activity_contacts b on b.contact_id = c.contact_id
+left join marts.fct_activities a
+       on a.activity_id = b.activity_id and a.opportunity_id = o.opportunity_id
+      and a.occurred_at < cast(:as_of as date) + interval '1 day'
+where o.opportunity_id = any(:ids)
+group by 1, 2, 3, 4, 5
+"""
+
+
+def test_the_contacts_query_reads_meetings_only_and_finds_the_same_people(built_warehouse):
+    import datetime as dt
+
+    from agents.evidence import _CONTACTS_SQL
+    from agents.warehouse import Warehouse
+
+    with Warehouse.coerce(built_warehouse.warehouse).connect(read_only=True) as con:
+        ids = [r[0] for r in con.execute("select opportunity_id from marts.fct_opportunities").fetchall()]
+        for as_of in (dt.date(2026, 10, 1), dt.date(2026, 6, 15)):
+            old = con.execute(_CONTACTS_SQL_PER_ACTIVITY, {"as_of": as_of, "ids": ids}).fetchall()
+            new = con.execute(_CONTACTS_SQL, {"as_of": as_of, "ids": ids}).fetchall()
+            assert sorted(new, key=repr) == sorted(old, key=repr)
+            assert sum(1 for r in new if r[5] is not None) > 100  # people met: the comparison is not vacuous
