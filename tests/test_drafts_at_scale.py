@@ -97,3 +97,21 @@ def test_a_due_date_written_without_its_year_is_the_due_date_whatever_the_hash_s
         draft = template_draft(packet)
         assert draft.due_date == dt.date(2026, 10, 5) and "5 Oct" in draft.action
         assert [str(f) for f in validate_draft(draft, packet)] == []
+
+
+def test_a_query_page_cited_by_every_digest_is_written_once_a_day_and_kept_current(tmp_path):
+    from agents.review.query_pages import write_query_pages
+
+    data = {"query_id": "mfq_1", "saved_query": "stage_durations", "rows": [{"segment": "smb", "p75": 30.0}], "columns": ["segment", "p75"]}
+    import os
+
+    (page,) = write_query_pages(tmp_path, {"mfq_1": data})
+    os.utime(page, ns=(0, 0))  # written long ago: a rewrite would show
+    first = page.stat().st_mtime_ns, page.read_text()
+    for _ in range(3):  # the next managers' digests cite it too: same text, not written again
+        write_query_pages(tmp_path, {"mfq_1": data})
+    assert (page.stat().st_mtime_ns, page.read_text()) == first
+    changed = {**data, "rows": [{"segment": "smb", "p75": 31.0}]}  # a later run of the day with new figures
+    write_query_pages(tmp_path, {"mfq_1": changed})
+    assert "31" in page.read_text() and page.read_text() != first[1]
+    assert '"p75": 31.0' in (tmp_path / "queries" / "mfq_1.json").read_text()

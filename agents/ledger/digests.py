@@ -205,9 +205,11 @@ def add_items(uow: UnitOfWork, digest_id: str, items: Sequence[Mapping[str, Any]
                     "priority": item.priority, "draft": item.draft, "evidence": item.evidence,
                     **item_record(item),
                 },
+                flush=False,
             )
             by_flag[item.flag_id] = item
             out.append(item)
+        s.flush()  # the items and their audit rows in one flush (batched INSERTs), not two per item
         return out
 
 

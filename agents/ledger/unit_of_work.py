@@ -169,8 +169,10 @@ class UnitOfWork:
         subject_type: str,
         subject_id: str,
         payload: Mapping[str, Any] | None = None,
+        flush: bool = True,
     ) -> AuditRow:
-        """Append the next audit row in ``session``'s transaction (it commits or rolls back with the change)."""
+        """Append the next audit row in ``session``'s transaction (it commits or rolls back with the change).
+        ``flush=False``: the row is only added to the session (a caller writing many rows flushes them once)."""
         # The chain's tail: read once per transaction, then remembered on the session (this transaction holds
         # the write lock, so no other writer can append meanwhile): a batch of N rows costs one read, not N.
         tail = session.info.get("ledger_audit_tail")
@@ -199,7 +201,8 @@ class UnitOfWork:
             ),
         )
         session.add(row)
-        session.flush()
+        if flush:
+            session.flush()
         session.info["ledger_audit_tail"] = (row.seq, row.row_hash)
         return row
 
