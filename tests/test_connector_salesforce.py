@@ -271,7 +271,8 @@ def _query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
     """The fake org landed twice (an incremental second run after changes), then
-    ``dbt build --select stg_salesforce__*`` once. Yields (server, warehouse, dbt output)."""
+    a quotas file, then ``dbt build --select stg_salesforce__* +fct_quotas`` once. Yields (server,
+    warehouse, dbt output)."""
     tmp = tmp_path_factory.mktemp("salesforce")
     warehouse = tmp / "warehouse.duckdb"
     # account_segment_map is unused while bands apply (no account_segment_field), but landing it now
