@@ -54,6 +54,9 @@ def build_definitions() -> dg.Definitions:
 @dg.definitions
 def load_definitions() -> dg.Definitions:
     """What Dagster's loader calls (workspace.yaml, ``dagster dev -m orchestration.definitions``)."""
+    from sales_supervisor.pycache import keep_bytecode_cache
+
+    keep_bytecode_cache()  # `dagster dev`: the run processes and their dbt inherit the bytecode cache
     return _cached()
 
 
