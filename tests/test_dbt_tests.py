@@ -153,3 +153,38 @@ def test_every_dbt_unit_test_passes(built_warehouse, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert expected >= 20 and f"PASS={expected} " in proc.stdout, proc.stdout[-2000:]
+
+
+# -- marts: not_null / relationships their own SQL or an upstream test already guarantees ------------
+
+# (model, test, column): why it cannot fail when the upstream tests pass
+GUARANTEED = {
+    ("int_opportunity_stage_stints", "not_null", "stage_history_id"): "passed through from stg_crm__stage_history (not_null)",
+    ("int_opportunity_stage_stints", "not_null", "opportunity_id"): "passed through from stg_crm__stage_history (not_null)",
+    ("fct_stage_history", "not_null", "stage_history_id"): "passed through from the stints (stg_crm__stage_history, not_null)",
+    ("fct_stage_history", "not_null", "opportunity_id"): "passed through from the stints (stg_crm__stage_history, not_null)",
+    ("fct_stage_history", "not_null", "entered_at"): "passed through from the stints (stg_crm__stage_history, not_null)",
+    ("fct_stage_history", "relationships", "opportunity_id"): "inner join on fct_opportunities",
+    ("fct_stage_exits", "not_null", "stage_history_id"): "rows of fct_stage_history",
+    ("fct_stage_exits", "not_null", "opportunity_id"): "rows of fct_stage_history",
+    ("fct_coach_stage_exits", "not_null", "stage_history_id"): "rows of fct_stage_history",
+    ("fct_coach_stage_exits", "not_null", "opportunity_id"): "rows of fct_stage_history",
+    ("fct_lost_deals", "not_null", "opportunity_id"): "rows of fct_opportunities (stg_crm__opportunities, not_null)",
+    ("fct_deal_remedies", "not_null", "opportunity_id"): "rows of fct_opportunities (stg_crm__opportunities, not_null)",
+    ("fct_deal_remedies", "relationships", "opportunity_id"): "rows of fct_opportunities",
+    ("fct_deal_remedies", "not_null", "closed_at"): "its where clause: closed_at is not null",
+    ("fct_deal_remedies", "not_null", "is_won"): "passed through from fct_opportunities (not_null)",
+}
+
+
+def test_no_mart_tests_what_its_sql_or_an_upstream_test_guarantees():
+    tests = {(m, name, c) for name, m, c, _ in _tests()}
+    assert sorted(k for k in GUARANTEED if k in tests) == []
+    # the tests these rest on are there, and every key is still tested for uniqueness (a join could fan out)
+    assert {("stg_crm__stage_history", "not_null", "stage_history_id"), ("stg_crm__stage_history", "not_null", "opportunity_id"),
+            ("stg_crm__stage_history", "not_null", "entered_at"), ("stg_crm__opportunities", "not_null", "opportunity_id"),
+            ("fct_opportunities", "not_null", "is_won")} <= tests
+    for model, key in [("int_opportunity_stage_stints", "stage_history_id"), ("fct_stage_history", "stage_history_id"),
+                       ("fct_stage_exits", "stage_history_id"), ("fct_coach_stage_exits", "stage_history_id"),
+                       ("fct_lost_deals", "opportunity_id"), ("fct_deal_remedies", "opportunity_id")]:
+        assert (model, "unique", key) in tests, model
