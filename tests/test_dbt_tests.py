@@ -188,3 +188,35 @@ def test_no_mart_tests_what_its_sql_or_an_upstream_test_guarantees():
                        ("fct_stage_exits", "stage_history_id"), ("fct_coach_stage_exits", "stage_history_id"),
                        ("fct_lost_deals", "opportunity_id"), ("fct_deal_remedies", "opportunity_id")]:
         assert (model, "unique", key) in tests, model
+
+
+# -- the as-of date through the environment: the next day's run re-parses two models, not the project ------
+
+
+def test_the_as_of_date_reaches_dbt_through_the_environment_and_keeps_partial_parsing(tmp_path):
+    import os
+    import subprocess
+
+    from orchestration.assets.dbt import AS_OF_ENV, DBT_BUILD_ARGS
+    from sales_supervisor.dbt import dbt_executable
+    from sales_supervisor.settings import DBT_PROJECT_DIR
+
+    assert "--vars" not in DBT_BUILD_ARGS
+
+    def compile_dim_reps(as_of: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [dbt_executable(), "compile", "--select", "dim_reps", "--profiles-dir", str(DBT_PROJECT_DIR),
+             "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs"), "--log-level", "debug"],
+            cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "DBT_TARGET": "duckdb", "SALES_SUPERVISOR_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+                 AS_OF_ENV: as_of},
+        )
+
+    first = compile_dim_reps("2026-10-01")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "cast('2026-10-01' as date)" in first.stdout
+    second = compile_dim_reps("2026-10-02")
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "cast('2026-10-02' as date)" in second.stdout
+    assert "Unable to do partial parsing" not in second.stdout
+    assert "Partial parsing enabled" in second.stdout
