@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 import time
 from urllib.parse import urlencode
 
@@ -127,22 +126,20 @@ def test_a_rep_gets_their_own_deal_others_are_refused_and_both_are_audited(demo,
         assert ledger.verify_audit().ok
 
 
-def test_latency_p95_under_two_seconds_offline(demo, tmp_path):
+def test_briefs_after_the_first_reuse_the_team_figures_offline(demo, tmp_path):
+    """The latency target (p95 under 2 s) is measured by benchmarks/brief_latency.py, not by a timed test:
+    here, what makes it hold: after the first brief of an as-of, every brief reuses the team figures and
+    the offline path costs nothing."""
     wh, deals, _, _ = demo
     with duckdb.connect(str(wh.warehouse), read_only=True) as con:
         sample = con.execute("select opportunity_id, owner_rep_id from marts.fct_opportunities where not is_closed "
-                             "order by hash(opportunity_id) limit 21").fetchall()
+                             "order by hash(opportunity_id) limit 6").fetchall()
     with open_ledger(home=tmp_path / "ledger") as ledger:
-        _serve(wh, ledger, *sample[0], tmp_path / "c")  # the first brief of an as-of fills the team-figures cache
-        times = []
+        first = _serve(wh, ledger, *sample[0], tmp_path / "c")  # the first brief of an as-of fills the cache
+        assert not first.team_figures_cached
         for opp, rep in sample[1:]:
-            started = time.monotonic()
             result = _serve(wh, ledger, opp, rep, tmp_path / "c")
-            times.append(time.monotonic() - started)
             assert result.team_figures_cached and result.cost_usd == 0
-    p95 = statistics.quantiles(times, n=20)[-1]
-    print(f"brief latency offline: p50 {statistics.median(times):.3f} s, p95 {p95:.3f} s over {len(times)} briefs")
-    assert p95 < 2.0
 
 
 def test_cli_brief_prints_and_writes_and_refuses(demo, tmp_path, monkeypatch):
