@@ -37,14 +37,6 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
     warehouse = settings.warehouse_handle()
-    if warehouse.dialect != "duckdb":
-        raise dg.Failure(
-            description=(
-                f"risk_flags cannot run on the {warehouse.label}: the risk engine (agents/risk) still reads and "
-                "writes the warehouse through DuckDB; its set-based SQL port is not in this version. Landing, dbt "
-                "and the semantic layer ran on it."
-            )
-        )
     policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
@@ -52,13 +44,13 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
             for s in ledger.active_snoozes(as_of)
         ]
     layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
-    run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
+    run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
     # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
     from agents.accountability.run import assess_reps, load_scorecards
 
-    scorecards = load_scorecards(settings.warehouse_path, as_of)
-    run, rep_queries = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes, scorecards=scorecards)
-    store_risk_run(settings.warehouse_path, run, [*baselines.results, *rep_queries], context.run.run_id)
+    scorecards = load_scorecards(warehouse, as_of)
+    run, rep_queries = assess_reps(run, warehouse, layer, policy, as_of, snoozes, scorecards=scorecards)
+    store_risk_run(warehouse, run, [*baselines.results, *rep_queries], context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
@@ -88,7 +80,7 @@ def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.Asse
     from agents.risk.store import evidence_report
 
     with supervisor.warehouse_handle().connect(read_only=True) as con:
-        report = evidence_report(con.raw, context.run.run_id)  # agents/risk takes the driver connection
+        report = evidence_report(con, context.run.run_id)
     return dg.AssetCheckResult(
         passed=report["evidence_rate"] == 1.0,
         description=(
