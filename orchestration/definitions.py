@@ -32,7 +32,7 @@ def build_definitions() -> dg.Definitions:
     from orchestration.assets.risk import coaching_drafts, risk_flags, risk_flags_evidence_rate
     from orchestration.assets.semantic import semantic_checks, semantic_layer
     from orchestration.checks import gx_checks, rejected_rows_checks
-    from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
+    from orchestration.jobs import daily_supervisor_job, warehouse_executor, weekday_morning_schedule
     from orchestration.resources import DrafterSettings, SupervisorSettings
     from sales_supervisor.dbt import dbt_executable
 
@@ -48,8 +48,9 @@ def build_definitions() -> dg.Definitions:
             "drafter": DrafterSettings(),
             "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
         },
-        # DuckDB admits one writing process: run a job's steps one after another, in one process.
-        executor=dg.in_process_executor,
+        # DuckDB admits one writing process: a run on it executes its steps one after another, in one process;
+        # on PostgreSQL steps run in their own processes (chosen at run time: orchestration/jobs.py).
+        executor=warehouse_executor,
     )
 
 

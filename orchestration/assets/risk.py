@@ -36,7 +36,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    warehouse = settings.warehouse_handle()
+    warehouse = supervisor.run_warehouse()  # on DuckDB the run's one connection, reused by the steps after this
     policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
@@ -79,7 +79,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
 def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.AssetCheckResult:
     from agents.risk.store import evidence_report
 
-    with supervisor.warehouse_handle().connect(read_only=True) as con:
+    with supervisor.run_warehouse().connect(read_only=True) as con:
         report = evidence_report(con, context.run.run_id)
     return dg.AssetCheckResult(
         passed=report["evidence_rate"] == 1.0,
@@ -113,7 +113,7 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    warehouse = settings.warehouse_handle()
+    warehouse = supervisor.run_warehouse()
     with warehouse.connect(read_only=True) as con:
         latest_run = con.execute(
             f"select run_id from {RISK_SCHEMA}.risk_flags where as_of = :as_of order by created_at desc limit 1",
