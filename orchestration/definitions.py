@@ -72,6 +72,8 @@ def __getattr__(name: str):
     if name == "defs":
         from sales_supervisor.dbt import prepare_dbt_project
 
-        prepare_dbt_project()
+        # The project's own target/ is the DuckDB parse (a server warehouse parses under the home folder:
+        # sales_supervisor.dbt.semantic_manifest_dir), whatever target this process's environment names.
+        prepare_dbt_project(env={"DBT_TARGET": "duckdb"})
         return _cached()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
