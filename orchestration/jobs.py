@@ -76,5 +76,9 @@ def warehouse_executor(init_context):
     config = init_context.executor_config
     retries = {"enabled": {}}
     if executor_mode(config) == "multiprocess":
-        return _core_multiprocess_executor_creation({"max_concurrent": config.get("max_concurrent") or 2, "retries": retries})
+        # Step processes fork from a server that loaded the definitions once (orchestration/preload.py).
+        return _core_multiprocess_executor_creation({
+            "max_concurrent": config.get("max_concurrent") or 2, "retries": retries,
+            "start_method": {"forkserver": {"preload_modules": ["orchestration.preload"]}},
+        })
     return _core_in_process_executor_creation({"retries": retries})
