@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from agents.semantic_layer import SemanticLayer, SemanticQueryResult
+from agents.semantic_layer import SemanticLayer, SemanticQueryRequest, SemanticQueryResult
 from agents.warehouse import Warehouse
 
 SEMANTIC_SCHEMA = "semantic"
@@ -99,3 +99,102 @@ def store_result(warehouse: Warehouse | Path, result: SemanticQueryResult, *, as
                 dt.datetime.now(dt.UTC).replace(tzinfo=None),
             ])),
         )
+
+
+# ---------------------------------------------------------------------------- answers asked earlier in the run
+
+
+def store_provenance(warehouse: Warehouse | Path, results: list[SemanticQueryResult], *, as_of: dt.date, run_id: str) -> None:
+    """Append the provenance (request, SQL, manifest hash, rows) of ad-hoc query results to
+    ``semantic.semantic_queries``, so their ids resolve and :class:`StoredAnswers` can serve them."""
+    if not results:
+        return
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with Warehouse.coerce(warehouse).connect() as con:
+        con.execute(f"create schema if not exists {SEMANTIC_SCHEMA}")
+        con.execute(_QUERIES_DDL)
+        con.executemany(
+            f"insert into {SEMANTIC_SCHEMA}.{QUERIES_TABLE} values ({_QUERIES_PARAMS})",
+            [dict(zip(_QUERIES_COLUMNS, [
+                r.query_id, r.request.saved_query, json.dumps(r.request.as_dict(), sort_keys=True), r.sql,
+                r.manifest_hash, r.result_hash, len(r.rows), json.dumps([dict(x) for x in r.rows], default=str),
+                r.metricflow_version, as_of, run_id, now,
+            ])) for r in results],
+        )
+
+
+def prefetch_risk_queries(
+    layer: SemanticLayer, warehouse: Warehouse | Path, *, as_of: dt.date, run_id: str, policy=None,
+) -> list[str]:
+    """Ask the risk step's governed queries now, on the run's warm MetricFlow engine: the policy's
+    baselines (agents.risk.baselines) and, when the policy's accountability section is on, the rep
+    metrics (agents.accountability); keep their answers with provenance under ``run_id``. The risk step
+    of the same run reads them back by query id (:class:`StoredAnswers`) instead of asking MetricFlow
+    again. Returns the ids."""
+    from agents.risk.baselines import fetch_baselines
+
+    results = list(fetch_baselines(layer, as_of).results)
+    if policy is not None:
+        from agents.accountability.policy import accountability_settings
+        from agents.accountability.run import rep_metrics_for
+
+        settings = accountability_settings(policy)
+        if settings.enabled:
+            results += list(rep_metrics_for(layer, settings, as_of).results.values())
+    store_provenance(warehouse, results, as_of=as_of, run_id=run_id)
+    return [r.query_id for r in results]
+
+
+def _request_from_json(text: str) -> SemanticQueryRequest:
+    d = json.loads(text)
+    return SemanticQueryRequest(
+        metrics=tuple(d.get("metrics") or ()), group_by=tuple(d.get("group_by") or ()), where=tuple(d.get("where") or ()),
+        order_by=tuple(d.get("order_by") or ()), limit=d.get("limit"), saved_query=d.get("saved_query"),
+    )
+
+
+class StoredAnswers:
+    """The run's semantic layer, answering a request that this run already asked (same query id: same
+    request, same metric definitions) from its stored answer in ``semantic.semantic_queries`` instead of
+    running MetricFlow again; anything else goes to MetricFlow (``layer``). Governed all the same: the
+    stored answer is MetricFlow's, with its SQL, manifest hash and result hash, and the flags cite the
+    same query ids. ``served`` holds the ids answered from the store (their provenance is stored already)."""
+
+    def __init__(self, layer: SemanticLayer, warehouse: Warehouse | Path, run_id: str) -> None:
+        self.layer = layer
+        self.served: set[str] = set()
+        self._answers: dict[str, SemanticQueryResult] = {}
+        manifest = layer.manifest_hash
+        with Warehouse.coerce(warehouse).connect(read_only=True) as con:
+            if not con.has_table(SEMANTIC_SCHEMA, QUERIES_TABLE):
+                return
+            rows = con.execute(
+                f"select query_id, request_json, {con.warehouse.quote('sql')}, result_hash, rows_json, metricflow_version, "
+                f"executed_at from {SEMANTIC_SCHEMA}.{QUERIES_TABLE} where run_id = :run_id and manifest_hash = :manifest",
+                {"run_id": run_id, "manifest": manifest},
+            ).fetchall()
+        for query_id, request_json, sql, result_hash, rows_json, mf_version, executed_at in rows:
+            request = _request_from_json(request_json)
+            if request.saved_query or request.query_id(manifest) != query_id:
+                continue  # saved queries are asked by name; an id that does not match its request is not served
+            result_rows = tuple(json.loads(rows_json))
+            columns = tuple(result_rows[0]) if result_rows else (*request.group_by, *request.metrics)
+            self._answers[query_id] = SemanticQueryResult(
+                query_id=query_id, request=request, sql=sql, manifest_hash=manifest, columns=columns, rows=result_rows,
+                result_hash=result_hash, metricflow_version=mf_version or "",
+                executed_at=str(executed_at or ""),
+            )
+
+    def query(self, metrics, group_by=(), where=None, order_by=None, limit=None) -> SemanticQueryResult:
+        if isinstance(where, str):
+            where = [where]
+        request = SemanticQueryRequest(metrics=tuple(metrics), group_by=tuple(group_by), where=tuple(where or ()),
+                                       order_by=tuple(order_by or ()), limit=limit)
+        hit = self._answers.get(request.query_id(self.layer.manifest_hash))
+        if hit is None:
+            return self.layer.query(metrics, group_by, where=where, order_by=order_by, limit=limit)
+        self.served.add(hit.query_id)
+        return hit
+
+    def __getattr__(self, name: str):
+        return getattr(self.layer, name)

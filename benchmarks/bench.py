@@ -158,49 +158,107 @@ def step_windows(dagster_home: Path, run_id: str | None = None, now: float | Non
     return windows
 
 
-# The floor: one hand-written DuckDB query over the marts for two rules of the default policy,
-# stalled_in_stage (days in the current stint over 2 x the segment-stage p75 of
-# stage durations) and no_recent_activity (no activity for more than 14 days), without the
-# policy's overrides and playbooks. The risk step
-# does much more (every rule, evidence, fatigue, storage); the floor says what the warehouse
-# needs for the core of it.
+# The floor: one hand-written DuckDB query over the marts for the same deal rules as the default policy
+# (stalled_in_stage, stale_cycle, no_recent_activity, meeting_cadence_drop, no_decision_maker,
+# close_date_slipped, amount_swing, missing_required_fields) with their base parameters, point in time
+# (stage, close date and amount as of the date; baselines from stints and deals closed by then), and each
+# fired rule's evidence row ids aggregated per deal (list()). It leaves out what the risk step does beyond
+# that: per-segment/stage overrides, playbooks, exclusions, snoozes, baseline fallbacks, explanation text,
+# severity, fatigue, rep-level rules and storage. The floor says what the warehouse needs for the core.
 FLOOR_SQL = """
 with open_deals as (
-    select o.opportunity_id, o.segment, o.created_at
+    select o.opportunity_id, o.segment, o.created_at, o.close_date, o.amount, o.next_step
     from marts.fct_opportunities o
     where o.created_at < $cutoff and not (coalesce(o.is_closed, false) and coalesce(o.closed_at, $cutoff) < $cutoff)
 ),
 stint as (
-    select opportunity_id, stage, entered_at,
+    select opportunity_id, stage_history_id, stage, stage_order, entered_at,
            row_number() over (partition by opportunity_id order by entered_at desc, stage_history_id desc) as rn
     from marts.fct_stage_history where entered_at < $cutoff
 ),
-durations as (
-    select o.segment, h.stage, quantile_cont(date_diff('day', h.entered_at, h.exited_at), 0.75) as p75
-    from marts.fct_stage_history h join marts.fct_opportunities o using (opportunity_id)
-    where h.exited_at is not null and h.exited_at < $cutoff
-    group by all
+later as (  -- the first change after the date tells the value at the date
+    select opportunity_id, field_name, arg_min(old_value, changed_at) as value_then
+    from marts.fct_field_history where changed_at >= $cutoff and field_name in ('close_date', 'amount') group by all
 ),
-last_act as (
-    select opportunity_id, max(occurred_at) as last_at, list(activity_id) as ids
-    from marts.fct_activities where occurred_at < $cutoff group by 1
+stints as (
+    select segment, stage, quantile_cont(duration_days, 0.75) as p75,
+           sum(meetings_count) / nullif(sum(duration_days / 7.0), 0) as mpw
+    from marts.fct_stage_history where exited_at is not null and exited_at < $cutoff group by all
+),
+cycles as (
+    select segment, quantile_cont(date_diff('day', created_at, closed_at), 0.75) as p75
+    from marts.fct_opportunities where is_won and closed_at < $cutoff group by all
+),
+dm as (select distinct activity_id from marts.bridge_activity_contacts where buying_role = 'decision_maker'),
+acts as (
+    select a.opportunity_id, a.activity_id, a.occurred_at, lower(a.activity_type) = 'meeting' as is_meeting,
+           dm.activity_id is not null as with_dm
+    from marts.fct_activities a left join dm using (activity_id)
+    where a.occurred_at < $cutoff and a.opportunity_id in (select opportunity_id from open_deals)
+),
+act as (
+    select opportunity_id, max(occurred_at) as last_at, arg_max(activity_id, occurred_at) as last_id, bool_or(with_dm) as has_dm,
+           list(activity_id order by occurred_at) filter (where is_meeting and occurred_at >= $cutoff - interval 28 day) as recent,
+           list(activity_id order by occurred_at desc) filter (
+               where is_meeting and occurred_at < $cutoff - interval 28 day and occurred_at >= $cutoff - interval 84 day) as prior,
+           count(*) filter (where occurred_at >= $cutoff - interval 14 day) as active
+    from acts group by 1
+),
+chg as (
+    select opportunity_id,
+           list(field_history_id order by changed_at) filter (
+               where field_name = 'close_date' and try_cast(new_value as date) > try_cast(old_value as date)) as pushes,
+           list(field_history_id order by changed_at) filter (
+               where field_name = 'amount' and changed_at >= $cutoff - interval 30 day
+                 and try_cast(old_value as double) > 0
+                 and abs(try_cast(new_value as double) - try_cast(old_value as double)) / try_cast(old_value as double) > 0.2) as swings
+    from marts.fct_field_history where changed_at < $cutoff and field_name in ('close_date', 'amount') group by 1
+),
+d as (
+    select o.opportunity_id, s.stage_history_id, s.stage, s.stage_order, date_diff('day', s.entered_at::date, $as_of) as days_in_stage,
+           date_diff('day', o.created_at::date, $as_of) as cycle_days,
+           coalesce(try_cast(lc.value_then as date), o.close_date::date) as close_date,
+           coalesce(try_cast(la.value_then as double), o.amount) as amount, o.next_step,
+           st.p75 as stage_p75, st.mpw, cy.p75 as cycle_p75, a.*, c.pushes, c.swings
+    from open_deals o
+    left join stint s on s.opportunity_id = o.opportunity_id and s.rn = 1
+    left join later lc on lc.opportunity_id = o.opportunity_id and lc.field_name = 'close_date'
+    left join later la on la.opportunity_id = o.opportunity_id and la.field_name = 'amount'
+    left join stints st on st.segment = o.segment and st.stage = s.stage
+    left join cycles cy on cy.segment = o.segment
+    left join act a on a.opportunity_id = o.opportunity_id
+    left join chg c on c.opportunity_id = o.opportunity_id
+),
+fired as (
+    select opportunity_id, 'stalled_in_stage' as rule_id, [stage_history_id] as evidence from d
+        where days_in_stage > 2.0 * stage_p75
+    union all select opportunity_id, 'stale_cycle', [] from d where cycle_days > cycle_p75 and not coalesce(has_dm, false)
+    union all select opportunity_id, 'no_recent_activity', [last_id] from d
+        where date_diff('day', last_at::date, $as_of) > 14 or (last_at is null and cycle_days > 14)
+    union all select opportunity_id, 'meeting_cadence_drop', list_concat(prior[1:3], recent, [last_id]) from d
+        where cycle_days >= 28 and active > 0 and ((len(coalesce(prior, [])) >= 4 and len(coalesce(recent, [])) / 4.0 < 0.25 * mpw)
+           or (len(coalesce(prior, [])) >= 6 and len(coalesce(recent, [])) / 4.0
+               < 0.3 * len(prior) / (least(56, greatest(cycle_days - 28, 0)) / 7.0)))
+    union all select opportunity_id, 'no_decision_maker', [stage_history_id] from d
+        where stage_order >= (select min(stage_order) from marts.fct_stage_history where stage = 'Proposal') and not coalesce(has_dm, false)
+    union all select opportunity_id, 'close_date_slipped', pushes from d where len(coalesce(pushes, [])) >= 2 or close_date < $as_of
+    union all select opportunity_id, 'amount_swing', swings from d where len(coalesce(swings, [])) > 0
+    union all select opportunity_id, 'missing_required_fields', [] from d
+        where (stage_order >= 2 and amount is null)
+           or (stage_order >= 4 and (close_date is null or coalesce(trim(next_step), '') = ''))
 )
-select
-    count(*) filter (where date_diff('day', s.entered_at::date, $as_of) > 2.0 * d.p75) as stalled_in_stage,
-    count(*) filter (where date_diff('day', a.last_at::date, $as_of) > 14) as no_recent_activity
-from open_deals o
-left join stint s on s.opportunity_id = o.opportunity_id and s.rn = 1
-left join durations d on d.segment = o.segment and d.stage = s.stage
-left join last_act a on a.opportunity_id = o.opportunity_id
+select rule_id, count(*) as deals, sum(len(list_filter(evidence, x -> x is not null))) as evidence_rows
+from fired group by rule_id order by rule_id
 """
 
 
 def floor_query(con, as_of: dt.date) -> dict:
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     t0, c0 = time.perf_counter(), time.process_time()
-    row = con.execute(FLOOR_SQL, {"cutoff": cutoff, "as_of": as_of}).fetchone()
-    return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
-            "stalled_in_stage": row[0], "no_recent_activity": row[1]}
+    rows = con.execute(FLOOR_SQL, {"cutoff": cutoff, "as_of": as_of}).fetchall()
+    out = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    out["rules"] = {rule: {"deals": n, "evidence_rows": int(e or 0)} for rule, n, e in rows}
+    return out
 
 
 # ---------------------------------------------------------------------------- the parent: sampling
@@ -329,10 +387,11 @@ def print_result(r: dict) -> None:
         print(f"  FAILED {f}")
     risk, floor = r["steps"].get("risk flags"), r.get("floor") or {}
     if risk and "wall_s" in floor:
+        found = ", ".join(f"{rule} {v['deals']}" for rule, v in sorted((floor.get("rules") or {}).items()))
         print(f"  risk flags step {risk['wall_s']:.2f} s wall, {risk['cpu_s']:.2f} CPU-s vs floor query "
-              f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.2f} CPU-s ({risk['wall_s'] / max(floor['wall_s'], 1e-3):.0f}x "
-              f"wall; the floor finds stalled_in_stage {floor['stalled_in_stage']}, "
-              f"no_recent_activity {floor['no_recent_activity']} before overrides, exclusions and fatigue)")
+              f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.2f} CPU-s ({risk['cpu_s'] / max(floor['cpu_s'], 1e-3):.1f}x "
+              f"CPU, {risk['wall_s'] / max(floor['wall_s'], 1e-3):.1f}x wall; the floor (8 deal rules, base parameters, "
+              f"evidence ids in SQL) finds {found} before overrides, exclusions and fatigue)")
     print("  rows per table:")
     for table, n in r["rows"].items():
         print(f"    {table:<40}{n:>12,}")

@@ -204,6 +204,36 @@ def test_set_based_flags_are_identical_to_the_row_by_row_engine(generated, as_of
     assert len(gate.open_deals) == sql.deals_evaluated == row_by_row.deals_evaluated
 
 
+def _evidence(run) -> list:
+    """Every cited row of a run, flag by flag, with its note (fired and suppressed flags)."""
+    return [(f.flag_id, [(r.object, r.record_id, r.source_url, r.note) for r in f.crm_records])
+            for f in [*run.flags, *(s.flag for s in run.suppressed)]]
+
+
+@pytest.mark.parametrize("as_of", AS_OF_DATES)
+@pytest.mark.parametrize("policy_name", ["default", "rich"])
+def test_the_gate_aggregates_the_candidates_evidence_rows_in_sql(generated, as_of, policy_name):
+    """One query returns each candidate's columns and evidence rows (activities, field changes),
+    aggregated in SQL; the features built from them equal a separate load's, so every flag and
+    suppressed flag cites the same rows with the same notes as the row-by-row engine's."""
+    from agents.risk.engine import activity_windows
+    from agents.risk.features import load_deal_features, load_source_coverage
+
+    policy = rich_policy() if policy_name == "rich" else RiskPolicy.from_dict(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    baselines, windows = make_baselines(), activity_windows(policy)
+    gate = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows,
+                             coverage=load_source_coverage(generated))
+    assert "list(activity_id order by occurred_at, activity_id) as ev_activity_id" in gate.sql
+    loaded = load_deal_features(generated, as_of, activity_windows=windows, only=gate.candidates)
+    assert [d.opportunity_id for d in gate.deals] == gate.candidates
+    assert gate.deals == loaded
+    assert any(d.activities for d in gate.deals) and any(d.close_date_changes for d in gate.deals)
+    row_by_row = evaluate_in_warehouse(generated, baselines, policy, as_of, set_based=False)
+    set_based = evaluate_in_warehouse(generated, baselines, policy, as_of)
+    assert _evidence(set_based) == _evidence(row_by_row)
+    assert sum(len(refs) for _, refs in _evidence(row_by_row)) > len(row_by_row.flags)  # more than the deal rows
+
+
 def test_a_source_without_an_activity_log_keeps_the_row_by_row_path():
     policy = rich_policy()
     assert setbased.gate_supported(policy, SourceCoverage()) is None
@@ -264,7 +294,10 @@ def test_the_gate_runs_through_the_warehouse_connection_on_postgres(generated):
 
     from agents.warehouse import Warehouse
 
+    from agents.risk.engine import activity_windows
+
     as_of, policy, baselines = AS_OF_DATES[1], rich_policy(), make_baselines()
+    windows = activity_windows(policy)
     db = f"risk_sql_wh_{os.getpid()}"
     with psycopg.connect(PG_URL, autocommit=True) as admin:
         admin.execute(f"create database {db}")
@@ -275,12 +308,19 @@ def test_the_gate_runs_through_the_warehouse_connection_on_postgres(generated):
             _copy_marts(generated, pg, "marts")
         with Warehouse("postgres", url=url).connect(read_only=True) as con:
             gate = setbased.run_gate(con, policy, as_of, baselines)
+            with_evidence = setbased.run_gate(con, policy, as_of, baselines, activity_windows=windows)
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute(f"drop database {db}")
     duck = setbased.run_gate(generated, policy, as_of, baselines)
     assert gate.candidates == duck.candidates and gate.stage_orders == duck.stage_orders
     assert "~" in gate.sql and "try_cast" not in gate.sql
+    # The evidence rows aggregated on PostgreSQL (array_agg, string_agg) build the same features as on DuckDB.
+    duck_evidence = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows)
+    assert "array_agg(activity_id order by" in with_evidence.sql and "list(" not in with_evidence.sql
+    assert with_evidence.candidates == duck_evidence.candidates
+    assert any(d.activities for d in duck_evidence.deals) and any(d.amount_changes for d in duck_evidence.deals)
+    assert with_evidence.deals == duck_evidence.deals
 
 
 def _copy_marts(duck, pg, schema: str) -> None:
@@ -310,9 +350,10 @@ class _Renamed:
 
 def test_generated_sql_names_no_duckdb_only_function_in_the_postgres_dialect():
     policy, baselines = rich_policy(), make_baselines()
-    sql = setbased.gate_sql(policy, dt.date(2026, 9, 18), baselines, segments=SEGMENTS + [None],
-                            stages=[s for s, _ in STAGES] + [None], dialect_name="postgres")
-    for duckdb_only in ("try_cast", "regexp_matches", "list(", "date_diff"):
-        assert duckdb_only not in sql
+    for windows in (None, (120, 30)):
+        sql = setbased.gate_sql(policy, dt.date(2026, 9, 18), baselines, segments=SEGMENTS + [None],
+                                stages=[s for s, _ in STAGES] + [None], dialect_name="postgres", evidence_windows=windows)
+        for duckdb_only in ("try_cast", "regexp_matches", "list(", "date_diff", "struct_pack"):
+            assert duckdb_only not in sql
     assert not re.search(r"\$[a-z]", sql)  # no DuckDB-style named parameter
     assert list(itertools.islice(setbased.DIALECTS, 2)) == ["duckdb", "postgres"]

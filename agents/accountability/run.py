@@ -22,15 +22,22 @@ if TYPE_CHECKING:
     from agents.semantic_layer import SemanticLayer, SemanticQueryResult
 
 
-def _metrics_and_rows(warehouse, layer, settings, as_of):
-    from agents.warehouse import Warehouse
-
+def rep_metrics_for(layer, settings, as_of):
+    """The governed rep metrics the triggers and scorecards read (also asked ahead by the semantic_layer
+    step, agents.baselines.prefetch_risk_queries, so the risk step finds them stored)."""
     cov = settings.trigger("low_coverage").params
     win = settings.trigger("win_rate_drop").params
-    metrics = fetch_rep_metrics(
+    return fetch_rep_metrics(
         layer, as_of, weeks=max(settings.scorecard_weeks, settings.trigger("activity_below_floor").params.weeks),
         coverage_min_days_left=cov.min_days_left, win_recent_days=win.recent_days, win_norm_days=win.norm_days,
     )
+
+
+def _metrics_and_rows(warehouse, layer, settings, as_of):
+    from agents.warehouse import Warehouse
+
+    metrics = rep_metrics_for(layer, settings, as_of)
+    win = settings.trigger("win_rate_drop").params
     with Warehouse.coerce(warehouse).connect(read_only=True) as con:
         reps, stages = load_rep_rows(con, as_of, metrics.periods, recent_days=win.recent_days)
     return metrics, reps, stages

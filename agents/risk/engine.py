@@ -425,8 +425,9 @@ def evaluate_in_warehouse(
     coverage = load_source_coverage(con)
     windows = activity_windows(policy)
     if set_based and setbased.gate_supported(policy, coverage) is None:
-        gate = setbased.run_gate(con, policy, as_of, baselines)
-        deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows, only=gate.candidates)
+        # One query: the candidates, with their columns and evidence rows aggregated in SQL.
+        gate = setbased.run_gate(con, policy, as_of, baselines, activity_windows=windows, coverage=coverage)
+        deals = gate.deals
         reps = _reps_at(con, as_of, gate.open_deals)
         return evaluate(deals, reps, baselines, policy, as_of, snoozes,
                         stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))

@@ -37,6 +37,7 @@ __all__ = [
     "days_to_quarter_end",
     "load_deal_features",
     "load_rep_features",
+    "deal_from_row",
     "load_source_coverage",
 ]
 
@@ -221,9 +222,11 @@ class DealFeatures:
         """Meetings with ``as_of - days_back_from < date <= as_of - days_back_to``."""
         lo = self.as_of - dt.timedelta(days=days_back_from)
         hi = self.as_of - dt.timedelta(days=days_back_to)
-        return tuple(
-            a for a in self.activities if a.activity_type == "meeting" and lo < a.occurred_at.date() <= hi
-        )
+        meetings = self.__dict__.get("_meetings")
+        if meetings is None:  # the rules and the custom-rule features ask several windows of each deal
+            meetings = tuple((a.occurred_at.date(), a) for a in self.activities if a.activity_type == "meeting")
+            self.__dict__["_meetings"] = meetings  # a cache beside the fields, as scalars()
+        return tuple(a for day, a in meetings if lo < day <= hi)
 
     def activities_within(self, days: int, types: tuple[str, ...] | None = None) -> tuple[ActivityFact, ...]:
         lo = self.as_of - dt.timedelta(days=days)
@@ -558,54 +561,66 @@ def load_deal_features(
                 )
             )
 
-    out: list[DealFeatures] = []
-    for r in deals:
-        opp = r["opportunity_id"]
-        if coverage.has_stage_history and r["stage_history_id"] is not None:
-            stage, stage_order = r["stage_at"], r["stage_order_at"]
-            if stage_order is None:
-                stage_order = stage_orders.get(stage)
-            sh_id, entered = r["stage_history_id"], r["stage_entered_at"]
-        elif not r["closed_now"]:
-            # No history for this deal: its current stage is its stage at as_of only
-            # if it is still open; the stage entry time is unknown.
-            stage, stage_order, sh_id, entered = r["stage_now"], r["stage_order_now"], None, None
-        else:
-            stage = stage_order = sh_id = entered = None
-        close_date = _as_date(r["close_date_at"]) if r["close_date_source_id"] else r["close_date_now"]
-        amount = _as_float(r["amount_at"]) if r["amount_source_id"] else _as_float(r["amount_now"])
-        next_step = r["next_step_at"] if r["next_step_source_id"] else r["next_step_now"]
-        out.append(
-            DealFeatures(
-                as_of=as_of,
-                opportunity_id=opp,
-                account_id=r["account_id"],
-                owner_rep_id=r["owner_rep_id"],
-                manager_id=r["manager_id"],
-                opportunity_name=r["opportunity_name"],
-                segment=r["segment"],
-                stage=stage,
-                stage_order=int(stage_order) if stage_order is not None else None,
-                amount=amount,
-                created_at=r["created_at"],
-                close_date=_as_date(close_date),
-                next_step=next_step,
-                source_url=r["source_url"],
-                account_tags=_split_tags(r["account_tags"]),
-                rep_hired_on=_as_date(r["rep_hired_on"]),
-                rep_open_deals=int(r["rep_open_deals"]) if r["rep_open_deals"] is not None else None,
-                stage_history_id=sh_id,
-                stage_entered_at=entered,
-                activities=tuple(activities.get(opp, ())),
-                close_date_changes=tuple(changes.get((opp, "close_date"), ())),
-                amount_changes=tuple(changes.get((opp, "amount"), ())),
-                close_date_source_id=r["close_date_source_id"],
-                amount_source_id=r["amount_source_id"],
-                coverage=coverage,
-                activity_total=None if activity_windows is None else totals.get(opp, 0),
-            )
-        )
-    return out
+    return [
+        deal_from_row(r, as_of, coverage=coverage, stage_orders=stage_orders,
+                      activities=activities.get(r["opportunity_id"], ()),
+                      changes=changes, activity_total=None if activity_windows is None else totals.get(r["opportunity_id"], 0))
+        for r in deals
+    ]
+
+
+def deal_from_row(
+    r: Mapping[str, Any], as_of: dt.date, *, coverage: SourceCoverage, stage_orders: Mapping[str, int],
+    activities: Any = (), changes: Mapping[tuple[str, str], Any] | None = None, activity_total: int | None = None,
+) -> DealFeatures:
+    """One deal's features from a row with the columns of the open-deals query (``*_now`` as the deal
+    is, ``*_at`` as it was at the cut-off, the stint at the cut-off), its activities (oldest first) and
+    its field changes by (deal, field). Shared by :func:`load_deal_features` and the set-based gate
+    (:mod:`agents.risk.setbased`, whose query returns the same columns), so both build the same values."""
+    changes = changes or {}
+    opp = r["opportunity_id"]
+    if coverage.has_stage_history and r["stage_history_id"] is not None:
+        stage, stage_order = r["stage_at"], r["stage_order_at"]
+        if stage_order is None:
+            stage_order = stage_orders.get(stage)
+        sh_id, entered = r["stage_history_id"], r["stage_entered_at"]
+    elif not r["closed_now"]:
+        # No history for this deal: its current stage is its stage at as_of only
+        # if it is still open; the stage entry time is unknown.
+        stage, stage_order, sh_id, entered = r["stage_now"], r["stage_order_now"], None, None
+    else:
+        stage = stage_order = sh_id = entered = None
+    close_date = _as_date(r["close_date_at"]) if r["close_date_source_id"] else r["close_date_now"]
+    amount = _as_float(r["amount_at"]) if r["amount_source_id"] else _as_float(r["amount_now"])
+    next_step = r["next_step_at"] if r["next_step_source_id"] else r["next_step_now"]
+    return DealFeatures(
+        as_of=as_of,
+        opportunity_id=opp,
+        account_id=r["account_id"],
+        owner_rep_id=r["owner_rep_id"],
+        manager_id=r["manager_id"],
+        opportunity_name=r["opportunity_name"],
+        segment=r["segment"],
+        stage=stage,
+        stage_order=int(stage_order) if stage_order is not None else None,
+        amount=amount,
+        created_at=r["created_at"],
+        close_date=_as_date(close_date),
+        next_step=next_step,
+        source_url=r["source_url"],
+        account_tags=_split_tags(r["account_tags"]),
+        rep_hired_on=_as_date(r["rep_hired_on"]),
+        rep_open_deals=int(r["rep_open_deals"]) if r["rep_open_deals"] is not None else None,
+        stage_history_id=sh_id,
+        stage_entered_at=entered,
+        activities=tuple(activities),
+        close_date_changes=tuple(changes.get((opp, "close_date"), ())),
+        amount_changes=tuple(changes.get((opp, "amount"), ())),
+        close_date_source_id=r["close_date_source_id"],
+        amount_source_id=r["amount_source_id"],
+        coverage=coverage,
+        activity_total=activity_total,
+    )
 
 
 _REPS_SQL = f"""

@@ -23,13 +23,23 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agents.risk.baselines import BaselineSet
 from agents.risk.expressions import Expression
-from agents.risk.features import FEATURE_NAMES, MARTS, SourceCoverage, days_to_quarter_end
+from agents.risk.features import (
+    FEATURE_NAMES,
+    MARTS,
+    ActivityFact,
+    DealFeatures,
+    FieldChange,
+    SourceCoverage,
+    days_to_quarter_end,
+    deal_from_row,
+)
 from agents.risk.policy import PARAMS_MODELS, REP_RULES, CustomRuleParams, RiskPolicy
 
 __all__ = ["DIALECTS", "GateResult", "compile_expression_sql", "gate_sql", "gate_supported", "run_gate"]
@@ -84,6 +94,22 @@ class _Dialect:
             num = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
             return f"(case when {self.matches(text, num)} then cast({text} as double precision) end)"
         return f"try_cast({text} as double)"
+
+    def agg_list(self, value: str, order_by: str, where: str) -> str:
+        """An ordered list of ``value`` over the rows where ``where`` holds (null when none)."""
+        fn = "array_agg" if self.name == "postgres" else "list"
+        return f"{fn}({value} order by {order_by}) filter (where {where})"
+
+    def agg_columns(self, fields: Sequence[str], order_by: str, prefix: str) -> str:
+        """The group's rows as one ordered list (DuckDB) or array (PostgreSQL) per field, named
+        ``prefix + field``: plain lists convert to Python much faster than lists of records."""
+        fn = "array_agg" if self.name == "postgres" else "list"
+        return ", ".join(f"{fn}({f} order by {order_by}) as {prefix}{f}" for f in fields)
+
+    def joined(self, value: str, order_by: str, where: str) -> str:
+        """The group's values of ``value`` where ``where`` holds, ordered, joined by the unit
+        separator (U+001F) into one text (null when none)."""
+        return f"string_agg({value}, chr(31) order by {order_by}) filter (where {where})"
 
     def try_date(self, text: str) -> str:
         head = f"substr(trim({text}), 1, 10)"
@@ -298,11 +324,20 @@ def gate_sql(
     segments: Sequence[str | None],
     stages: Sequence[str | None],
     dialect_name: str = "duckdb",
+    evidence_windows: tuple[int, int] | None = None,
 ) -> str:
     """The query: one row per open deal at the end of ``as_of`` with ``opportunity_id``,
     ``stage``, ``stage_order``, ``owner_rep_id``, ``amount`` (as of that date) and ``candidate`` (some rule of ``policy``
     fires or cannot judge it). ``segments``/``stages``: the values the marts hold (the baselines
-    of each combination are inlined). Raises :class:`Unsupported` when it cannot be generated."""
+    of each combination are inlined). Raises :class:`Unsupported` when it cannot be generated.
+
+    ``evidence_windows`` (meeting days, any-activity days; :func:`agents.risk.engine.activity_windows`):
+    the rows also carry, for the candidates only, the deal's columns as of the date (those of
+    :func:`agents.risk.features.load_deal_features`' query) and the evidence rows its rules may cite,
+    aggregated in SQL: ``ev_activity_id``, ``ev_activity_type``, ... (the meetings and activities of those windows, the last
+    activity and the last decision-maker activity, with their decision-maker contacts, oldest first),
+    ``ev_n_activities`` (all activities by the date) and ``ev_field_history_id``... (close-date and amount changes),
+    one ordered list per field."""
     D = dialect(dialect_name)
     cut = lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()))
     asof = lit(as_of)
@@ -404,6 +439,11 @@ def gate_sql(
     swings = ", ".join(swing_cols) or "count(*) as swing_none"
     pbs = (", " + ", ".join(pb_cols)) if pb_cols else ""
     q_end = days_to_quarter_end(as_of)
+    if evidence_windows is None:
+        raw, evidence = "", "\nselect * from gate order by opportunity_id"
+    else:
+        raw = ", " + ", ".join(f"d.{c}" for c in _RAW_COLUMNS)
+        evidence = _evidence_sql(D, as_of, evidence_windows)
     return f"""
 with open_deals as (
     select * from {MARTS}.fct_opportunities
@@ -436,7 +476,7 @@ rep_load as (
     select owner_rep_id, count(*) as rep_open_deals from open_deals group by owner_rep_id
 ),
 acts as (
-    select a.opportunity_id, a.activity_id, cast(a.occurred_at as date) as on_day,
+    select a.opportunity_id, a.activity_id, a.activity_type, a.occurred_at, cast(a.occurred_at as date) as on_day,
            lower(coalesce(a.activity_type, '')) = 'meeting' as is_meeting,
            dmb.activity_id is not null as with_dm
     from {MARTS}.fct_activities a
@@ -485,7 +525,13 @@ deal_base as (
         case when am.field_history_id is not null then {D.try_double('am.old_value')}
              else cast(o.amount as {D.double}) end as amount,
         case when ns.field_history_id is not null then ns.old_value else o.next_step end as next_step,
-        a.tags as account_tags, {asof} - cast(r.hired_on as date) as rep_tenure_days, rl.rep_open_deals
+        a.tags as account_tags, {asof} - cast(r.hired_on as date) as rep_tenure_days, rl.rep_open_deals,
+        coalesce(o.manager_id, r.manager_id) as manager_id, o.created_at, o.source_url, o.is_closed as closed_now,
+        o.stage as stage_now, o.stage_order as stage_order_now, s.stage_history_id, s.stage as stage_at,
+        s.stage_order as stage_order_at, s.entered_at as stage_entered_at, o.close_date as close_date_now,
+        cd.old_value as close_date_at, cd.field_history_id as close_date_source_id, o.amount as amount_now,
+        am.old_value as amount_at, am.field_history_id as amount_source_id, o.next_step as next_step_now,
+        ns.old_value as next_step_at, ns.field_history_id as next_step_source_id, r.hired_on as rep_hired_on
     from open_deals o
     left join stint_at s on s.opportunity_id = o.opportunity_id and s.rn = 1
     left join (select stage, min(stage_order) as stage_order from stage_map group by stage) sm on sm.stage = s.stage
@@ -528,15 +574,74 @@ swing as (
     select x.opportunity_id, {swings}
     from chg x join d on d.opportunity_id = x.opportunity_id group by x.opportunity_id
 ),
-bl (segment, stage, dur_p50, dur_p75, mpw, cyc_p50, cyc_p75, win_rate) as (values {bl_values})
-select d.opportunity_id, d.stage, d.stage_order, d.owner_rep_id, d.amount,
-       ({' or '.join(conds) or 'false'}) as candidate
-from d
-left join bl on bl.segment = {_key('d.segment')} and bl.stage = {_key('d.stage')}
-left join cad c on c.opportunity_id = d.opportunity_id
-left join swing s on s.opportunity_id = d.opportunity_id
-order by d.opportunity_id
+bl (segment, stage, dur_p50, dur_p75, mpw, cyc_p50, cyc_p75, win_rate) as (values {bl_values}),
+gate as {'materialized ' if evidence_windows is not None else ''}(
+    select d.opportunity_id, d.stage, d.stage_order, d.owner_rep_id, d.amount,
+           ({' or '.join(conds) or 'false'}) as candidate{raw}
+    from d
+    left join bl on bl.segment = {_key('d.segment')} and bl.stage = {_key('d.stage')}
+    left join cad c on c.opportunity_id = d.opportunity_id
+    left join swing s on s.opportunity_id = d.opportunity_id
+){evidence}
 """
+
+
+# The columns of features.load_deal_features' open-deals query (features.deal_from_row reads them).
+_RAW_COLUMNS = (
+    "account_id", "manager_id", "opportunity_name", "segment", "created_at", "source_url", "closed_now", "stage_now",
+    "stage_order_now", "stage_history_id", "stage_at", "stage_order_at", "stage_entered_at", "close_date_now",
+    "close_date_at", "close_date_source_id", "amount_now", "amount_at", "amount_source_id", "next_step_now",
+    "next_step_at", "next_step_source_id", "account_tags", "rep_hired_on", "rep_open_deals",
+)
+_ACTIVITY_FIELDS = ("activity_id", "activity_type", "occurred_at", "dm_contacts")
+_CHANGE_FIELDS = ("field_history_id", "field_name", "old_value", "new_value", "changed_at")
+
+
+def _evidence_sql(D: _Dialect, as_of: dt.date, windows: tuple[int, int]) -> str:
+    """The gate's tail: the candidates' evidence rows aggregated per deal (see :func:`gate_sql`); the
+    same selection as features' compact activity query and field-change query, for the candidates only."""
+    cut = lit(dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time()))
+    meetings_since, any_since = (lit(dt.datetime.combine(as_of - dt.timedelta(days=n), dt.time())) for n in windows)
+    dm = "b.buying_role = 'decision_maker'"
+    return f""",
+cand as (select opportunity_id from gate where candidate),
+ranked_acts as (
+    select a.opportunity_id, a.activity_id, a.activity_type, a.occurred_at, a.with_dm,
+           count(*) over (partition by a.opportunity_id) as n_activities,
+           row_number() over (partition by a.opportunity_id order by a.occurred_at desc, a.activity_id desc) as rn_last,
+           row_number() over (partition by a.opportunity_id, a.with_dm
+                              order by a.occurred_at desc, a.activity_id desc) as rn_kind
+    from acts a
+    where a.opportunity_id in (select opportunity_id from cand)
+),
+picked_acts as (
+    select p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.n_activities,
+           {D.joined('b.contact_id', 'b.contact_id', dm)} as dm_contacts
+    from ranked_acts p
+    left join {MARTS}.bridge_activity_contacts b on b.activity_id = p.activity_id
+    where (lower(p.activity_type) = 'meeting' and p.occurred_at >= {meetings_since}) or p.occurred_at >= {any_since}
+       or p.rn_last = 1 or (p.with_dm and p.rn_kind = 1)
+    group by p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.n_activities
+),
+ev_acts as (
+    select opportunity_id, max(n_activities) as ev_n_activities,
+           {D.agg_columns(_ACTIVITY_FIELDS, 'occurred_at, activity_id', 'ev_')}
+    from picked_acts
+    group by opportunity_id
+),
+ev_changes as (
+    select opportunity_id, {D.agg_columns(_CHANGE_FIELDS, 'changed_at, field_history_id', 'ev_')}
+    from {MARTS}.fct_field_history
+    where changed_at < {cut} and field_name in ('close_date', 'amount')
+      and opportunity_id in (select opportunity_id from cand)
+    group by opportunity_id
+)
+select g.*, ea.ev_n_activities, {', '.join(f'ea.ev_{f}' for f in _ACTIVITY_FIELDS)},
+       {', '.join(f'ec.ev_{f}' for f in _CHANGE_FIELDS)}
+from gate g
+left join ev_acts ea on ea.opportunity_id = g.opportunity_id
+left join ev_changes ec on ec.opportunity_id = g.opportunity_id
+order by g.opportunity_id"""
 
 
 def _within_dates(pb, as_of: dt.date) -> bool:
@@ -575,18 +680,34 @@ def gate_supported(policy: RiskPolicy, coverage: SourceCoverage) -> str | None:
 @dataclass(frozen=True)
 class GateResult:
     """What the gate found: the open deals (id -> (owner rep, amount as of the date)), the
-    candidates among them (in id order), the engine's stage -> order map, and the SQL it ran."""
+    candidates among them (in id order), the engine's stage -> order map, and the SQL it ran.
+    With evidence (``run_gate(..., activity_windows=...)``), ``deals`` holds the candidates'
+    features built from the rows and evidence the query aggregated (no second read)."""
 
     open_deals: dict[str, tuple[str | None, float | None]]
     candidates: list[str]
     stage_orders: dict[str, int]
     sql: str
+    deals: list[DealFeatures] | None = None
 
 
 def _fetch(con: Any, sql: str) -> list[tuple]:
     cur = con.execute(sql)
     rows = cur.fetchall() if hasattr(cur, "fetchall") else con.fetchall()
     return rows
+
+
+def _fetch_named(con: Any, sql: str) -> tuple[list[str], list[tuple]]:
+    cur = con.execute(sql)
+    columns = getattr(cur, "columns", None)
+    if not isinstance(columns, list):  # a driver cursor (DuckDB, psycopg), not a WarehouseResult
+        columns = [d[0] for d in cur.description]
+    return columns, cur.fetchall()
+
+
+def _records(row: Mapping[str, Any], fields: Sequence[str]) -> Any:
+    """A deal's aggregated rows (one list per field, ``ev_<field>``) as value tuples in ``fields`` order."""
+    return zip(*[row[f"ev_{f}"] or () for f in fields])
 
 
 def distinct_values(con: Any) -> tuple[list[str | None], list[str | None]]:
@@ -599,24 +720,66 @@ def distinct_values(con: Any) -> tuple[list[str | None], list[str | None]]:
     return segs, stgs
 
 
+def _stage_order_map(con: Any) -> dict[str, int]:
+    """features' stage -> order map (the order of a stint whose own is missing), portable."""
+    out: dict[str, int] = {}
+    for table in ("fct_opportunities", "fct_stage_history"):
+        for stage, order in _fetch(con, f"select stage, min(stage_order) from {MARTS}.{table} "
+                                        "where stage_order is not null group by stage"):
+            out.setdefault(stage, int(order))
+    return out
+
+
 def run_gate(
     con: Any, policy: RiskPolicy, as_of: dt.date, baselines: BaselineSet, *, dialect_name: str | None = None,
+    activity_windows: tuple[int, int] | None = None, coverage: SourceCoverage | None = None,
 ) -> GateResult:
     """Run the gate on a warehouse connection: an :class:`agents.warehouse.WarehouseConnection`
     (DuckDB or PostgreSQL, the dialect is its own), a DuckDB connection, or a cursor (pass
-    ``dialect_name``): the open deals, the candidates among them and the engine's stage orders."""
+    ``dialect_name``): the open deals, the candidates among them and the engine's stage orders.
+
+    ``activity_windows`` (:func:`agents.risk.engine.activity_windows`): the same query also returns
+    the candidates' columns and evidence rows (aggregated in SQL), built into ``GateResult.deals``
+    exactly as :func:`agents.risk.features.load_deal_features` builds them."""
     dialect_name = dialect_name or getattr(con, "dialect", None) or "duckdb"
     segments, stages = distinct_values(con)
-    sql = gate_sql(policy, as_of, baselines, segments=segments, stages=stages, dialect_name=dialect_name)
-    rows = _fetch(con, sql)
+    sql = gate_sql(policy, as_of, baselines, segments=segments, stages=stages, dialect_name=dialect_name,
+                   evidence_windows=activity_windows)
+    columns, rows = _fetch_named(con, sql)
     orders: dict[str, int] = {}
     for _, stage, order, *_rest in rows:  # ordered by opportunity id: the first deal at a stage wins
         if stage is not None and order is not None:
             orders.setdefault(stage, int(order))
+    deals = None
+    if activity_windows is not None:
+        deals = _candidate_features([dict(zip(columns, r)) for r in rows if r[5]], as_of,
+                                    coverage or SourceCoverage(), _stage_order_map(con))
     return GateResult(
         open_deals={r[0]: (r[3], None if r[4] is None or r[4] != r[4] else float(r[4])) for r in rows},
-        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql,
+        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql, deals=deals,
     )
+
+
+def _candidate_features(
+    rows: list[dict[str, Any]], as_of: dt.date, coverage: SourceCoverage, stage_orders: Mapping[str, int],
+) -> list[DealFeatures]:
+    out = []
+    for r in rows:
+        opp = r["opportunity_id"]
+        activities = [
+            ActivityFact(activity_id=str(aid), activity_type=str(kind or "").lower(), occurred_at=at,
+                         decision_maker_contact_ids=tuple(dm.split("\x1f")) if dm else ())
+            for aid, kind, at, dm in _records(r, _ACTIVITY_FIELDS)
+        ] if coverage.has_activities else []
+        changes: dict[tuple[str, str], list[FieldChange]] = defaultdict(list)
+        if coverage.has_field_history:
+            for fid, name, old, new, at in _records(r, _CHANGE_FIELDS):
+                changes[(opp, name)].append(FieldChange(
+                    field_history_id=str(fid), field_name=name, old_value=old, new_value=new, changed_at=at))
+        total = int(r["ev_n_activities"]) if coverage.has_activities and r["ev_n_activities"] is not None else 0
+        out.append(deal_from_row(r, as_of, coverage=coverage, stage_orders=stage_orders, activities=activities,
+                                 changes=changes, activity_total=total))
+    return out
 
 
 assert set(FEATURE_NAMES) >= _BOOL_FEATURES | _TEXT_FEATURES

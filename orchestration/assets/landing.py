@@ -108,6 +108,9 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
         r["object"]: r
         for r in land_source(source, warehouse, settings.home_dir, context.run.run_id, objects=selected)
     }
+    for report in reports.values():  # an object the source could not read, and what that disables
+        if not report["present"] and report.get("notes"):
+            context.log.warning(f"{report['object']}: {report['notes']}")
     # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
     if "quotas" in selected:
         from agents.accountability.quotas import land_quotas_file

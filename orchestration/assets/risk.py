@@ -43,14 +43,18 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
             Snooze(opportunity_id=s.opportunity_id, rule_id=s.rule_id, until=s.until, reason=s.reason or "", by=s.by or "")
             for s in ledger.active_snoozes(as_of)
         ]
-    layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
+    from agents.baselines import StoredAnswers
+
+    # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
+    layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
     run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
     # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
     from agents.accountability.run import assess_reps, load_scorecards
 
     scorecards = load_scorecards(warehouse, as_of)
     run, rep_queries = assess_reps(run, warehouse, layer, policy, as_of, snoozes, scorecards=scorecards)
-    store_risk_run(warehouse, run, [*baselines.results, *rep_queries], context.run.run_id)
+    queries = [q for q in [*baselines.results, *rep_queries] if q.query_id not in layer.served]  # served: stored
+    store_risk_run(warehouse, run, queries, context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
