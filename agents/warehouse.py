@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from sales_supervisor.settings import Settings
 
-__all__ = ["Warehouse", "WarehouseConnection", "WarehouseError", "WarehouseResult", "DIALECTS"]
+__all__ = ["Warehouse", "WarehouseConnection", "WarehouseError", "WarehouseResult", "RunConnection", "DIALECTS"]
 
 Dialect = Literal["duckdb", "postgres"]
 DIALECTS: tuple[str, ...] = ("duckdb", "postgres")
@@ -330,25 +330,24 @@ class Warehouse:
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[WarehouseConnection]:
+        """A connection, closed on exit. While a run connection to this DuckDB file is open in this process
+        (:meth:`run_connection`), it is that one, left open (a read-only request gets it too: DuckDB admits
+        one configuration per file within a process)."""
         if self.dialect == "duckdb":
-            import duckdb
-
+            shared = _RUN_CONNECTIONS.get(self._key())
+            if shared is not None:
+                yield shared
+                return
             assert self.path is not None
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            raw = duckdb.connect(str(self.path), read_only=read_only)
+            raw = self._open_driver(read_only)
             try:
                 yield WarehouseConnection(self, raw)
             finally:
                 raw.close()
             return
-        import psycopg
-
-        info = _pg_conninfo(self.url or "")
-        try:
-            raw = psycopg.connect(**info)
-        except psycopg.OperationalError as exc:
-            raise WarehouseError(f"cannot connect to the {self.label}: {exc}".strip()) from exc
+        raw = self._open_driver(read_only)
         raw.read_only = read_only
         try:
             yield WarehouseConnection(self, raw)
@@ -358,6 +357,29 @@ class Warehouse:
             raise
         finally:
             raw.close()
+
+    def _open_driver(self, read_only: bool = False) -> Any:
+        """The driver's connection (every connection this module makes is opened here)."""
+        if self.dialect == "duckdb":
+            import duckdb
+
+            return duckdb.connect(str(self.path), read_only=read_only)
+        import psycopg
+
+        try:
+            return psycopg.connect(**_pg_conninfo(self.url or ""))
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(f"cannot connect to the {self.label}: {exc}".strip()) from exc
+
+    def _key(self) -> str:
+        return str(Path(self.path).resolve()) if self.path is not None else ""
+
+    def run_connection(self) -> RunConnection:
+        """The run's one connection to a DuckDB file (opened now, read-write): until it is closed, every
+        :meth:`connect` to this file in this process gets it instead of opening the file again."""
+        if self.dialect != "duckdb":
+            raise WarehouseError("a run connection is for the DuckDB file (a server warehouse takes many)")
+        return RunConnection(self)
 
     # -- the tools' configuration -------------------------------------------------------------
 
@@ -382,3 +404,43 @@ class Warehouse:
             f"@{info['host']}:{info['port']}/{info['dbname']}"
         )
         return dlt.destinations.postgres(credentials=creds)
+
+
+# The open run connections of this process, by resolved DuckDB file path.
+_RUN_CONNECTIONS: dict[str, WarehouseConnection] = {}
+
+
+class RunConnection:
+    """One read-write connection to a DuckDB file shared by a whole run (the Dagster resource opens it for
+    the steps after dbt: risk, drafts, digests and the checks that run then). Registered for this process
+    while open, so code that asks the Warehouse for a connection reuses it; :meth:`close` releases the file."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        key = warehouse._key()
+        self.warehouse = warehouse
+        existing = _RUN_CONNECTIONS.get(key)
+        self._owner = existing is None  # one already open in this process is shared, not opened again
+        if existing is None:
+            assert warehouse.path is not None
+            warehouse.path.parent.mkdir(parents=True, exist_ok=True)
+            existing = _RUN_CONNECTIONS[key] = WarehouseConnection(warehouse, warehouse._open_driver(read_only=False))
+        self.connection = existing
+
+    @property
+    def closed(self) -> bool:
+        return _RUN_CONNECTIONS.get(self.warehouse._key()) is not self.connection
+
+    def close(self) -> None:
+        key = self.warehouse._key()
+        if self._owner and _RUN_CONNECTIONS.get(key) is self.connection:
+            del _RUN_CONNECTIONS[key]
+            self.connection.raw.close()
+
+
+def close_run_connections() -> int:
+    """Close every run connection open in this process (at the end of an in-process run); how many."""
+    open_ = list(_RUN_CONNECTIONS.items())
+    for key, con in open_:
+        _RUN_CONNECTIONS.pop(key, None)
+        con.raw.close()
+    return len(open_)

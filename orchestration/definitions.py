@@ -30,7 +30,7 @@ def build_definitions() -> dg.Definitions:
     from orchestration.assets.risk import coaching_drafts, risk_flags, risk_flags_evidence_rate
     from orchestration.assets.semantic import semantic_checks, semantic_layer
     from orchestration.checks import gx_checks, rejected_rows_checks
-    from orchestration.jobs import daily_supervisor_job, weekday_morning_schedule
+    from orchestration.jobs import daily_supervisor_job, warehouse_executor, weekday_morning_schedule
     from orchestration.resources import DrafterSettings, SupervisorSettings
     from sales_supervisor.dbt import dbt_executable
 
@@ -46,8 +46,9 @@ def build_definitions() -> dg.Definitions:
             "drafter": DrafterSettings(),
             "dbt": SupervisorDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
         },
-        # DuckDB admits one writing process: run a job's steps one after another, in one process.
-        executor=dg.in_process_executor,
+        # DuckDB admits one writing process: a run on it executes its steps one after another, in one process;
+        # on PostgreSQL steps run in their own processes (chosen at run time: orchestration/jobs.py).
+        executor=warehouse_executor,
     )
 
 
@@ -72,6 +73,8 @@ def __getattr__(name: str):
     if name == "defs":
         from sales_supervisor.dbt import prepare_dbt_project
 
-        prepare_dbt_project()
+        # The project's own target/ is the DuckDB parse (a server warehouse parses under the home folder:
+        # sales_supervisor.dbt.semantic_manifest_dir), whatever target this process's environment names.
+        prepare_dbt_project(env={"DBT_TARGET": "duckdb"})
         return _cached()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -53,6 +53,21 @@ class SupervisorSettings(dg.ConfigurableResource):
     # first use by any asset of the run and shared by the rest (the in-process executor initialises this
     # resource once per run; a multiprocess run builds one per step process), closed when the resource goes.
     _semantic_layer: Any = PrivateAttr(default=None)
+    # One warehouse connection per run on the DuckDB file (the single-process path): opened by the first step
+    # after dbt that asks for it (risk_flags, coaching_drafts, manager_digests, their checks) and reused by every
+    # warehouse read and write of the steps that follow in this process (agents.warehouse.RunConnection), closed
+    # when the resource goes. Never before dbt: dbt builds in a subprocess, which needs the file unlocked.
+    _run_connection: Any = PrivateAttr(default=None)
+
+    def run_warehouse(self):
+        """The warehouse for the steps after dbt; on DuckDB with the run's one connection opened (see above)."""
+        wh = self.settings().warehouse_handle()
+        if wh.dialect == "duckdb" and (self._run_connection is None or self._run_connection.closed):
+            import weakref
+
+            self._run_connection = wh.run_connection()
+            weakref.finalize(self, self._run_connection.close)
+        return wh
 
     def semantic_layer(self):
         """The run's semantic layer (agents.semantic_layer.SemanticLayer), shared by its assets."""
@@ -67,6 +82,9 @@ class SupervisorSettings(dg.ConfigurableResource):
                 DBT_PROJECT_DIR, DBT_PROJECT_DIR, semantic_manifest_dir(settings),
                 wh.path if wh.dialect == "duckdb" else None,
                 target=wh.dialect, env={**os.environ, **wh.dbt_env()},
+                # Opened as the run's warehouse connection is (read-write; MetricFlow only selects): DuckDB admits
+                # one configuration per file within a process, and the run connection may be open (run_warehouse).
+                read_only=False,
             )
             # Closed when the run's resource goes (no teardown hook: that would make this resource a context
             # manager, which sensors and tests building contexts by hand cannot open).

@@ -572,10 +572,10 @@ def risk_explain(opportunity_id: str, home: HomeOpt = None, as_of: AsOfOpt = Non
     from agents.risk.explain import explain_opportunity
 
     settings = _settings(home=home, as_of=as_of)
-    if not settings.warehouse_path.exists():
+    if settings.warehouse == "duckdb" and not settings.warehouse_path.exists():
         err.print(f"[red]No warehouse at {settings.warehouse_path}; run the pipeline first.[/red]")
         raise typer.Exit(2)
-    data = explain_opportunity(settings.warehouse_path, opportunity_id, settings.as_of)
+    data = explain_opportunity(settings.warehouse_handle(), opportunity_id, settings.as_of)
     if data["run_id"] is None:
         err.print("[red]No risk run found for that date.[/red]")
         raise typer.Exit(2)
@@ -623,7 +623,7 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
         err.print(f"[red]No ground truth at {truth}: this measures the demo CRM (run `make demo` first).[/red]")
         raise typer.Exit(2)
     with _semantic_layer(settings) as layer:
-        run, _ = assess(settings.warehouse_path, layer, settings.risk_policy_in_force(), settings.effective_as_of())
+        run, _ = assess(settings.warehouse_handle(), layer, settings.risk_policy_in_force(), settings.effective_as_of())
     table = Table(title=f"Planted cases, policy {run.policy_version}, as of {run.as_of}")
     for col in ("rule", "truth", "flagged", "true pos.", "precision", "recall"):
         table.add_column(col, justify="right" if col != "rule" else "left")
@@ -637,7 +637,7 @@ def risk_quality(home: HomeOpt = None, policy: PolicyOpt = None, as_of: AsOfOpt 
     from agents.accountability.quality import measure_reps
 
     with _semantic_layer(settings) as layer:
-        monday, rep_rows = measure_reps(settings.warehouse_path, layer, settings.risk_policy_in_force(),
+        monday, rep_rows = measure_reps(settings.warehouse_handle(), layer, settings.risk_policy_in_force(),
                                         settings.effective_as_of(), truth)
     for q in rep_rows:
         p, r = q.precision, q.recall
@@ -677,7 +677,7 @@ def backtest(
         raise typer.Exit(2) from None
     with _semantic_layer(settings) as layer:
         console.print("Replaying the policy weekly; this takes about half a minute per six months...")
-        report = run_backtest(settings.warehouse_path, layer, settings.risk_policy_in_force(), start_d, end_d, step_days)
+        report = run_backtest(settings.warehouse_handle(), layer, settings.risk_policy_in_force(), start_d, end_d, step_days)
     console.print(report.table())
     console.print(
         "\nbad% = share of flagged (unflagged) deals later lost or slipped more than 30 days; "

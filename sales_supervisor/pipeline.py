@@ -25,6 +25,8 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     log_path: Path | None = None
     asset_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executor: str = "in_process"  # or "multiprocess" (a server warehouse: orchestration/jobs.py)
+    step_pids: dict[str, int] = field(default_factory=dict)  # the process each step ran in
 
     @property
     def failed_checks(self) -> list[dict[str, Any]]:
@@ -109,21 +111,48 @@ def run_daily_job(
     log_dir = settings.home_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"run-{dt.datetime.now():%Y%m%d-%H%M%S}.log"
-    with dg.DagsterInstance.get() as instance:
+    from orchestration.jobs import executor_mode
+
+    from agents.warehouse import close_run_connections
+
+    mode = executor_mode(None, settings.warehouse)  # in-process on DuckDB, multiprocess on PostgreSQL
+    with dg.DagsterInstance.get() as instance, contextlib.ExitStack() as stack:
+        stack.callback(close_run_connections)  # the run's one DuckDB connection (orchestration/resources.py)
         if quiet_steps:
             # dbt's per-node output goes to the log file; problems still reach the console.
-            with log_path.open("w") as log, contextlib.redirect_stdout(log):
-                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(log_path.open("w"))))
+        if mode == "multiprocess":
+            # Each step in its own process: the job is rebuilt there from this module (dg.reconstructable).
+            run_config["execution"] = {"config": {"mode": "multiprocess"}}
+            result = stack.enter_context(dg.execute_job(
+                dg.reconstructable(daily_job), instance=instance, run_config=run_config, raise_on_error=False,
+                asset_selection=kwargs.get("asset_selection"),
+            ))
         else:
             result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, **kwargs)
+        summary = _summarise(result, settings, log_path if quiet_steps else None)
+        summary.executor = mode
+    return summary
+
+
+def daily_job():
+    """The daily job, as a step process of a multiprocess run rebuilds it (``dg.reconstructable``)."""
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("daily_supervisor_job")
+
+
+def _summarise(result, settings: Settings, log_path: Path | None) -> RunSummary:
     summary = RunSummary(
         success=result.success,
         run_id=result.run_id,
         as_of=settings.effective_as_of(),
         warehouse=settings.warehouse_path if settings.warehouse == "duckdb" else settings.warehouse_handle(),
-        log_path=log_path if quiet_steps else None,
+        log_path=log_path,
     )
     for event in result.all_events:
+        if event.event_type_value == "STEP_START" and event.step_key and event.pid is not None:
+            summary.step_pids[event.step_key] = event.pid
         if event.event_type_value == "ASSET_MATERIALIZATION":
             key = event.asset_key.to_user_string()
             summary.materialized.append(key)

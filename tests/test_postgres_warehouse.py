@@ -1,7 +1,8 @@
 """The same pipeline on a server warehouse (issue 13 item 6): one setting, SALES_SUPERVISOR_WAREHOUSE=postgres,
-and dlt lands into PostgreSQL, dbt-postgres builds and tests the marts, MetricFlow queries them, the Dagster
-instance stores its runs there. The PostgreSQL tests need a server (SALES_SUPERVISOR_TEST_POSTGRES_URL; .ci/run
-starts one) and are skipped without it."""
+and dlt lands into PostgreSQL, dbt-postgres builds and tests the marts, MetricFlow queries them, the risk engine
+flags the same deals there, drafts and digests follow, every asset check runs, the Dagster instance stores its
+runs there, and the job's steps run in separate processes (Dagster's multiprocess executor). The PostgreSQL tests
+need a server (SALES_SUPERVISOR_TEST_POSTGRES_URL; .ci/run starts one) and are skipped without it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,6 @@ import math
 import pytest
 
 from sales_supervisor.settings import Settings
-
-# The steps that run on PostgreSQL in this version, and the one that does not yet: the risk engine
-# (agents/risk) still reads and writes through DuckDB until its set-based SQL is ported.
-RISK_NOT_YET = "risk_flags cannot run on the PostgreSQL database"
-
 
 @pytest.fixture(autouse=True)
 def _warehouse_env_restored(monkeypatch):
@@ -70,17 +66,28 @@ def test_the_daily_job_runs_on_postgres_like_on_duckdb(postgres_warehouse_url, b
     from sales_supervisor.pipeline import run_daily_job
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    settings = Settings(home=tmp_path / "var", crm_source="demo", warehouse="postgres", warehouse_url=postgres_warehouse_url)
+    duck = built_warehouse.summary
+    settings = Settings(home=tmp_path / "var", crm_source="demo", warehouse="postgres", warehouse_url=postgres_warehouse_url,
+                        as_of=duck.as_of)
     started = time.monotonic()
     summary = run_daily_job(settings)
     elapsed = time.monotonic() - started
     print(f"PostgreSQL daily job: {elapsed:.0f} s wall")
 
-    # 1. What ran on PostgreSQL: landing (dlt), every dbt model and test, every saved query (MetricFlow).
-    duck = built_warehouse.summary
+    # 1. What ran on PostgreSQL: the whole daily job (landing, every dbt model and test, every saved query, risk
+    # flags, drafts, digests) and every asset check the DuckDB run ran, each step in its own process.
+    assert summary.success, summary.failures
     ran = set(summary.materialized)
-    wanted = {k for k in duck.materialized if k.split("/")[0] in ("raw", "staging", "intermediate", "marts", "semantic")}
-    assert wanted and wanted <= ran, sorted(wanted - ran)
+    assert set(duck.materialized) <= ran, sorted(set(duck.materialized) - ran)
+    assert {"risk/risk_flags", "risk/coaching_drafts", "review/manager_digests"} <= ran
+    checks = {(c["asset"], c["check"]) for c in summary.checks}
+    assert {(c["asset"], c["check"]) for c in duck.checks} <= checks
+    assert not summary.failed_error_checks, summary.failed_error_checks
+    import os
+
+    assert summary.executor == "multiprocess" and duck.executor == "in_process"
+    pids = set(summary.step_pids.values())
+    assert len(pids) > 1 and os.getpid() not in pids, summary.step_pids  # steps in separate processes
     dbt_checks = [c for c in summary.checks if c["asset"].startswith(("marts/", "staging/", "raw/"))]
     assert dbt_checks and not [c for c in summary.failed_error_checks if c["asset"].startswith(("marts/", "staging/"))]
 
@@ -106,6 +113,16 @@ def test_the_daily_job_runs_on_postgres_like_on_duckdb(postgres_warehouse_url, b
         # 3. The Dagster instance stored this run in the same database (dagster-postgres).
         assert p.execute("select count(*) from runs where run_id = :id", {"id": summary.run_id}).scalar() == 1
 
-    # 4. The risk step: not yet on PostgreSQL (agents/risk reads through DuckDB), and it says so.
-    assert "risk/risk_flags" not in ran and not summary.success
-    assert any(f.startswith("risk__risk_flags:") and RISK_NOT_YET in f for f in summary.failures), summary.failures
+        # 4. The same flags (deal or rep, rule) as the DuckDB run's on the same demo CRM, the same drafts, each
+        # flag's evidence resolving there (the evidence_rate check passed), and digests to the outbox.
+        flags = "select coalesce(opportunity_id, rep_id), rule_id from risk.risk_flags where run_id = :id order by 1, 2"
+        pg_flags = p.execute(flags, {"id": summary.run_id}).fetchall()
+        assert pg_flags and pg_flags == d.execute(flags, {"id": duck.run_id}).fetchall()
+        drafts = "select flag_id, rule_id from risk.coaching_drafts where run_id = :id order by 1"
+        pg_drafts = p.execute(drafts, {"id": summary.run_id}).fetchall()
+        assert pg_drafts and len(pg_drafts) == len(d.execute(drafts, {"id": duck.run_id}).fetchall())
+    assert summary.asset_metadata["risk/risk_flags"]["flags"] == len(pg_flags)
+    digests_pg, digests_dk = summary.asset_metadata["review/manager_digests"], duck.asset_metadata["review/manager_digests"]
+    assert digests_pg["digests"] == digests_dk["digests"] > 0 and digests_pg["items"] == digests_dk["items"]
+    assert digests_pg["written_to_outbox"] > 0 and not digests_pg["failed"]
+    assert list((tmp_path / "var" / "outbox").rglob("*.md")), "no digest reached the outbox"

@@ -49,11 +49,18 @@ def test_a_risk_run_is_stored_in_bulk_with_every_value(tmp_path, monkeypatch):
     assert run.flags and run.suppressed and run.not_applicable
     queries = list(baselines.results)
     warehouse = tmp_path / "w.duckdb"
-    real_connect = duckdb.connect
-    monkeypatch.setattr(store.duckdb, "connect", lambda *a, **k: _NoExecutemany(real_connect(*a, **k)))
+    from agents.warehouse import WarehouseConnection
+
+    def no_executemany(self, *a, **k):  # pragma: no cover - the assertion is that it is never reached
+        raise AssertionError("store_risk_run used executemany (row by row)")
+
+    real_init = WarehouseConnection.__init__
+    monkeypatch.setattr(WarehouseConnection, "executemany", no_executemany)
+    monkeypatch.setattr(WarehouseConnection, "__init__",
+                        lambda self, wh, raw: real_init(self, wh, _NoExecutemany(raw)))
     store.store_risk_run(warehouse, run, queries, "run-1")
 
-    with real_connect(str(warehouse), read_only=True) as con:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         flags = con.execute(
             "select flag_id, rule_id, as_of, amount, severity, confidence, priority, playbooks, flag_json "
             "from risk.risk_flags order by flag_id").fetchall()
@@ -88,3 +95,39 @@ def test_bulk_insert_with_named_columns_casts_to_the_table_types(tmp_path):
             ("one", dt.date(2026, 10, 1), 1.0, 2, None), ("two", None, 2.5, None, None)]
         store.bulk_insert(con, "risk.t", [], columns=["a"])  # nothing to do
         assert con.execute("select count(*) from risk.t").fetchone()[0] == 2
+
+
+def test_a_risk_run_is_stored_in_bulk_on_postgres_through_copy(postgres_warehouse_url, monkeypatch):
+    """The same run stored on PostgreSQL: COPY (never executemany), every value as on DuckDB, and `explain`
+    reads it back there."""
+    import psycopg
+
+    from agents.risk.explain import explain_opportunity
+    from agents.warehouse import Warehouse
+
+    run, baselines = _run()
+    wh = Warehouse("postgres", url=postgres_warehouse_url)
+    with wh.connect() as con:  # the marts explain reads: the one deal it is asked about
+        con.execute("create schema marts")
+        con.execute("create table marts.fct_opportunities (opportunity_id text, opportunity_name text, stage text, "
+                    "amount double precision, close_date date, owner_rep_id text, segment text, is_closed boolean, "
+                    "source_url text)")
+        con.execute("insert into marts.fct_opportunities values ('opp-1', 'Acme', 'proposal', 20000, null, 'rep-1', "
+                    "'smb', false, null)")
+    monkeypatch.setattr(psycopg.Cursor, "executemany", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("store_risk_run used executemany (row by row)")))
+    store.store_risk_run(wh, run, list(baselines.results), "run-pg")
+    store.store_risk_run(wh, run, list(baselines.results), "run-pg-2")  # appends (tables exist)
+    with wh.connect(read_only=True) as con:
+        flags = con.execute("select flag_id, rule_id, as_of, amount, confidence, flag_json from risk.risk_flags "
+                            "where run_id = 'run-pg' order by flag_id").fetchall()
+        assert [(r[0], r[1], r[2]) for r in flags] == sorted((f.flag_id, f.rule_id, f.as_of) for f in run.flags)
+        by_id = {f.flag_id: f for f in run.flags}
+        assert all((r[3], r[4]) == (by_id[r[0]].amount, by_id[r[0]].confidence) for r in flags)
+        supp = con.execute("select flag_id, kind, until from risk.suppressed_flags where run_id = 'run-pg'").fetchall()
+        assert sorted(supp, key=str) == sorted(((s.flag.flag_id, s.kind, s.until) for s in run.suppressed), key=str)
+        assert con.execute("select count(*) from semantic.semantic_queries").scalar() == 2 * len(baselines.results)
+    explained = explain_opportunity(wh, "opp-1")
+    assert explained["run_id"] in ("run-pg", "run-pg-2") and explained["deal"]["opportunity_name"] == "Acme"
+    assert sorted(f["rule_id"] for f in explained["flags"]) == sorted(f.rule_id for f in run.flags if f.opportunity_id == "opp-1")
+    assert explained["flags"] and explained["queries"]

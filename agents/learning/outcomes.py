@@ -168,7 +168,7 @@ def latest_data_date(con: Any) -> dt.date:
         "select max(d) from (select max(occurred_at) as d from marts.fct_activities "
         "union all select max(entered_at) from marts.fct_stage_history "
         "union all select max(changed_at) from marts.fct_field_history "
-        "union all select max(closed_at) from marts.fct_opportunities)"
+        "union all select max(closed_at) from marts.fct_opportunities) as latest"
     ).fetchone()[0]
     return value.date() if isinstance(value, dt.datetime) else value
 

@@ -26,7 +26,6 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -355,7 +354,7 @@ def evaluate(
 
 
 def assess(
-    warehouse: str | Path,
+    warehouse: Any,
     layer: SemanticLayer,
     policy: RiskPolicy,
     as_of: dt.date,
@@ -364,28 +363,39 @@ def assess(
     baselines: BaselineSet | None = None,
     set_based: bool = True,
 ) -> tuple[RiskRun, BaselineSet]:
-    """Baselines from the semantic layer, features from the warehouse file, then :func:`evaluate`.
+    """Baselines from the semantic layer, features from the warehouse, then :func:`evaluate`.
 
-    Takes the warehouse *path*, not a connection: DuckDB refuses a second
-    in-process connection to a file with a different configuration, so the
-    semantic-layer queries run first and the features are read afterwards on a
-    short-lived read-only connection. Returns the run and the baseline set
-    (whose ``results`` the caller stores as provenance).
+    ``warehouse``: an :class:`agents.warehouse.Warehouse` (DuckDB file or PostgreSQL), a DuckDB file's
+    path, or an open :class:`agents.warehouse.WarehouseConnection` (the run's connection, used and
+    left open). The semantic-layer queries run first, then the features are read (a new connection
+    is read-only: DuckDB refuses a second in-process connection to a file with a different
+    configuration). Returns the run and the baseline set (whose ``results`` the caller stores as
+    provenance).
 
     ``set_based`` (the default): the rule conditions run as SQL in the warehouse
     (:mod:`agents.risk.setbased`) and only the deals they let through become Python
     objects; the flags are the same as the row-by-row path's (``set_based=False``).
     """
-    import duckdb
-
     if baselines is None:
         baselines = fetch_baselines(
             layer, as_of,
             min_closed_deals=policy.min_closed_deals,
             fallback_confidence=policy.baseline_settings.fallback_confidence,
         )
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with warehouse_connection(warehouse, read_only=True) as con:
         return evaluate_in_warehouse(con, baselines, policy, as_of, snoozes, set_based=set_based), baselines
+
+
+def warehouse_connection(warehouse: Any, read_only: bool = False):
+    """A context manager giving a WarehouseConnection: ``warehouse`` itself when it is one (left open),
+    else a new connection to the Warehouse (or DuckDB path) it names."""
+    import contextlib
+
+    from agents.warehouse import Warehouse, WarehouseConnection
+
+    if isinstance(warehouse, WarehouseConnection):
+        return contextlib.nullcontext(warehouse)
+    return Warehouse.coerce(warehouse).connect(read_only=read_only)
 
 
 def evaluate_in_warehouse(
@@ -397,15 +407,21 @@ def evaluate_in_warehouse(
     *,
     set_based: bool = True,
 ) -> RiskRun:
-    """:func:`evaluate` over the deals open in the warehouse at ``as_of`` (a DuckDB connection).
+    """:func:`evaluate` over the deals open in the warehouse at ``as_of``: a DuckDB connection, or a
+    :class:`agents.warehouse.WarehouseConnection` (DuckDB or PostgreSQL).
 
     Set-based: the gate query (rule conditions as SQL) picks the deals some rule fires on or
     cannot judge; only those are loaded as features and judged by the rule functions (message,
     evidence, severity), then fatigue ranks the fired flags. Falls back to loading every open
-    deal when the policy or the source needs it (:func:`agents.risk.setbased.gate_supported`)."""
+    deal when the policy or the source needs it (:func:`agents.risk.setbased.gate_supported`).
+    On PostgreSQL the gate runs on the server and the candidates' features are read from an
+    in-memory copy of their rows (:mod:`agents.risk.mirror`)."""
     from agents.risk import setbased
     from agents.risk.features import load_source_coverage
 
+    if getattr(con, "dialect", None) == "postgres":
+        return _evaluate_on_server(con, baselines, policy, as_of, snoozes, set_based=set_based)
+    con = getattr(con, "raw", con)  # the feature SQL takes DuckDB's own connection
     coverage = load_source_coverage(con)
     windows = activity_windows(policy)
     if set_based and setbased.gate_supported(policy, coverage) is None:
@@ -417,6 +433,26 @@ def evaluate_in_warehouse(
                         stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))
     deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows)
     reps = load_rep_features(con, as_of, deals=deals)
+    return evaluate(deals, reps, baselines, policy, as_of, snoozes)
+
+
+def _evaluate_on_server(con, baselines, policy, as_of, snoozes, *, set_based: bool) -> RiskRun:
+    """:func:`evaluate_in_warehouse` on PostgreSQL: the gate on the server, the features from a mirror."""
+    from agents.risk import setbased
+    from agents.risk.mirror import feature_mirror, server_coverage
+
+    coverage = server_coverage(con)
+    windows = activity_windows(policy)
+    if set_based and setbased.gate_supported(policy, coverage) is None:
+        gate = setbased.run_gate(con, policy, as_of, baselines)
+        with feature_mirror(con, only=gate.candidates) as duck:
+            deals = load_deal_features(duck, as_of, coverage=coverage, activity_windows=windows, only=gate.candidates)
+            reps = _reps_at(duck, as_of, gate.open_deals)
+        return evaluate(deals, reps, baselines, policy, as_of, snoozes,
+                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))
+    with feature_mirror(con) as duck:
+        deals = load_deal_features(duck, as_of, coverage=coverage, activity_windows=windows)
+        reps = load_rep_features(duck, as_of, deals=deals)
     return evaluate(deals, reps, baselines, policy, as_of, snoozes)
 
 

@@ -18,6 +18,7 @@ the first flag to the loss.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import statistics
@@ -237,7 +238,7 @@ def _latest_data_date(con: Any) -> dt.date:
         "select max(d) from (select max(created_at) as d from marts.fct_opportunities "
         "union all select max(closed_at) from marts.fct_opportunities "
         "union all select max(changed_at) from marts.fct_field_history "
-        "union all select max(entered_at) from marts.fct_stage_history)"
+        "union all select max(entered_at) from marts.fct_stage_history) as latest"
     ).fetchone()
     value = row[0]
     return value.date() if isinstance(value, dt.datetime) else value
@@ -266,10 +267,10 @@ def backtest(
     all baselines are fetched first, then the features are read on one
     read-only connection.
     """
-    import duckdb
+    from agents.risk.engine import warehouse_connection
 
     t0 = time.monotonic()
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with warehouse_connection(warehouse, read_only=True) as con:
         data_end = _latest_data_date(con)
     end = end or data_end
     start = start or (end - dt.timedelta(days=round(months * 30.44)))
@@ -294,7 +295,15 @@ def backtest(
     first_flag: dict[str, dict[str, tuple[dt.date, dt.date | None]]] = defaultdict(dict)
     flags_per_date: dict[str, int] = {}
     query_ids: list[str] = []
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with contextlib.ExitStack() as stack:
+        # The features' SQL is DuckDB's: on PostgreSQL it reads an in-memory copy of the marts (agents/risk/mirror.py).
+        server = stack.enter_context(warehouse_connection(warehouse, read_only=True))
+        if server.dialect == "postgres":
+            from agents.risk.mirror import feature_mirror
+
+            con = stack.enter_context(feature_mirror(server))
+        else:
+            con = server.raw
         for day in dates:
             deals = load_deal_features(con, day)
             reps = load_rep_features(con, day, deals=deals)

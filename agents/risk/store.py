@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
+from typing import Any
 
-import duckdb
-
-from agents.risk.engine import RiskRun
+from agents.risk.engine import RiskRun, warehouse_connection
 from agents.semantic_layer import SemanticQueryResult
 
 RISK_SCHEMA = "risk"
@@ -19,9 +17,10 @@ _DDL = [
     "create schema if not exists semantic",
     f"""create table if not exists {RISK_SCHEMA}.risk_flags (
         run_id VARCHAR, as_of DATE, flag_id VARCHAR, rule_id VARCHAR, subject VARCHAR, opportunity_id VARCHAR,
-        rep_id VARCHAR, manager_id VARCHAR, segment VARCHAR, stage VARCHAR, amount DOUBLE, observed VARCHAR,
-        threshold VARCHAR, baseline_metric VARCHAR, baseline_value DOUBLE, baseline_query_id VARCHAR,
-        baseline_fallback VARCHAR, severity VARCHAR, confidence DOUBLE, priority DOUBLE, message VARCHAR,
+        rep_id VARCHAR, manager_id VARCHAR, segment VARCHAR, stage VARCHAR, amount DOUBLE PRECISION, observed VARCHAR,
+        threshold VARCHAR, baseline_metric VARCHAR, baseline_value DOUBLE PRECISION, baseline_query_id VARCHAR,
+        baseline_fallback VARCHAR, severity VARCHAR, confidence DOUBLE PRECISION, priority DOUBLE PRECISION,
+        message VARCHAR,
         policy_version VARCHAR, action_hint VARCHAR, playbooks VARCHAR, supporting_json VARCHAR, flag_json VARCHAR,
         created_at TIMESTAMP)""",
     f"""create table if not exists {RISK_SCHEMA}.flag_evidence (
@@ -60,15 +59,23 @@ _COLUMNS = {
 }
 
 
-def bulk_insert(con, table: str, rows: list[list], columns: list[str] | None = None) -> None:
-    """Append rows to a table in one statement, through an Arrow table (DuckDB scans it in bulk,
-    instead of binding parameters row by row as executemany does). ``columns`` name the rows'
-    values in order (default: the table's columns in ``_COLUMNS``)."""
+def bulk_insert(con: Any, table: str, rows: list[list], columns: list[str] | None = None) -> None:
+    """Append rows to a table in bulk, never one statement per row: on DuckDB through an Arrow
+    table it scans (instead of binding parameters row by row as executemany does), on PostgreSQL
+    through COPY. ``con``: a DuckDB connection or an :class:`agents.warehouse.WarehouseConnection`.
+    ``columns`` name the rows' values in order (default: the table's columns in ``_COLUMNS``)."""
     if not rows:
+        return
+    names = columns or _COLUMNS[table]
+    if getattr(con, "dialect", "duckdb") == "postgres":
+        # COPY parses each value into the column's type (dates, numbers, NULLs) on the server.
+        with con.raw.cursor() as cur, cur.copy(f"copy {table} ({', '.join(names)}) from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
     import pyarrow as pa
 
-    names = columns or _COLUMNS[table]
+    con = getattr(con, "raw", con)
     types = dict(con.execute(f"select column_name, data_type from duckdb_columns() where "
                              f"schema_name || '.' || table_name = ?", [table]).fetchall())
     # Each column cast to the table's type in SQL; Arrow only carries the values (None-only columns too).
@@ -81,44 +88,50 @@ def bulk_insert(con, table: str, rows: list[list], columns: list[str] | None = N
         con.unregister("_bulk_rows")
 
 
-def store_risk_run(warehouse: Path, run: RiskRun, queries: list[SemanticQueryResult], run_id: str) -> None:
+def store_risk_run(warehouse: Any, run: RiskRun, queries: list[SemanticQueryResult], run_id: str) -> None:
     """Append a risk run: flags with their evidence, suppressed flags, not-applicable rules, and the
     provenance of every semantic query the run used (so each cited query id resolves).
-    One transaction; each table is written in one bulk insert."""
+    One transaction; each table is written in one bulk insert (COPY on PostgreSQL).
+
+    ``warehouse``: a :class:`agents.warehouse.Warehouse`, a DuckDB file's path, or the run's open
+    :class:`agents.warehouse.WarehouseConnection`."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with duckdb.connect(str(warehouse)) as con:
+    with warehouse_connection(warehouse) as con:
         for ddl in _DDL:
             con.execute(ddl)
-        con.execute("begin")
-        bulk_insert(con, "semantic.semantic_queries", [
-            [q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql,
-             q.manifest_hash, q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str),
-             q.metricflow_version, run.as_of, run_id, now]
-            for q in queries
+        with con.transaction():
+            _insert_run(con, run, queries, run_id, now)
+
+
+def _insert_run(con: Any, run: RiskRun, queries: list[SemanticQueryResult], run_id: str, now: dt.datetime) -> None:
+    bulk_insert(con, "semantic.semantic_queries", [
+        [q.query_id, q.request.saved_query, json.dumps(q.request.as_dict(), sort_keys=True), q.sql,
+         q.manifest_hash, q.result_hash, len(q.rows), json.dumps([dict(r) for r in q.rows], default=str),
+         q.metricflow_version, run.as_of, run_id, now]
+        for q in queries
+    ])
+    flags, evidence, cited = [], [], []
+    for f in run.flags:
+        b = f.baseline
+        flags.append([
+            run_id, f.as_of, f.flag_id, f.rule_id, f.subject, f.opportunity_id, f.rep_id, f.manager_id, f.segment,
+            f.stage, f.amount, _text(f.observed), _text(f.threshold), b.metric if b else None,
+            b.value if b else None, b.semantic_query_id if b else None, b.fallback if b else None, f.severity,
+            f.confidence, f.priority, f.message, f.policy_version, f.action_hint, ";".join(f.playbooks),
+            json.dumps([s.model_dump(mode="json") for s in f.supporting]), f.model_dump_json(), now,
         ])
-        flags, evidence, cited = [], [], []
-        for f in run.flags:
-            b = f.baseline
-            flags.append([
-                run_id, f.as_of, f.flag_id, f.rule_id, f.subject, f.opportunity_id, f.rep_id, f.manager_id, f.segment,
-                f.stage, f.amount, _text(f.observed), _text(f.threshold), b.metric if b else None,
-                b.value if b else None, b.semantic_query_id if b else None, b.fallback if b else None, f.severity,
-                f.confidence, f.priority, f.message, f.policy_version, f.action_hint, ";".join(f.playbooks),
-                json.dumps([s.model_dump(mode="json") for s in f.supporting]), f.model_dump_json(), now,
-            ])
-            evidence += [[run_id, f.flag_id, r.object, r.record_id, r.source_url, r.note] for r in f.crm_records]
-            cited += [[run_id, f.flag_id, q] for q in f.semantic_query_ids]
-        bulk_insert(con, f"{RISK_SCHEMA}.risk_flags", flags)
-        bulk_insert(con, f"{RISK_SCHEMA}.flag_evidence", evidence)
-        bulk_insert(con, f"{RISK_SCHEMA}.flag_queries", cited)
-        bulk_insert(con, f"{RISK_SCHEMA}.suppressed_flags", [
-            [run_id, run.as_of, s.flag.flag_id, s.flag.rule_id, s.flag.opportunity_id or s.flag.rep_id, s.kind,
-             s.reason, s.by, s.until]
-            for s in run.suppressed
-        ])
-        bulk_insert(con, f"{RISK_SCHEMA}.not_applicable",
-                    [[run_id, run.as_of, n.rule_id, n.reason, n.count] for n in run.not_applicable])
-        con.execute("commit")
+        evidence += [[run_id, f.flag_id, r.object, r.record_id, r.source_url, r.note] for r in f.crm_records]
+        cited += [[run_id, f.flag_id, q] for q in f.semantic_query_ids]
+    bulk_insert(con, f"{RISK_SCHEMA}.risk_flags", flags)
+    bulk_insert(con, f"{RISK_SCHEMA}.flag_evidence", evidence)
+    bulk_insert(con, f"{RISK_SCHEMA}.flag_queries", cited)
+    bulk_insert(con, f"{RISK_SCHEMA}.suppressed_flags", [
+        [run_id, run.as_of, s.flag.flag_id, s.flag.rule_id, s.flag.opportunity_id or s.flag.rep_id, s.kind,
+         s.reason, s.by, s.until]
+        for s in run.suppressed
+    ])
+    bulk_insert(con, f"{RISK_SCHEMA}.not_applicable",
+                [[run_id, run.as_of, n.rule_id, n.reason, n.count] for n in run.not_applicable])
 
 
 # The CRM object a flag cites -> the mart row that must exist for the citation to resolve.
@@ -134,29 +147,33 @@ _RESOLVE = {
 
 
 def evidence_report(con, run_id: str) -> dict:
-    """How many of a run's flags resolve to CRM rows in the marts and to a stored semantic query."""
-    total = con.execute(f"select count(*) from {RISK_SCHEMA}.risk_flags where run_id = ?", [run_id]).fetchone()[0]
+    """How many of a run's flags resolve to CRM rows in the marts and to a stored semantic query.
+    ``con``: a WarehouseConnection (DuckDB or PostgreSQL) or a driver connection."""
+    from agents.warehouse import WarehouseConnection
+
+    con = WarehouseConnection.adopt(con)
+    total = con.execute(f"select count(*) from {RISK_SCHEMA}.risk_flags where run_id = :run_id", {"run_id": run_id}).fetchone()[0]
     unresolved_rows = []
     for obj, (table, key) in _RESOLVE.items():
         unresolved_rows += con.execute(
             f"""select e.flag_id, e.object, e.record_id from {RISK_SCHEMA}.flag_evidence e
-                where e.run_id = ? and e.object = ? and not exists (select 1 from {table} t where t.{key} = e.record_id)""",
-            [run_id, obj],
+                where e.run_id = :run_id and e.object = :object and not exists (select 1 from {table} t where t.{key} = e.record_id)""",
+            {"run_id": run_id, "object": obj},
         ).fetchall()
     without_rows = con.execute(
-        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = ?
+        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = :run_id
             and not exists (select 1 from {RISK_SCHEMA}.flag_evidence e where e.run_id = f.run_id and e.flag_id = f.flag_id)""",
-        [run_id],
+        {"run_id": run_id},
     ).fetchall()
     unresolved_queries = con.execute(
-        f"""select q.flag_id, q.query_id from {RISK_SCHEMA}.flag_queries q where q.run_id = ?
+        f"""select q.flag_id, q.query_id from {RISK_SCHEMA}.flag_queries q where q.run_id = :run_id
             and not exists (select 1 from semantic.semantic_queries s where s.query_id = q.query_id)""",
-        [run_id],
+        {"run_id": run_id},
     ).fetchall()
     without_queries = con.execute(
-        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = ?
+        f"""select f.flag_id from {RISK_SCHEMA}.risk_flags f where f.run_id = :run_id
             and not exists (select 1 from {RISK_SCHEMA}.flag_queries q where q.run_id = f.run_id and q.flag_id = f.flag_id)""",
-        [run_id],
+        {"run_id": run_id},
     ).fetchall()
     bad = {r[0] for r in unresolved_rows} | {r[0] for r in without_rows} | {r[0] for r in unresolved_queries} | {
         r[0] for r in without_queries

@@ -42,9 +42,9 @@ def rep_scorecards(context: AssetExecutionContext, supervisor: SupervisorSetting
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         previous = {v.rep_id: v.verdict for v in ledger.verdict_history(before=as_of)}
     layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
-    cards, queries = build_week(settings.warehouse_path, layer, policy, as_of, previous)
+    cards, queries = build_week(settings.warehouse_handle(), layer, policy, as_of, previous)
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
-        record_scorecards(ledger, settings.warehouse_path, cards, policy.version, context.run.run_id, queries)
+        record_scorecards(ledger, settings.warehouse_handle(), cards, policy.version, context.run.run_id, queries)
     by_verdict: dict[str, int] = {}
     for c in cards:
         by_verdict[c.verdict] = by_verdict.get(c.verdict, 0) + 1

@@ -53,7 +53,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     from orchestration.assets.dbt import dbt_project
 
     manifest = dbt_project.project_dir / dbt_project.target_path / "semantic_manifest.json"
-    inputs = load_digest_inputs(settings.warehouse_handle(), as_of, manifest)
+    inputs = load_digest_inputs(supervisor.run_warehouse(), as_of, manifest)  # the run's one connection
     client = slack_web_client()
     outbox = settings.home_dir / "outbox"
     with open_ledger(settings.ledger_url, home=settings.home_dir, delegates=settings.delegates()) as ledger:
@@ -136,7 +136,7 @@ def every_flag_reaches_a_manager(supervisor: SupervisorSettings) -> dg.AssetChec
     from agents.review.run import load_digest_inputs
 
     settings = supervisor.settings()
-    inputs = load_digest_inputs(settings.warehouse_handle(), settings.effective_as_of())
+    inputs = load_digest_inputs(supervisor.run_warehouse(), settings.effective_as_of())
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     return dg.AssetCheckResult(
         passed=not unrouted,

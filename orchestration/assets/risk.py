@@ -36,15 +36,7 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    warehouse = settings.warehouse_handle()
-    if warehouse.dialect != "duckdb":
-        raise dg.Failure(
-            description=(
-                f"risk_flags cannot run on the {warehouse.label}: the risk engine (agents/risk) still reads and "
-                "writes the warehouse through DuckDB; its set-based SQL port is not in this version. Landing, dbt "
-                "and the semantic layer ran on it."
-            )
-        )
+    warehouse = supervisor.run_warehouse()  # on DuckDB the run's one connection, reused by the steps after this
     policy = settings.risk_policy_in_force()
     with open_ledger(settings.ledger_url, home=settings.home_dir) as ledger:
         snoozes = [
@@ -55,14 +47,14 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
 
     # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
     layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
-    run, baselines = assess(settings.warehouse_path, layer, policy, as_of, snoozes)
+    run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
     # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
     from agents.accountability.run import assess_reps, load_scorecards
 
-    scorecards = load_scorecards(settings.warehouse_path, as_of)
-    run, rep_queries = assess_reps(run, settings.warehouse_path, layer, policy, as_of, snoozes, scorecards=scorecards)
+    scorecards = load_scorecards(warehouse, as_of)
+    run, rep_queries = assess_reps(run, warehouse, layer, policy, as_of, snoozes, scorecards=scorecards)
     queries = [q for q in [*baselines.results, *rep_queries] if q.query_id not in layer.served]  # served: stored
-    store_risk_run(settings.warehouse_path, run, queries, context.run.run_id)
+    store_risk_run(warehouse, run, queries, context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
@@ -91,8 +83,8 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
 def risk_flags_evidence_rate(context, supervisor: SupervisorSettings) -> dg.AssetCheckResult:
     from agents.risk.store import evidence_report
 
-    with supervisor.warehouse_handle().connect(read_only=True) as con:
-        report = evidence_report(con.raw, context.run.run_id)  # agents/risk takes the driver connection
+    with supervisor.run_warehouse().connect(read_only=True) as con:
+        report = evidence_report(con, context.run.run_id)
     return dg.AssetCheckResult(
         passed=report["evidence_rate"] == 1.0,
         description=(
@@ -125,7 +117,7 @@ def coaching_drafts(context: AssetExecutionContext, supervisor: SupervisorSettin
 
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
-    warehouse = settings.warehouse_handle()
+    warehouse = supervisor.run_warehouse()
     with warehouse.connect(read_only=True) as con:
         latest_run = con.execute(
             f"select run_id from {RISK_SCHEMA}.risk_flags where as_of = :as_of order by created_at desc limit 1",
