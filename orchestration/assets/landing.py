@@ -106,7 +106,10 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
     context.log.info(f"landing {len(tables)} table(s) into {source_dataset(source)}: {', '.join(tables)}")
     reports = {
         r["object"]: r
-        for r in land_source(source, warehouse, settings.home_dir, context.run.run_id, objects=selected)
+        for r in land_source(
+            source, warehouse, settings.home_dir, context.run.run_id, objects=selected,
+            batch_size=settings.landing_batch_size,
+        )
     }
     # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
     if "quotas" in selected:
