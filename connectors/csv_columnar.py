@@ -266,16 +266,19 @@ class ColumnarReader:
         names = [_ident(f.name) for f in self.obj.fields]
         pk = [_ident(k) for k in self.obj.primary_key]
         clean = "not _skip and len(_problems) = 0"
+        # The keys seen more than once, by a 64-bit hash of the key: a hash aggregate of fixed-size
+        # groups, which DuckDB spills to disk beyond its memory limit (a hash collision only adds a
+        # row to the exact ranking below, where it ranks alone).
+        key_hash = f"hash({', '.join(pk)})"
         con.execute(
-            f"create temp table multi as select {', '.join(pk)} from validated where {clean} "
-            f"group by {', '.join(pk)} having count(*) > 1"
+            f"create temp table multi as select {key_hash} as _h from validated where {clean} "
+            "group by _h having count(*) > 1"
         )
-        on = " and ".join(f"v.{k} is not distinct from m.{k}" for k in pk)
         con.execute(
             f"""create temp table losers as
             with dup as (
-                select v._k, {', '.join('v.' + n for n in names)}, v._modified from validated v join multi m on {on}
-                where not v._skip and len(v._problems) = 0
+                select _k, {', '.join(names)}, _modified from validated
+                where not _skip and len(_problems) = 0 and {key_hash} in (select _h from multi)
             ), ranked as (
                 select *, row_number() over (partition by {', '.join(names)} order by _k desc) as _same_rank from dup
             ), keyed as (
