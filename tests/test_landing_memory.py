@@ -39,7 +39,7 @@ def sample():
 source = CsvFolderSource(folder, identity_mapping("demo"), work_dir=folder / "spill")
 source.stages()
 base = proc.memory_info().rss
-thread = threading.Thread(target=sample)
+thread = threading.Thread(target=sample, daemon=True)
 thread.start()
 rows = biggest = last = 0
 ordered = True
@@ -57,14 +57,14 @@ print(json.dumps({"growth_mb": (peak[0] - base) / 2**20, "rows": rows, "biggest"
 
 
 def _activities_export(folder: Path, rows: int) -> int:
-    """A demo-shaped export whose activities file has ``rows`` rows of about 600 bytes; its size."""
+    """A demo-shaped export whose activities file has ``rows`` rows of about 250 bytes; its size."""
     folder.mkdir(parents=True)
     (folder / "stages.csv").write_text(STAGES)
     path = folder / "activities.csv"
     duckdb.sql(
         "copy (select printf('act-%08d', i) as activity_id, printf('opp-%06d', i % 5000) as opportunity_id, "
         "'acc-1' as account_id, 'rep-1' as rep_id, 'email' as activity_type, '2024-10-02T19:14:00' as occurred_at, "
-        f"repeat(md5(i::varchar), 17) as subject from range({rows}) t(i)) to '{path}' (header)"
+        f"repeat(md5(i::varchar), 6) as subject from range({rows}) t(i)) to '{path}' (header)"
     )
     return path.stat().st_size
 
@@ -78,11 +78,11 @@ def _probe(folder: Path, batch_size: int, memory_limit: str) -> dict:
 
 
 def test_reading_memory_is_bounded_by_the_batch_size_not_the_file_size(tmp_path):
-    small_size = _activities_export(tmp_path / "small", 40_000)  # about 24 MB
-    big_size = _activities_export(tmp_path / "big", 320_000)  # about 190 MB, 64 batches
+    small_size = _activities_export(tmp_path / "small", 100_000)  # about 25 MB
+    big_size = _activities_export(tmp_path / "big", 800_000)  # about 200 MB, 160 batches
     small = _probe(tmp_path / "small", 5_000, "48MB")
     big = _probe(tmp_path / "big", 5_000, "48MB")
-    assert (small["rows"], big["rows"]) == (40_000, 320_000)
+    assert (small["rows"], big["rows"]) == (100_000, 800_000)
     assert big["biggest"] == 5_000 and big["ordered"]
     mb = 2**20
     # eight times the file, about 170 MB more to hold if anything kept it: the growth stays put
