@@ -76,6 +76,15 @@ def test_unrouted_items_are_reported_not_lost():
     assert sum(len(v) for v in by_manager.values()) == 5
 
 
+def test_the_warning_about_unrouted_items_names_the_deals_not_flag_ids(caplog):
+    stray = (make_flag("opp-z", "rep-unknown"), make_draft("opp-z"))
+    with caplog.at_level("WARNING", logger="agents.review.digests"):
+        build_digests([*pairs(), stray], REPS, MANAGERS, AS_OF, 5, deal_names={"opp-z": "Zephyr renewal"})
+    [message] = [r.getMessage() for r in caplog.records if "no known manager" in r.getMessage()]
+    assert "'Zephyr renewal'" in message and "rep rep-unknown" in message
+    assert stray[0].flag_id not in message
+
+
 def test_block_kit_structure():
     d = _give_ids(_digest(max_items_per_rep=5))
     [message] = digest_messages(d)

@@ -331,6 +331,15 @@ def route_items(
     return by_manager, unrouted
 
 
+def _unrouted_label(flag: Any, deal_names: Mapping[str, str] | None) -> str:
+    """How a log names an item no digest carries: the deal's name and its rep, not a flag id."""
+    opp = getattr(flag, "opportunity_id", None)
+    name = (deal_names or {}).get(str(opp)) if opp else None
+    what = f"{name!r}" if name else (f"deal {opp}" if opp else f"rep {getattr(flag, 'rep_id', None)}")
+    rep = getattr(flag, "rep_id", None)
+    return f"{what} ({getattr(flag, 'rule_id', '?')}, rep {rep})" if rep and opp else f"{what} ({getattr(flag, 'rule_id', '?')})"
+
+
 def build_digests(
     items: Iterable[Any],
     reps: Sequence[Mapping[str, Any]],
@@ -372,7 +381,7 @@ def build_digests(
     if unrouted:
         log.warning(
             "%d flagged item(s) have no known manager and are left out of the digests: %s",
-            len(unrouted), ", ".join(f.flag_id for f, _ in unrouted[:10]),
+            len(unrouted), ", ".join(_unrouted_label(f, deal_names) for f, _ in unrouted[:10]),
         )
     reps_by_id = {str(r["rep_id"]): r for r in reps}
     rep_manager = {str(r["rep_id"]): str(r.get("manager_id")) for r in reps}
