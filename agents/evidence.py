@@ -4,6 +4,7 @@ Lives outside agents/drafting on purpose: the drafting code reads no warehouse a
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -52,14 +53,20 @@ from marts.dim_reps r where r.rep_id = any(:ids)
 
 
 _CONTACTS_SQL = """
-select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role,
-       max(case when a.activity_type = 'meeting' then cast(a.occurred_at as date) end) as last_met_on
+with meetings as (
+    -- each contact's last meeting on each flagged deal, from the meetings alone (not every activity
+    -- of every contact of the account)
+    select b.contact_id, a.opportunity_id, max(cast(a.occurred_at as date)) as last_met_on
+    from marts.fct_activities a
+    join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
+    where a.activity_type = 'meeting' and a.occurred_at < cast(:as_of as date) + interval '1 day'
+      and a.opportunity_id = any(:ids)
+    group by 1, 2
+)
+select o.opportunity_id, c.contact_id, c.contact_name as name, c.title, c.buying_role, max(m.last_met_on) as last_met_on
 from marts.fct_opportunities o
 join marts.dim_contacts c on c.account_id = o.account_id
-left join marts.bridge_activity_contacts b on b.contact_id = c.contact_id
-left join marts.fct_activities a
-       on a.activity_id = b.activity_id and a.opportunity_id = o.opportunity_id
-      and a.occurred_at < cast(:as_of as date) + interval '1 day'
+left join meetings m on m.contact_id = c.contact_id and m.opportunity_id = o.opportunity_id
 where o.opportunity_id = any(:ids)
 group by 1, 2, 3, 4, 5
 """
@@ -109,7 +116,7 @@ def _has(con, schema: str, table: str) -> bool:
 
 
 def pick_comparables(flag: RiskFlag, pool: Sequence[dict[str, Any]], entries: dict[tuple[str, str], Any],
-                     k: int = COMPARABLES_PER_ITEM) -> list[dict[str, Any]]:
+                     k: int = COMPARABLES_PER_ITEM, *, _sorted: bool = True) -> list[dict[str, Any]]:
     """Won deals of the flag's segment that did what the rule's remedy asks, closest in amount first.
 
     ``days_to_close``: from the remedy to the close (the decision-maker meeting; entering the deal's
@@ -140,12 +147,75 @@ def pick_comparables(flag: RiskFlag, pool: Sequence[dict[str, Any]], entries: di
         else:
             days = d["cycle_days"]
         out.append({**d, "days_to_close": None if days is None else int(days)})
+    if not _sorted:  # ComparablePool's candidates: every qualifying deal, unordered
+        return out
     target = flag.amount or 0.0
     out.sort(key=lambda d: (abs((d["amount"] or 0.0) - target), d["opportunity_id"]))
     return [
         {k2: c[k2] for k2 in ("opportunity_id", "name", "amount", "closed_on", "days_to_close", "source_url")}
         for c in out[:k]
     ]
+
+
+def _remedy_kind(flag: RiskFlag) -> tuple:
+    """Which won deals qualify as comparables for ``flag`` (and how their days to close are counted):
+    the candidates depend only on this and the flag's segment (see pick_comparables)."""
+    if flag.rule_id in ("no_decision_maker", "stale_cycle"):
+        return ("dm_meeting",)
+    if flag.rule_id in ("close_date_slipped", "amount_swing"):
+        return (flag.rule_id,)
+    if flag.stage:
+        return ("stage", flag.stage)
+    return ("cycle",)
+
+
+class ComparablePool:
+    """pick_comparables for many flags at once: the won-deal pool is filtered once per (segment, remedy
+    kind) and sorted by amount, so each flag costs a binary search and k steps, not a pass over the
+    whole pool (which grew with the CRM: flags x won deals). Same picks, same order as pick_comparables."""
+
+    def __init__(self, pool: Sequence[dict[str, Any]], entries: dict[tuple[str, str], Any], k: int = COMPARABLES_PER_ITEM):
+        self.pool, self.entries, self.k = pool, entries, k
+        self._groups: dict[tuple, tuple[list[float], list[dict[str, Any]]]] = {}
+
+    def _group(self, flag: RiskFlag) -> tuple[list[float], list[dict[str, Any]]]:
+        key = (flag.segment, *_remedy_kind(flag))
+        group = self._groups.get(key)
+        if group is None:
+            # the candidates pick_comparables would keep for this flag, with their days to close, by amount
+            cands = pick_comparables(flag, self.pool, self.entries, k=len(self.pool), _sorted=False)
+            cands.sort(key=lambda c: (c["amount"] or 0.0, c["opportunity_id"]))
+            group = self._groups[key] = ([c["amount"] or 0.0 for c in cands], cands)
+        return group
+
+    def pick(self, flag: RiskFlag) -> list[dict[str, Any]]:
+        amounts, cands = self._group(flag)
+        if not cands:
+            return []
+        target = flag.amount or 0.0
+        lo = hi = bisect.bisect_left(amounts, target)  # cands[lo-1] < target <= cands[hi]
+        taken: list[int] = []
+        # walk outwards, nearest amount first, until k are taken; then every further one as near as the k-th
+        # (ties in distance are broken by opportunity id below, so they must all be in)
+        limit = None
+        while lo > 0 or hi < len(cands):
+            if hi >= len(cands) or (lo > 0 and abs(amounts[lo - 1] - target) <= abs(amounts[hi] - target)):
+                lo -= 1
+                idx = lo
+            else:
+                idx = hi
+                hi += 1
+            dist = abs(amounts[idx] - target)
+            if limit is not None and dist > limit:
+                break
+            taken.append(idx)
+            if limit is None and len(taken) >= self.k:
+                limit = dist
+        taken.sort(key=lambda i: (abs(amounts[i] - target), cands[i]["opportunity_id"]))
+        return [
+            {k2: cands[i][k2] for k2 in ("opportunity_id", "name", "amount", "closed_on", "days_to_close", "source_url")}
+            for i in taken[: self.k]
+        ]
 
 
 def _rows(result) -> list[dict[str, Any]]:
@@ -179,6 +249,7 @@ def load_packets(
                     {"opportunity_id": r["opportunity_id"], "name": r["name"], "amount": r["amount"], "source_url": r["source_url"]}
                 )
     role_order = {"decision_maker": 0, "economic_buyer": 1, "champion": 2}
+    comparables = ComparablePool(pool, entries)
     packets = []
     for flag in primaries:
         facts = deals.get(flag.opportunity_id, {}) if flag.subject == "opportunity" else reps.get(flag.rep_id, {})
@@ -188,7 +259,7 @@ def load_packets(
             build_packet(
                 flag, facts, [], as_of,
                 contacts=people,
-                comparables=pick_comparables(flag, pool, entries) if flag.subject == "opportunity" else [],
+                comparables=comparables.pick(flag) if flag.subject == "opportunity" else [],
                 remedy=(remedies or {}).get(flag.flag_id),
                 weakest_deals=weakest.get(flag.rep_id, []) if flag.subject == "rep" else [],
             )

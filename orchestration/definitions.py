@@ -17,10 +17,8 @@ _DEFS: dg.Definitions | None = None
 
 
 def build_definitions() -> dg.Definitions:
-    from dagster_dbt import DbtCliResource
-
     from orchestration.assets.accountability import rep_scorecards, weekly_scorecards_job, weekly_scorecards_schedule
-    from orchestration.assets.dbt import dbt_models, dbt_project
+    from orchestration.assets.dbt import SupervisorDbtCli, dbt_models, dbt_project
     from orchestration.assets.landing import active_source_asset, crm_landing
     from orchestration.assets.review import (
         approval_sensor,
@@ -46,7 +44,7 @@ def build_definitions() -> dg.Definitions:
         resources={
             "supervisor": SupervisorSettings(),
             "drafter": DrafterSettings(),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            "dbt": SupervisorDbtCli(project_dir=dbt_project, dbt_executable=dbt_executable()),
         },
         # DuckDB admits one writing process: run a job's steps one after another, in one process.
         executor=dg.in_process_executor,
@@ -56,6 +54,9 @@ def build_definitions() -> dg.Definitions:
 @dg.definitions
 def load_definitions() -> dg.Definitions:
     """What Dagster's loader calls (workspace.yaml, ``dagster dev -m orchestration.definitions``)."""
+    from sales_supervisor.pycache import keep_bytecode_cache
+
+    keep_bytecode_cache()  # `dagster dev`: the run processes and their dbt inherit the bytecode cache
     return _cached()
 
 

@@ -886,8 +886,18 @@ def slack_manifest(
 def main() -> None:  # pragma: no cover - the console script; tests call `app`
     from sales_supervisor.pycache import keep_bytecode_cache
 
-    keep_bytecode_cache()  # before the heavy imports of each command (dagster, dbt, MetricFlow)
+    keep_bytecode_cache(_home_option(sys.argv[1:]))  # before the heavy imports of each command (dagster, dbt, MetricFlow)
     app()
+
+
+def _home_option(argv: list[str]) -> Path | None:
+    """The value of a command's --home option, read before typer parses it (the bytecode cache goes under it)."""
+    for i, arg in enumerate(argv):
+        if arg == "--home" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--home="):
+            return Path(arg.split("=", 1)[1])
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -69,10 +69,25 @@ def prepare_dbt_project(
     project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target", env: dict[str, str] | None = None
 ) -> Path:
     """The preparation step: `dbt parse` when the manifest is missing or stale, else nothing.
-    Run before the code location loads (``make prepare``, the CLI, ``dagster dev``), never at import."""
+    Run before the code location loads (``make prepare``, the CLI, ``dagster dev``), never at import.
+
+    Without ``env`` it parses for the configured DuckDB warehouse (SALES_SUPERVISOR_HOME): dbt keys its
+    partial-parse state to the profile, warehouse path included, so the first run in that home reuses this
+    parse (its dbt target starts from the project's partial_parse.msgpack) instead of parsing from scratch."""
     if manifest_is_stale(project_dir, target_path):
-        return parse_dbt_project(project_dir, target_path, env)
+        return parse_dbt_project(project_dir, target_path, env if env is not None else _configured_duckdb_env())
     return project_dir / target_path / "manifest.json"
+
+
+def _configured_duckdb_env() -> dict[str, str] | None:
+    """The dbt profile's environment for the configured warehouse when it is a DuckDB file, else None."""
+    try:
+        from sales_supervisor.settings import Settings
+
+        wh = Settings().warehouse_handle()
+    except Exception:  # noqa: BLE001 - a settings problem is reported by the command that needs them
+        return None
+    return wh.dbt_env() if wh.dialect == "duckdb" else None
 
 
 def semantic_manifest_dir(settings) -> Path:

@@ -271,6 +271,8 @@ def landing_summary(warehouse: Path | Warehouse, run_id: str) -> LandingSummary:
                 continue  # one users file holds both: said once, under reps
             if not r["present"]:
                 effect = MISSING_OBJECT_EFFECTS.get(r["object"])
+                if r.get("notes"):  # the connector's own account: why, and what it disables
+                    effect = r["notes"]
                 if effect and r["object"] not in ("stages",):
                     out.missing.append(effect)
                 continue

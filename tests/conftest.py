@@ -14,6 +14,11 @@ from sales_supervisor.settings import DBT_PROJECT_DIR, Settings
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_state(tmp_path_factory):
     """No test writes under the checkout's var/ or reads a developer's .env settings."""
+    from sales_supervisor.pycache import keep_bytecode_cache
+
+    # Where the environment disables bytecode, the suite's many dbt and CLI subprocesses would recompile every
+    # import: keep one cache for all sessions under pytest's temporary root (never under the checkout).
+    keep_bytecode_cache(tmp_path_factory.getbasetemp().parent)
     home = tmp_path_factory.mktemp("dagster_home")
     old = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "SALES_SUPERVISOR_HOME")}
     os.environ["DAGSTER_HOME"] = str(home)

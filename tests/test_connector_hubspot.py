@@ -19,8 +19,10 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
+from agents.accountability.quotas import land_quotas_file
 from agents.ledger import SendsHalted, open_ledger
 from agents.review.channels import OutboundMessage, OutcomeUnknown
+from agents.warehouse import Warehouse
 from connectors.csv_folder import Batch
 from connectors.hubspot import HubSpotConfig, HubSpotError, HubSpotSource
 from connectors.hubspot.client import ReadOnlyViolation
@@ -28,6 +30,7 @@ from connectors.hubspot.notes import HubSpotNoteWriter
 from connectors.hubspot.tables import DATASET, TABLES
 from connectors.landing import land_source, load_cursors
 from connectors.schema import DUCKDB_TYPES, RAW_OBJECTS
+from sales_supervisor.pipeline import landing_summary
 from tests.fakes.hubspot_server import T0, FakeHubSpotServer, iso, seed_portal
 from tests.support import dbt_build
 
@@ -36,7 +39,7 @@ GATES = {"eval": True, "shadow_agreement": True}
 DEALS = "/crm/v3/objects/deals"
 LINEAGE = {"_source_system": "VARCHAR", "_source_file": "VARCHAR", "_source_row": "BIGINT",
            "_loaded_at": "TIMESTAMP", "_is_deleted": "BOOLEAN"}
-CANONICAL = [name for name in RAW_OBJECTS if name != "quotas"]  # HubSpot's CRM API has no quota object
+CANONICAL = list(RAW_OBJECTS)  # quotas too: goal targets
 
 
 def _config(**over) -> HubSpotConfig:
@@ -70,11 +73,11 @@ def _by(rows, *key):
 # --------------------------------------------------------------------------- extraction
 
 
-def test_tables_declare_every_canonical_object_but_quotas():
+def test_tables_declare_every_canonical_object():
     fed = {t.feeds for t in TABLES.values()}
-    assert fed == set(RAW_OBJECTS) - {"quotas"}
+    assert fed == set(RAW_OBJECTS)  # quotas from goal_targets
     assert DATASET == "raw_hubspot"
-    assert {n for n, t in TABLES.items() if t.snapshot} == {"pipeline_stages", "owners", "owner_teams"} | {
+    assert {n for n, t in TABLES.items() if t.snapshot} == {"pipeline_stages", "owners", "owner_teams", "goal_targets"} | {
         n for n in TABLES if n.startswith("map_")}
     for t in TABLES.values():
         assert set(t.primary_key) <= set(t.field_names) and all(t.field(k).required for k in t.primary_key)
@@ -246,6 +249,7 @@ CONFIG_B = dict(  # another team's mapping of the same portal
     owners={"RITA@acme.test": {"manager": "wes@acme.test", "segment": "mid_market", "slack_user_id": "U02", "hired_on": "2025-01-06"}},
     activity_objects={"meetings": "meeting", "calls": "phone_call", "emails": "email"},
     field_history={"amount": "deal_value"},
+    fiscal_year_start_month=2,
 )
 
 
@@ -288,8 +292,18 @@ def landed(tmp_path_factory):
             native = {name: con.execute(f"select count(*) from {DATASET}.{name}").fetchone()[0] for name in TABLES}
             rejected = con.execute("select object, field, reason, source_file, landing_id from raw.rejected_rows").fetchall()
         cursors_2 = load_cursors(warehouse, "hubspot")
-        dbt_output = dbt_build(warehouse, "stg_hubspot__*")
+        # a quotas file beside the goals: its row for Wes's Q4 wins over his share of the team goal
+        quotas_file = tmp / "quotas.yaml"
+        quotas_file.write_text("quotas:\n  - {rep: wes@acme.test, period: 2026-Q4, amount: 70000}\n")
+        with Warehouse.coerce(warehouse).connect() as con:
+            land_quotas_file(con, quotas_file)
+        # fct_quotas and what it reads; 'cautious': no tests of other staging models half-selected
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DBT_INDIRECT_SELECTION", "cautious")
+            dbt_output = dbt_build(warehouse, "stg_hubspot__* +fct_quotas")
         mapped_a = _canonical(warehouse)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            fct_quotas = con.execute("select rep_id, quarter_start, quota_amount, source_system from marts.fct_quotas").fetchall()
 
         before = len(server.calls)
         land_source(HubSpotSource(TOKEN, server.base_url, _config(extra_properties=extra, **CONFIG_B)), warehouse,
@@ -298,11 +312,12 @@ def landed(tmp_path_factory):
         dbt_build(warehouse, "stg_hubspot__*")
         mapped_b = _canonical(warehouse)
     return SimpleNamespace(first=first, cursors_1=cursors_1, cursors_2=cursors_2, calls_2=calls_2, calls_3=calls_3,
-                           native=native, rejected=rejected, dbt_output=dbt_output, a=mapped_a, b=mapped_b)
+                           native=native, rejected=rejected, dbt_output=dbt_output, a=mapped_a, b=mapped_b,
+                           fct_quotas=fct_quotas)
 
 
 def test_landing_merges_native_tables_and_keeps_cursors_and_rejections(landed):
-    assert {r["object"]: r["rows"] for r in landed.first}["opportunities"] == 7 + 6  # deals (not 404) + map_settings
+    assert {r["object"]: r["rows"] for r in landed.first}["opportunities"] == 7 + 7  # deals (not 404) + map_settings
     assert landed.native["deals"] == 8  # merged: 401-409 but the rejected 404, nothing duplicated
     assert landed.native["pipeline_stages"] == 6 and landed.native["owners"] == 5 and landed.native["map_stages"] == 0
     assert landed.cursors_1["deals"] == iso(T0 + dt.timedelta(hours=6))
@@ -409,6 +424,51 @@ def test_a_changed_mapping_config_changes_the_output_without_re_extracting(lande
         "501": "meeting", "502": "phone_call", "503": "email"}
     assert {f["field_name"] for f in b["field_history"]["rows"].values()} == {"deal_value"}
     assert {o["source_url"] for o in b["opportunities"]["rows"].values()} == {None}
+    # a fiscal year from February: Rita's July target falls in the quarter from May, August's and September's in August's
+    assert {q: r["quota_amount"] for (rep, q), r in b["quotas"]["rows"].items() if rep == "102"} == {
+        dt.date(2026, 5, 1): 10000.0, dt.date(2026, 8, 1): 20000.0}
+
+
+def test_goal_targets_reach_fct_quotas_and_a_quotas_file_row_wins(landed):
+    assert "fct_quotas" in landed.dbt_output
+    q = dt.date
+    got = {(rep, quarter): (amount, system) for rep, quarter, amount, system in landed.fct_quotas}
+    team = {(rep, q(2026, m, 1)): (30000.0, "hubspot") for rep in ("103", "104") for m in (1, 4, 7)}
+    assert got == {
+        ("102", q(2026, 7, 1)): (30000.0, "hubspot"),  # three monthly targets (US time zone) in Q3; no calls goal
+        ("103", q(2026, 10, 1)): (90000.0, "hubspot"),  # Ravi's own Q4 quota (starts Sep 30 in UTC)
+        **team,  # the West team's yearly 240k: 60k a quarter, split over Ravi and Wes ...
+        ("104", q(2026, 10, 1)): (70000.0, "quotas_file"),  # ... Wes alone in Q4 (Ravi has his own), the file wins
+        ("101", q(2026, 7, 1)): (50000.0, "hubspot"),  # a goal by owner only
+    }
+    staged = landed.a["quotas"]["rows"]
+    assert staged[("104", q(2026, 10, 1))]["quota_amount"] == 60000.0  # what HubSpot said, before the file
+    report = {r["object"]: r for r in landed.first}["quotas"]
+    assert report["present"] and report["rows"] == 6 and report["skipped"] == 1 and "Calls" not in (report["notes"] or "")
+    assert "1 goal target(s) skipped: not named like a revenue quota" in report["notes"]
+
+
+def test_without_the_goals_scope_quotas_are_not_applicable_and_the_landing_goes_on(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with seed_portal(FakeHubSpotServer(max_page=50)) as server:
+        server.fail_next("GET", "/crm/v3/objects/goal_targets", 403, category="MISSING_SCOPES",
+                         message="This app hasn't been granted all required scopes to make this call.")
+        reports = {r["object"]: r for r in land_source(HubSpotSource(TOKEN, server.base_url, _config()), warehouse,
+                                                       tmp_path / "work", "run-1")}
+    assert reports["opportunities"]["present"] and reports["opportunities"]["rows"] > 0  # everything else landed
+    assert not reports["quotas"]["present"] and reports["quotas"]["rows"] == 0
+    assert "HTTP 403 MISSING_SCOPES" in reports["quotas"]["notes"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(f"select count(*) from {DATASET}.goal_targets").fetchone() == (0,)
+    [missing] = [m for m in landing_summary(warehouse, "run-1").missing if "quota" in m]
+    assert "HubSpot goals are not readable" in missing and "crm.objects.goals.read" in missing
+    assert "low_coverage and attainment_below_midpoint are not applicable" in missing
+
+
+def test_a_server_error_on_goals_still_fails_the_read(hubspot):
+    hubspot.fail_next("GET", "/crm/v3/objects/goal_targets", 400, category="VALIDATION_ERROR")
+    with pytest.raises(HubSpotError, match="HTTP 400"):
+        _read(HubSpotSource(TOKEN, hubspot.base_url, _config()), "goal_targets")
 
 
 # --------------------------------------------------------------------------- the note writer

@@ -18,14 +18,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agents.accountability.quotas import land_quotas_file
 from agents.ledger import SendsHalted
 from agents.review.channels import OutboundMessage, OutcomeUnknown, PermanentSendError
+from agents.warehouse import Warehouse
 from connectors.landing import land_source, load_cursors
 from connectors.salesforce import SalesforceApiError, SalesforceAuthError, SalesforceConfig, SalesforceSource
 from connectors.salesforce.notes import SalesforceNoteWriter
 from connectors.salesforce.source import SOBJECT_FIELDS, snake_case
 from connectors.salesforce.tables import DATASET, TABLES
 from connectors.schema import RAW_OBJECTS
+from sales_supervisor.pipeline import landing_summary
 from tests.fakes.salesforce_server import CLIENT_ID, CLIENT_SECRET, TOKEN, FakeSalesforce, sf_id
 from tests.support import dbt_build
 
@@ -60,10 +63,13 @@ EVENT1 = sf_id("Event", 1)
 def test_native_tables_follow_the_api_names_and_feed_every_canonical_object():
     assert DATASET == "raw_salesforce"
     fed = {t.feeds for t in TABLES.values()}
-    assert fed == set(RAW_OBJECTS) - {"quotas"}
+    assert fed == set(RAW_OBJECTS)  # quotas too: ForecastingQuota
     assert TABLES["opportunity_contact_role"].feeds == "contacts" and TABLES["manager"].feeds == "managers"
-    assert {n for n, t in TABLES.items() if t.snapshot} == {"opportunity_stage", "manager", *(n for n in TABLES if n.startswith("map_"))}
-    configured = {"api_name", "segment_value", "slack_user_id", "tags_value"}  # not plain API fields
+    assert TABLES["forecasting_quota"].feeds == "quotas"
+    assert {n for n, t in TABLES.items() if t.snapshot} == {
+        "opportunity_stage", "manager", "forecasting_quota", *(n for n in TABLES if n.startswith("map_"))}
+    # not plain API fields (forecasting_type: ForecastingType.DeveloperName)
+    configured = {"api_name", "segment_value", "slack_user_id", "tags_value", "forecasting_type"}
     for table, (_, fields) in SOBJECT_FIELDS.items():
         from_api = {snake_case(f) for f in ("Id", *fields)}
         declared = set(TABLES[table].field_names)
@@ -183,7 +189,9 @@ def test_every_table_reads_native_rows_and_the_config_as_map_tables(sf):
     assert priority["decision_maker"] == (1, False) and priority["user"] == (5, False) and priority["other"] == (None, True)
     assert {"source_value": "Economic Buyer", "buying_role": "decision_maker"} in strip(maps["map_buying_roles"])
     assert strip(maps["map_field_history"]) == [{"field": "CloseDate", "field_name": "close_date"}, {"field": "Amount", "field_name": "amount"}]
-    assert strip(maps["map_settings"]) == [{"setting": "instance_url", "value": sf.instance_url}]
+    assert strip(maps["map_settings"]) == [{"setting": "instance_url", "value": sf.instance_url},
+                                           {"setting": "quota_forecasting_type", "value": None},
+                                           {"setting": "fiscal_year_start_month", "value": "1"}]
     assert maps["map_task_types"][0]["_source_file"] == "config: task_types"
     # the segment field wins over bands: no bands are emitted then
     with_field = SalesforceSource(sf.instance_url, TOKEN, config=fast_config(account_segment_field="Tier__c"))
@@ -207,6 +215,7 @@ def _change_the_org(sf: FakeSalesforce) -> None:
     sponsor = next(r for r in org.records["OpportunityContactRole"].values() if r["Role"] == "Executive Sponsor")
     org.delete("OpportunityContactRole", sponsor["Id"])
     org.delete("Task", TASK[0])  # its WhoId and TaskRelation links go with it
+    org.update("ForecastingQuota", sf_id("ForecastingQuota", 5), QuotaAmount=120000.0)  # Ravi's Q1 quota raised
 
 
 def test_second_run_fetches_only_changes_since_the_cursor(sf):
@@ -262,7 +271,8 @@ def _query(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory):
     """The fake org landed twice (an incremental second run after changes), then
-    ``dbt build --select stg_salesforce__*`` once. Yields (server, warehouse, dbt output)."""
+    a quotas file, then ``dbt build --select stg_salesforce__* +fct_quotas`` once. Yields (server,
+    warehouse, dbt output)."""
     tmp = tmp_path_factory.mktemp("salesforce")
     warehouse = tmp / "warehouse.duckdb"
     # account_segment_map is unused while bands apply (no account_segment_field), but landing it now
@@ -275,7 +285,15 @@ def landed(tmp_path_factory):
         server.reset_requests()
         land_source(SalesforceSource(server.instance_url, TOKEN, config=config), warehouse, tmp / "work", "run-2",
                     dt.datetime(2026, 1, 12))
-        output = dbt_build(warehouse, "stg_salesforce__*")
+        # a quotas file beside the CRM's quotas: its row for Rita's Q2 wins over ForecastingQuota's
+        quotas_file = tmp / "quotas.csv"
+        quotas_file.write_text("rep,period,amount\nrita@example.com,2026-Q2,55000\n")
+        with Warehouse.coerce(warehouse).connect() as con:
+            land_quotas_file(con, quotas_file)
+        # fct_quotas and what it reads; 'cautious': no tests of other staging models half-selected
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DBT_INDIRECT_SELECTION", "cautious")
+            output = dbt_build(warehouse, "stg_salesforce__* +fct_quotas")
         yield server, warehouse, output
 
 
@@ -348,13 +366,69 @@ def test_activities_and_their_contacts(landed):
                      (sf_id("Task", 4), CONTACT[0]): False}
 
 
+def test_forecasting_quotas_reach_fct_quotas_and_a_quotas_file_row_wins(landed):
+    _, warehouse, output = landed
+    assert "fct_quotas" in output and "ERROR=0" in output
+    got = {(r, q.isoformat()): (a, s) for r, q, a, s in _query(
+        warehouse, "select rep_id, quarter_start, quota_amount, source_system from marts.fct_quotas")}
+    assert got == {
+        (RITA, "2026-01-01"): (30000.0, "salesforce"),  # three monthly quotas of the Revenue forecast type
+        (RITA, "2026-04-01"): (55000.0, "quotas_file"),  # the file's row wins over ForecastingQuota's 20000
+        (RAVI, "2026-01-01"): (120000.0, "salesforce"),  # re-read whole: the raised quota; no Hardware split
+    }  # nor the other forecast type's 99,999, the manager's roll-up, nor the quantity quota
+    staged = _query(warehouse, f"select rep_id, quarter_start, quota_amount from {STAGING}quotas order by 1, 2")
+    assert [(r, q.isoformat(), a) for r, q, a in staged] == [
+        (RITA, "2026-01-01", 30000.0), (RITA, "2026-04-01", 20000.0), (RAVI, "2026-01-01", 120000.0)]
+    report = _query(warehouse, "select present, rows, source_file from raw.landing_reports "
+                               "where object = 'quotas' and landing_id = 'run-2'")
+    assert report == [(True, 9, f"{DATASET}.forecasting_quota (9)")]
+
+
+def test_quota_type_and_fiscal_year_are_configurable(landed, tmp_path):
+    server, warehouse, _ = landed
+    copy = tmp_path / "copy" / warehouse.name
+    copy.parent.mkdir()
+    shutil.copy(warehouse, copy)
+    config = fast_config(quota_forecasting_type="OpportunitySplitRevenue", fiscal_year_start_month=2)
+    land_source(SalesforceSource(server.instance_url, TOKEN, config=config), copy, tmp_path / "work", "run-3", dt.datetime(2026, 1, 13))
+    rows = _query(copy, f"select rep_id, quarter_start, quota_amount from {STAGING}quotas")
+    assert rows == [(RITA, dt.date(2025, 11, 1), 99999.0)]  # January sits in the fiscal quarter from November
+
+
+@pytest.mark.parametrize("status, code", [(None, "NOT_FOUND"), (400, "INVALID_TYPE"), (403, "INSUFFICIENT_ACCESS")])
+def test_unreadable_forecasting_quota_makes_quotas_not_applicable_without_failing_the_landing(tmp_path, status, code):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with FakeSalesforce(page_size=50) as server:
+        if status is None:  # an org without Collaborative Forecasts: the fake answers describe with 404 NOT_FOUND
+            server.org.records.pop("ForecastingQuota")
+        else:
+            server.fail("/sobjects/ForecastingQuota/describe", status, [{"message": "no forecasts for you", "errorCode": code}])
+        reports = land_source(SalesforceSource(server.instance_url, TOKEN, config=fast_config()), warehouse, tmp_path / "work", "run-1")
+    by_object = {r["object"]: r for r in reports}
+    assert by_object["reps"]["rows"] == 3 and by_object["opportunities"]["present"]  # the rest landed
+    quotas = by_object["quotas"]
+    assert not quotas["present"] and quotas["rows"] == 0
+    assert f"ForecastingQuota is not readable ({status or 404} {code}: " in quotas["notes"]
+    assert _query(warehouse, f"select count(*) from {DATASET}.forecasting_quota") == [(0,)]
+    summary = landing_summary(warehouse, "run-1")
+    [missing] = [m for m in summary.missing if "quota" in m]
+    assert "low_coverage and attainment_below_midpoint are not applicable" in missing
+    assert "View All Forecasts" in missing and code in missing
+
+
+def test_an_outage_or_a_bad_token_on_forecasting_quota_still_fails(sf):
+    sf.fail("/sobjects/ForecastingQuota/describe", 500, times=2)
+    with pytest.raises(SalesforceApiError, match="500"):
+        read_all(SalesforceSource(sf.instance_url, TOKEN, config=fast_config(max_attempts=2)), "forecasting_quota")
+    with pytest.raises(SalesforceAuthError):
+        read_all(SalesforceSource(sf.instance_url, "wrong-token", config=fast_config()), "forecasting_quota")
+
+
 def test_staging_models_output_exactly_the_canonical_columns(landed):
     _, warehouse, _ = landed
     lineage = ["_source_system", "_source_file", "_source_row", "_loaded_at", "_is_deleted"]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         for name, obj in RAW_OBJECTS.items():
-            if name == "quotas":
-                continue
             cur = con.execute(f"select * from {STAGING}{name} limit 1")
             assert [d[0] for d in cur.description] == [*obj.field_names, *lineage], name
             system, loaded = con.execute(f"select min(_source_system), min(_loaded_at) from {STAGING}{name}").fetchone()

@@ -37,3 +37,30 @@ def test_nothing_changes_when_the_cache_is_on(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     assert keep_bytecode_cache(tmp_path) is None
     assert not (tmp_path / "pycache").exists()
+
+
+def test_the_cli_keeps_the_cache_under_the_home_given_on_the_command_line(tmp_path):
+    """`sales-supervisor <command> --home X` caches under X/pycache, not under ./var of wherever it was started."""
+    home = tmp_path / "elsewhere"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "SALES_SUPERVISOR_HOME")}
+    env.update(PYTHONDONTWRITEBYTECODE="1")
+    code = (
+        "import sys, os\n"
+        "from sales_supervisor import cli\n"
+        f"sys.argv = ['sales-supervisor', 'run', '--home', {str(home)!r}, '--help']\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ['PYTHONPYCACHEPREFIX'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == str((home / "pycache").resolve())
+    assert not (tmp_path / "var").exists()
+
+
+def test_home_option_parsing():
+    from sales_supervisor.cli import _home_option
+
+    assert _home_option(["run", "--home", "/x/y"]) == Path("/x/y")
+    assert _home_option(["run", "--home=/x/z", "--as-of", "2026-01-01"]) == Path("/x/z")
+    assert _home_option(["run"]) is None

@@ -98,7 +98,7 @@ def governed_draft_all(
 
 def spend_summary(ledger: Ledger, caps: SpendCaps, day: dt.date) -> dict[str, Any]:
     """Today's spend as KPIs: total and per rep against the caps, drafts, cost per draft, drafts over the per-draft figure."""
-    drafts = _store.spend_drafts_on(ledger.uow, day)
+    drafts = _store.spend_rows_on(ledger.uow, day)
     total, by_rep = _store.spend_on(ledger.uow, day)
     llm = [d for d in drafts if d.drafter != "template" and d.packet_id != "rejected"]
     capped = [d for d in drafts if d.drafter == "template"]

@@ -211,6 +211,15 @@ def spend_on(uow: UnitOfWork, day: dt.date) -> tuple[float, dict[str, float]]:
     return float(sum(float(t or 0.0) for _, t in rows)), by_rep
 
 
+def spend_rows_on(uow: UnitOfWork, day: dt.date) -> list[Any]:
+    """(drafter, packet_id, cost_usd) of each spend row of ``day``, in order: spend_drafts_on's figures
+    without an ORM object per draft (the drafts step reads them after every run)."""
+    with uow.read() as s:
+        return list(s.execute(
+            select(LlmSpend.drafter, LlmSpend.packet_id, LlmSpend.cost_usd).where(LlmSpend.day == day).order_by(LlmSpend.spend_id)
+        ).all())
+
+
 def spend_drafts_on(uow: UnitOfWork, day: dt.date) -> list[LlmSpend]:
     with uow.read() as s:
         return list(s.scalars(select(LlmSpend).where(LlmSpend.day == day).order_by(LlmSpend.spend_id)))

@@ -158,6 +158,17 @@ def get_decision(uow: UnitOfWork, item_id: str) -> Decision | None:
         return s.scalars(select(Decision).where(Decision.item_id == item_id)).first()
 
 
+def decisions_for(uow: UnitOfWork, item_ids: Iterable[str]) -> dict[str, Decision]:
+    """get_decision for many items in one read: item id -> its decision (undecided items are absent)."""
+    ids = list(dict.fromkeys(item_ids))
+    out: dict[str, Decision] = {}
+    with uow.read() as s:
+        for start in range(0, len(ids), 500):
+            for d in s.scalars(select(Decision).where(Decision.item_id.in_(ids[start : start + 500])).order_by(Decision.decision_id)):
+                out.setdefault(d.item_id, d)
+    return out
+
+
 def decisions_since(uow: UnitOfWork, cursor: str | int | None, *, limit: int = 500) -> tuple[list[Decision], str]:
     """Decisions recorded after ``cursor``, oldest first, and the cursor to pass next time.
 

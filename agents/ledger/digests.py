@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import exists, not_, select
@@ -150,6 +151,66 @@ def add_item(
             },
         )
         return item
+
+
+def add_items(uow: UnitOfWork, digest_id: str, items: Sequence[Mapping[str, Any]], *, actor: str = "pipeline") -> list[Item]:
+    """``add_item`` for a whole digest in one transaction: the digest and its existing items are read once
+    (not once per item) and each new item is written with its ``item.added`` audit row, as add_item writes
+    it. ``items``: add_item's keyword arguments (flag_id, rule_id, severity, draft, evidence, opportunity_id,
+    rep_id, manager_id, priority, item_id). Returns the items in order (an existing one for a flag already in
+    the digest)."""
+    from agents.ledger.integrity import item_record
+
+    for spec in items:
+        if spec["severity"] not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {spec['severity']!r}")
+    with uow.write() as s:
+        digest = s.get(Digest, digest_id)
+        if digest is None:
+            raise UnknownDigest(digest_id)
+        by_flag = {it.flag_id: it for it in s.scalars(select(Item).where(Item.digest_id == digest_id))}
+        out = []
+        for spec in items:
+            manager_id = spec.get("manager_id")
+            if manager_id is not None and manager_id != digest.manager_id:
+                raise ValueError(f"item manager {manager_id!r} differs from the digest's manager {digest.manager_id!r}")
+            existing = by_flag.get(spec["flag_id"])
+            if existing is not None:
+                out.append(existing)
+                continue
+            item = Item(
+                item_id=spec.get("item_id") or uuid.uuid4().hex,
+                digest_id=digest_id,
+                opportunity_id=spec.get("opportunity_id"),
+                rep_id=spec.get("rep_id"),
+                manager_id=digest.manager_id,
+                rule_id=spec["rule_id"],
+                severity=spec["severity"],
+                priority=spec.get("priority", 0),
+                draft=jsonable(spec["draft"]),
+                evidence=jsonable(spec["evidence"]),
+                flag_id=spec["flag_id"],
+                created_at=uow.now(),
+            )
+            s.add(item)
+            uow.audit(
+                s,
+                actor=actor,
+                action="item.added",
+                subject_type="item",
+                subject_id=item.item_id,
+                payload={
+                    "digest_id": digest_id, "flag_id": item.flag_id, "rule_id": item.rule_id, "severity": item.severity,
+                    "opportunity_id": item.opportunity_id, "rep_id": item.rep_id, "manager_id": digest.manager_id,
+                    "priority": item.priority, "draft": item.draft, "evidence": item.evidence,
+                    **item_record(item),
+                },
+                flush=False,
+            )
+            by_flag[item.flag_id] = item
+            out.append(item)
+        s.flush()  # the items and their audit rows in one flush (batched INSERTs), not two per item
+        return out
 
 
 def get_item(uow: UnitOfWork, item_id: str) -> Item | None:

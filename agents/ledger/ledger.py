@@ -228,6 +228,10 @@ class Ledger:
             opportunity_id=opportunity_id, rep_id=rep_id, manager_id=manager_id, priority=priority, item_id=item_id, actor=actor,
         )
 
+    def add_items(self, digest_id: str, items: Sequence[Mapping[str, Any]], *, actor: str = "pipeline") -> list[Item]:
+        """add_item for many items of one digest in one transaction (agents/ledger/digests.py add_items)."""
+        return _digests.add_items(self.uow, digest_id, items, actor=actor)
+
     def get_item(self, item_id: str) -> Item | None:
         return _digests.get_item(self.uow, item_id)
 
@@ -272,6 +276,9 @@ class Ledger:
 
     def get_decision(self, item_id: str) -> Decision | None:
         return _decisions.get_decision(self.uow, item_id)
+
+    def decisions_for(self, item_ids: Iterable[str]) -> dict[str, Decision]:
+        return _decisions.decisions_for(self.uow, item_ids)
 
     def decisions_since(self, cursor: str | int | None, *, limit: int = 500) -> tuple[list[Decision], str]:
         return _decisions.decisions_since(self.uow, cursor, limit=limit)

@@ -390,6 +390,10 @@ def build_digests(
         if h.deal_name is None and h.opportunity_id and deal_names:
             h = dataclasses.replace(h, deal_name=deal_names.get(str(h.opportunity_id)))
         held_by_rep.setdefault(str(h.rep_id), []).append(h)
+    active_reps_of: dict[str, list[str]] = {}  # each manager's active reps in the order given (one pass, not one per manager)
+    for r in reps:
+        if _active(r):
+            active_reps_of.setdefault(str(r.get("manager_id")), []).append(str(r["rep_id"]))
     digests = []
     for manager in sorted(managers, key=lambda m: str(m["manager_id"])):
         manager_id = str(manager["manager_id"])
@@ -397,13 +401,16 @@ def build_digests(
         by_rep: dict[str, list[tuple[RiskFlag, Any]]] = {}
         for flag, draft in pairs:
             by_rep.setdefault(str(flag.rep_id), []).append((flag, draft))
-        rep_ids = [
-            str(r["rep_id"])
-            for r in reps
-            if str(r.get("manager_id")) == manager_id and _active(r)
-        ]
-        rep_ids += [rid for rid in by_rep if rid not in rep_ids]  # flagged inactive/unknown reps still show
-        rep_ids += [rid for rid in held_by_rep if rid not in rep_ids and rep_manager.get(rid) == manager_id]
+        rep_ids = list(active_reps_of.get(manager_id, ()))
+        listed = set(rep_ids)
+        for rid in by_rep:  # flagged inactive/unknown reps still show
+            if rid not in listed:
+                rep_ids.append(rid)
+                listed.add(rid)
+        for rid in held_by_rep:
+            if rid not in listed and rep_manager.get(rid) == manager_id:
+                rep_ids.append(rid)
+                listed.add(rid)
         if not rep_ids:
             continue
         sections = []

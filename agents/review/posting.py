@@ -7,6 +7,7 @@ retried run, and a digest already marked posted is not posted again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -47,23 +48,23 @@ def _record_digest(ledger: Ledger, digest: Digest, actor: str) -> str:
     row = ledger.create_digest(digest.run_id, digest.manager_id, digest.as_of, actor=actor)
     known = {it.flag_id for it in ledger.items_for_digest(row.digest_id)}
     digest.new_flags = [e.flag.flag_id for e in digest.entries if e.flag.flag_id not in known]
-    for section in digest.reps:
-        for entry in section.entries:
-            item = ledger.add_item(
-                row.digest_id,
-                flag_id=entry.flag.flag_id,
-                rule_id=entry.flag.rule_id,
-                severity=entry.flag.severity,
-                draft=entry.draft,
-                evidence=entry_evidence(digest, section, entry),
-                opportunity_id=entry.flag.opportunity_id,
-                rep_id=section.rep_id,
-                priority=entry.rank,
-                actor=actor,
-            )
-            entry.item_id = item.item_id
-            decided = ledger.get_decision(item.item_id)
-            entry.decision = f"{decided.action} by {decided.approver_id}" if decided is not None else None
+    placed = [(section, entry) for section in digest.reps for entry in section.entries]
+    # the items in one statement batch (digest and existing items read once), their decisions in one read
+    items = ledger.add_items(
+        row.digest_id,
+        [
+            {"flag_id": entry.flag.flag_id, "rule_id": entry.flag.rule_id, "severity": entry.flag.severity,
+             "draft": entry.draft, "evidence": entry_evidence(digest, section, entry),
+             "opportunity_id": entry.flag.opportunity_id, "rep_id": section.rep_id, "priority": entry.rank}
+            for section, entry in placed
+        ],
+        actor=actor,
+    )
+    decisions = ledger.decisions_for(item.item_id for item in items)
+    for (_, entry), item in zip(placed, items, strict=True):
+        entry.item_id = item.item_id
+        decided = decisions.get(item.item_id)
+        entry.decision = f"{decided.action} by {decided.approver_id}" if decided is not None else None
     return row.digest_id
 
 
@@ -81,7 +82,17 @@ def post_digest(
     manager without a Slack user id gets the outbox copy. A Slack error is
     recorded on the digest (``post_failed``) and returned, not raised, so one
     manager's failure does not stop the others.
+
+    A digest for the outbox is one ledger transaction (its items, their audit rows and its posting: one
+    commit); one for Slack commits its items before the Slack calls (a button must find its item, and no
+    write lock is held while Slack answers) and its posting after them.
     """
+    to_outbox = slack_client is None or not digest.slack_user_id
+    with ledger.batch() if to_outbox else contextlib.nullcontext():
+        return _post_digest(ledger, digest, slack_client, outbox_dir, actor)
+
+
+def _post_digest(ledger: Ledger, digest: Digest, slack_client: Any | None, outbox_dir: Path | str, actor: str) -> PostResult:
     digest_id = record_digest(ledger, digest, actor=actor)
     from agents.autonomy.report import behalf_lines, previous_digest_time
 

@@ -145,6 +145,17 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """Every digest of a day cites the same query pages: a page already there with this text is left as is
+    (one write per page and day, not one per manager)."""
+    try:
+        if path.stat().st_size == len(text.encode("utf-8")) and path.read_text(encoding="utf-8") == text:
+            return
+    except FileNotFoundError:
+        pass
+    path.write_text(text, encoding="utf-8")
+
+
 def write_query_pages(folder: Path | str, pages: Mapping[str, Mapping[str, Any]]) -> list[Path]:
     """Write ``<folder>/queries/<id>.html`` and ``.json`` for each query's page data; returns the HTML paths."""
     out_dir = Path(folder) / QUERY_PAGES_DIR
@@ -154,8 +165,8 @@ def write_query_pages(folder: Path | str, pages: Mapping[str, Mapping[str, Any]]
         if not _SAFE_ID.match(qid):
             continue
         page = out_dir / f"{qid}.html"
-        page.write_text(query_page_html(data), encoding="utf-8")
-        (out_dir / f"{qid}.json").write_text(json.dumps(data, indent=1, default=str), encoding="utf-8")
+        _write_if_changed(page, query_page_html(data))
+        _write_if_changed(out_dir / f"{qid}.json", json.dumps(data, indent=1, default=str))
         paths.append(page)
     return paths
 

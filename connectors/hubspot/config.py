@@ -142,6 +142,17 @@ class HubSpotConfig(BaseModel):
         "A field_name close_date compares values as dates.",
     )
 
+    # -- quotas: goal targets
+    quota_goal_names: list[str] = Field(
+        default_factory=lambda: ["revenue", "quota"],
+        description="Goals whose name (hs_goal_name) contains one of these (case-insensitive) are revenue quotas "
+        "and land; other goals (calls made, meetings booked, ...) are skipped. Empty: no goals are read.",
+    )
+    fiscal_year_start_month: int = Field(
+        default=1, ge=1, le=12, description="First month of the fiscal year: monthly and yearly targets are "
+        "summed (spread) into its quarters.",
+    )
+
     # -- reading
     extra_properties: dict[str, list[str]] = Field(
         default_factory=dict,

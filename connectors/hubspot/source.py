@@ -17,6 +17,8 @@ Tables:
 - companies, contacts;
 - engagements, engagement_associations: meetings, calls, emails and tasks (the configured
   objects) with their deal, company and contact associations;
+- goal_targets: goals named like a revenue quota (``quota_goal_names``), re-read whole each run; a
+  portal whose token lacks the goals scope lands none, and quotas are reported missing;
 - map_*: the configuration, rewritten whole on every landing.
 
 Incremental: a table's cursor is the largest ``hs_lastmodifieddate`` (``lastmodifieddate``
@@ -33,17 +35,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient
+from connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient, HubSpotError
 from connectors.hubspot.config import ACTIVITY_SUBJECT_PROPERTY, HubSpotConfig
 from connectors.hubspot.tables import DATASET, TABLES
 from connectors.schema import STAGE, Field, RawObject
 from connectors.values import PlausibleBounds, ValueProblem, parse_value
+
+log = logging.getLogger(__name__)
 
 SEARCH_CAP = 10_000  # HubSpot's search returns at most 10,000 results per query
 HISTORY_PAGE_LIMIT = 50  # listing limit when propertiesWithHistory is requested
@@ -57,6 +62,18 @@ CONTACT_PROPERTIES = [
     "firstname", "lastname", "email", "jobtitle", "associatedcompanyid", "createdate", "lastmodifieddate",
 ]
 ACTIVITY_PROPERTIES = ["hs_timestamp", "hubspot_owner_id", "hs_lastmodifieddate"]
+GOAL_PROPERTIES = [
+    "hs_goal_name", "hs_target_amount", "hs_start_datetime", "hs_end_datetime", "hs_assignee_user_id",
+    "hs_assignee_team_id", "hubspot_owner_id", "hs_lastmodifieddate",
+]
+GOAL_EXTRA_PROPERTIES = ["hs_group_correlation_uuid", "hs_goal_target_group_id"]  # the goal and schedule; kept in _extra
+GOALS_ENDPOINT = "/crm/v3/objects/goal_targets"
+# What unreadable goals cost (the landing report's note, the run summary, the Dagster log).
+GOALS_UNAVAILABLE = (
+    "HubSpot goals are not readable ({why}): no quotas from HubSpot, so low_coverage and attainment_below_midpoint "
+    "are not applicable and scorecards show no attainment or coverage, unless a quotas file is set "
+    "(SALES_SUPERVISOR_QUOTAS_FILE); to read them, give the private app the crm.objects.goals.read scope"
+)
 ASSOCIATED = ("deals", "companies", "contacts")  # an engagement's associations that are landed
 DATE_ENTERED = "hs_date_entered_"
 MODIFIED_PROPERTY = {"contacts": "lastmodifieddate"}  # every other object: hs_lastmodifieddate
@@ -538,6 +555,43 @@ class HubSpotSource:
         yield from em.emit(rows())
         self._advance_many(table.name, fetches, cursor)
 
+    # -- goals (quotas)
+    def _read_goal_targets(self, table: RawObject, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        """Goal targets named like a revenue quota. A token without the goals scope (403) or a portal
+        without goals (404) lands none: quotas become "not applicable", the landing goes on."""
+        em = self._emitter(table, GOALS_ENDPOINT, batch_size)
+        patterns = [p.strip().lower() for p in self.config.quota_goal_names if p.strip()]
+        if not patterns:
+            em.report.present = False
+            em.report.notes.append("quota_goal_names is empty: HubSpot goals not read, quotas only from a quotas file")
+            return
+        params = {"limit": self.config.page_size, "properties": ",".join(GOAL_PROPERTIES + GOAL_EXTRA_PROPERTIES),
+                  "archived": "false"}
+        try:  # goals are few: read them all before emitting, so a refusal leaves nothing half-landed
+            records = [rec for page in self.client.pages(GOALS_ENDPOINT, params) for rec in page]
+        except HubSpotError as exc:
+            if exc.status not in (403, 404):
+                raise
+            em.report.present = False
+            em.report.notes.append(GOALS_UNAVAILABLE.format(why=str(exc)))
+            log.warning("HubSpot: %s", em.report.notes[-1])
+            return
+
+        def rows():
+            for rec in records:
+                f = Fetched(GOALS_ENDPOINT, rec)
+                name = str(f.props.get("hs_goal_name") or "").lower()
+                if not any(p in name for p in patterns):
+                    em.report.skipped += 1
+                    continue
+                values = {"goal_target_id": rec.get("id"), **{k: f.props.get(k) for k in GOAL_PROPERTIES}, **_record_times(f)}
+                yield values, f, _extra(f.props, GOAL_PROPERTIES)
+
+        yield from em.emit(rows())
+        if em.report.skipped:
+            em.report.notes.append(f"{em.report.skipped} goal target(s) skipped: not named like a revenue quota "
+                                   f"(quota_goal_names: {', '.join(patterns)})")
+
     # -- the mapping configuration: map_* tables
     def _map_rows(self) -> dict[str, tuple[str, Callable[[], list[dict[str, Any]]]]]:
         """map table -> (the config key it comes from, its rows)."""
@@ -549,6 +603,7 @@ class HubSpotSource:
             "account_segment_property": cfg.account_segment_property,
             "account_tags_property": cfg.account_tags_property,
             "buying_role_property": cfg.buying_role_property,
+            "fiscal_year_start_month": str(cfg.fiscal_year_start_month),
         }
         return {
             "map_stages": ("stages", lambda: [

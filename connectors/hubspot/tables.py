@@ -188,6 +188,26 @@ TABLES: dict[str, RawObject] = {
             "is read (rows landed before the engagement's latest landing are stale).",
             feeds="activity_contacts",
         ),
+        RawObject(
+            "goal_targets",
+            ("goal_target_id",),
+            (
+                _f("goal_target_id", ID, True),
+                _f("hs_goal_name", STR),
+                _f("hs_target_amount", AMOUNT),
+                _f("hs_start_datetime", TIMESTAMP),
+                _f("hs_end_datetime", TIMESTAMP),
+                _f("hs_assignee_user_id", ID),  # a HubSpot user id (owners.user_id), not an owner id
+                _f("hs_assignee_team_id", ID),
+                _f("hubspot_owner_id", ID),
+                *_record_times(),
+            ),
+            "Goal targets (/crm/v3/objects/goal_targets) named like a revenue quota (config quota_goal_names), "
+            "one per assignee and period; re-read whole each run. Not readable (no crm.objects.goals.read "
+            "scope): lands empty and the quotas object is reported missing.",
+            feeds="quotas",
+            snapshot=True,
+        ),
         # ------------------------------------------------------------------ mapping configuration
         RawObject(
             "map_stages",
@@ -245,7 +265,7 @@ TABLES: dict[str, RawObject] = {
             ("setting",),
             (_f("setting", STR, True), _f("value", STR)),
             "Single-valued settings: portal_id, deal_url_template, default_rep_segment, "
-            "account_segment_property, account_tags_property, buying_role_property.",
+            "account_segment_property, account_tags_property, buying_role_property, fiscal_year_start_month.",
             feeds="opportunities",
             snapshot=True,
         ),

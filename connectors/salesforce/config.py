@@ -123,6 +123,16 @@ class SalesforceConfig(BaseModel):
         description="Event.Type -> activity_type; unmatched events are 'meeting'.",
     )
 
+    # -- quotas (ForecastingQuota) ---------------------------------------------------------------------
+    quota_forecasting_type: str | None = Field(
+        None,
+        description="The forecast type whose quotas count (its DeveloperName, e.g. OpportunityRevenue, or its Id); "
+        "None = the type with the most amount quotas (an org forecasting several types double-counts otherwise).",
+    )
+    fiscal_year_start_month: int = Field(
+        1, ge=1, le=12, description="First month of the fiscal year: monthly quotas are summed into its quarters."
+    )
+
     # -- id prefixes (the first 3 characters of a Salesforce id name its sObject) ---------------------
     key_prefixes: dict[str, str] = Field(
         default_factory=lambda: {"Account": "001", "Contact": "003", "Opportunity": "006", "Lead": "00Q", "User": "005"}

@@ -19,6 +19,7 @@ opportunity_contact_role    OpportunityContactRole
 opportunity                 Opportunity (stage_name validated against the org's stages)
 opportunity_history         OpportunityHistory
 opportunity_field_history   OpportunityFieldHistory, the fields of ``field_history_fields``
+forecasting_quota           ForecastingQuota (snapshot; not readable = quotas not applicable)
 task, event                 Task / Event whose What is one of ``activity_what_types``
 task_relation,              TaskRelation / EventRelation (IsWhat = false) of those activities
 event_relation
@@ -41,6 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -48,7 +50,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.csv_folder import Batch, ObjectReport
-from connectors.salesforce.client import DEFAULT_API_VERSION, SalesforceClient, client_credentials_token
+from connectors.salesforce.client import (
+    DEFAULT_API_VERSION,
+    SalesforceApiError,
+    SalesforceAuthError,
+    SalesforceClient,
+    SalesforceLimitExceeded,
+    client_credentials_token,
+)
 from connectors.salesforce.config import SalesforceConfig
 from connectors.salesforce.tables import DATASET, TABLES
 from connectors.schema import STAGE, Field
@@ -61,9 +70,30 @@ ENV_CLIENT_SECRET = "SALESFORCE_CLIENT_SECRET"
 ENV_API_VERSION = "SALESFORCE_API_VERSION"
 
 # sObjects without IsDeleted (never soft-deleted): plain /query, no recycle-bin filter.
-_NOT_DELETABLE = {"User", "OpportunityStage"}
+_NOT_DELETABLE = {"User", "OpportunityStage", "ForecastingQuota"}
 _SHAPE = "_shape"  # cursor key: a digest of the config that shapes the read (fields, filters)
 _ID_CHUNK = 200  # ids per "Id IN (...)" query: keeps the GET URL well under Salesforce's limit
+
+log = logging.getLogger(__name__)
+
+# What an unreadable ForecastingQuota costs (the landing report's note, the run summary, the Dagster log).
+QUOTAS_UNAVAILABLE = (
+    "ForecastingQuota is not readable ({why}): no quotas from Salesforce, so low_coverage and "
+    "attainment_below_midpoint are not applicable and scorecards show no attainment or coverage, unless a quotas "
+    "file is set (SALES_SUPERVISOR_QUOTAS_FILE); to read them, enable Collaborative Forecasts and give the "
+    "integration user View All Forecasts (or Allow Forecasting)"
+)
+# Answers that mean "this org does not let us read the object" (not an outage, not a spent allocation).
+_UNAVAILABLE_CODES = {"INVALID_TYPE", "NOT_FOUND", "INSUFFICIENT_ACCESS", "INSUFFICIENT_ACCESS_OR_READONLY",
+                      "FUNCTIONALITY_NOT_ENABLED"}
+
+
+def quotas_unavailable(exc: SalesforceApiError) -> bool:
+    """A missing object or missing permission (INVALID_TYPE, 404, 403), not a failure of the landing.
+    A 401 (bad token) and REQUEST_LIMIT_EXCEEDED still fail it."""
+    if isinstance(exc, (SalesforceAuthError, SalesforceLimitExceeded)):
+        return False
+    return exc.status in (403, 404) or exc.error_code in _UNAVAILABLE_CODES
 
 
 @dataclass(frozen=True)
@@ -255,6 +285,7 @@ class SalesforceSource:
             "manager": self._read_managers,
             "task_relation": self._read_relations,
             "event_relation": self._read_relations,
+            "forecasting_quota": self._read_quotas,
         }
         if table in special:
             return special[table]
@@ -506,6 +537,36 @@ class SalesforceSource:
             self._emit(col, stream.sobject, r, values, [*used, parent])
             yield from self._flush(col)
 
+    # -- quotas -------------------------------------------------------------------------------------
+    def _read_quotas(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
+        """ForecastingQuota, whole: the fields the org has (PeriodId, ProductFamily, Territory2Id where
+        present) and the forecast type's DeveloperName. An org whose integration user cannot read it
+        (no View All Forecasts / Allow Forecasting, Collaborative Forecasts off) lands no quotas and the
+        object is reported missing, with what that disables; the rest of the landing goes on."""
+        stream = self.stream("forecasting_quota")
+        col.report.source_file = stream.sobject
+        try:
+            described = set(self.client.describe_fields(stream.sobject))
+            wanted = [f for f in dict.fromkeys(("Id", *stream.fields, "SystemModstamp")) if f in described]
+            wanted += [f for f in self.config.extra_fields.get(stream.sobject, []) if f in described and f not in wanted]
+            if "ForecastingTypeId" in described:
+                wanted.append("ForecastingType.DeveloperName")
+            if self.config.select_all_fields:
+                wanted += sorted(described - set(wanted))
+            pages = self.client.query(f"SELECT {', '.join(wanted)} FROM {stream.sobject}")
+            for page in pages:
+                for r in page:
+                    values, used = self._values("forecasting_quota", r)
+                    values["forecasting_type"] = _dotted(r, "ForecastingType.DeveloperName")
+                    self._emit(col, stream.sobject, r, values, [*used, "ForecastingType"])
+                    yield from self._flush(col)
+        except SalesforceApiError as exc:
+            if not quotas_unavailable(exc):
+                raise
+            col.report.present = False
+            col.report.notes.append(QUOTAS_UNAVAILABLE.format(why=f"{exc.status} {exc.error_code}: {exc.sf_message}"))
+            log.warning("Salesforce: %s", col.report.notes[-1])
+
     # -- the mapping configuration as tables ------------------------------------------------------
     def map_rows(self, table: str) -> list[dict[str, Any]]:
         """The rows of a ``map_*`` table, from the config (and, for map_settings, the instance URL)."""
@@ -539,7 +600,11 @@ class SalesforceSource:
         if table == "map_key_prefixes":
             return pairs(cfg.key_prefixes, "sobject", "key_prefix")
         if table == "map_settings":
-            return [{"setting": "instance_url", "value": self.instance_url}]
+            return [
+                {"setting": "instance_url", "value": self.instance_url},
+                {"setting": "quota_forecasting_type", "value": cfg.quota_forecasting_type},
+                {"setting": "fiscal_year_start_month", "value": str(cfg.fiscal_year_start_month)},
+            ]
         raise KeyError(table)
 
     _MAP_SOURCES = {
@@ -547,7 +612,8 @@ class SalesforceSource:
         "map_segment_bands": "account_segment_bands", "map_buying_roles": "buying_roles",
         "map_buying_role_priority": "buying_role_priority, default_buying_role", "map_field_history": "field_history_fields",
         "map_task_subtypes": "task_subtypes", "map_task_types": "task_types", "map_event_types": "event_types",
-        "map_key_prefixes": "key_prefixes", "map_settings": "instance_url",
+        "map_key_prefixes": "key_prefixes",
+        "map_settings": "instance_url, quota_forecasting_type, fiscal_year_start_month",
     }
 
     def _read_map(self, col: _Collector, since: dict[str, dt.datetime]) -> Iterator[Batch]:
@@ -582,6 +648,10 @@ SOBJECT_FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("WhatId", "WhoId", "AccountId", "OwnerId", "Subject", "EventSubtype", "Type", "StartDateTime", "ActivityDateTime", "CreatedDate"),
     ),
     "task_relation": ("TaskRelation", ("TaskId", "RelationId", "IsWhat")),
+    "forecasting_quota": (
+        "ForecastingQuota",
+        ("QuotaOwnerId", "StartDate", "QuotaAmount", "IsAmount", "ForecastingTypeId", "PeriodId", "ProductFamily", "Territory2Id"),
+    ),
     "event_relation": ("EventRelation", ("EventId", "RelationId", "IsWhat", "IsInvitee", "Status")),
 }
 

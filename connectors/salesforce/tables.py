@@ -114,6 +114,17 @@ TABLES: dict[str, RawObject] = {
              _f("status", STR), _MODSTAMP),
             "EventRelation (who relations and invitees, IsWhat = false) of events on activity_what_types.",
         ),
+        _t(
+            "forecasting_quota", "quotas",
+            (_ID, _f("quota_owner_id", ID, True), _f("start_date", DATE, True), _f("quota_amount", AMOUNT),
+             _f("is_amount", BOOL), _f("forecasting_type_id", ID), _f("forecasting_type", STR), _f("period_id", ID),
+             _f("product_family", STR), _f("territory2_id", ID), _MODSTAMP),
+            "ForecastingQuota (Collaborative Forecasts): one quota per owner, forecast type and period (monthly or "
+            "quarterly), read whole each landing; forecasting_type is the type's DeveloperName. Fields the org lacks "
+            "(PeriodId, ProductFamily, Territory2Id) stay empty. Not readable (no forecasting permission, Collaborative "
+            "Forecasts off): lands empty and the quotas object is reported missing.",
+            snapshot=True,
+        ),
         # -- mapping configuration (SalesforceConfig), rewritten whole on every landing -------
         _t(
             "map_rep_segments", "reps",

@@ -1,10 +1,15 @@
 {#-
-  The run's as-of date (var as_of_date, ISO yyyy-mm-dd; empty means today).
+  The run's as-of date (var as_of_date, else the environment variable SALES_SUPERVISOR_AS_OF_DATE, which
+  the pipeline sets: a changed --vars makes dbt re-parse the whole project, a changed environment
+  variable only the models that read it; ISO yyyy-mm-dd; empty means today).
   Every "now" in the marts goes through these macros so a run can be replayed
   for any past day.
 -#}
 {% macro as_of_date() -%}
     {%- set value = var('as_of_date', '') | string | trim -%}
+    {%- if value in ('', 'None', 'none') -%}
+        {%- set value = env_var('SALES_SUPERVISOR_AS_OF_DATE', '') | string | trim -%}
+    {%- endif -%}
     {%- if value in ('', 'None', 'none') -%}
         current_date
     {%- else -%}

@@ -15,7 +15,8 @@
 {% macro landed(entity) -%}
     {%- set canonical = source('crm', entity) -%}
     {%- set active = source('crm', 'active_source') -%}
-    {%- set crms = [] if entity == 'quotas' else var('native_crms', []) -%}
+    {#- quotas: only the CRMs whose connector reads them natively (Salesforce ForecastingQuota, HubSpot goals) -#}
+    {%- set crms = var('native_quota_crms', ['hubspot', 'salesforce']) if entity == 'quotas' else var('native_crms', []) -%}
     {%- set columns = [] -%}
     {%- if execute -%}
         {%- for column in adapter.get_columns_in_relation(canonical) -%}

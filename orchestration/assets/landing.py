@@ -111,6 +111,9 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
             batch_size=settings.landing_batch_size,
         )
     }
+    for report in reports.values():  # an object the source could not read, and what that disables
+        if not report["present"] and report.get("notes"):
+            context.log.warning(f"{report['object']}: {report['notes']}")
     # The quotas file beside any source (issue 14): raw.quota_file, read by stg_crm__quota_file.
     if "quotas" in selected:
         from agents.accountability.quotas import land_quotas_file

@@ -63,10 +63,11 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         from agents.review.modes import ModeSettings
 
         # The L5 bar at each run's start too, so a rule that fell below it is in today's digest as a notice.
-        evaluate_levels(ledger, load_autonomy(settings.risk_policy_in_force()), ledger.uow.now().date(),
+        policy = settings.risk_policy_in_force()  # read once per run (a YAML file or the ledger's applied version)
+        evaluate_levels(ledger, load_autonomy(policy), ledger.uow.now().date(),
                         drafter=ModeSettings.from_env().live_drafter)
         digests = prepare_digests(
-            ledger, inputs, settings.risk_policy_in_force(), as_of, settings.max_items_per_rep,
+            ledger, inputs, policy, as_of, settings.max_items_per_rep,
             backtest_lifts=load_backtest_lifts(settings.home_dir),
         )
         from sales_supervisor.console.settings import ConsoleSettings  # the console's base URL: digests link there
@@ -80,7 +81,7 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
         else:
             evidence = {"evidence_rate": None}
         kpis = review_kpis(ledger, digests, inputs["reps"], evidence["evidence_rate"])
-        outcomes = _check_outcomes(context, ledger, settings, as_of)
+        outcomes = _check_outcomes(context, ledger, settings, as_of, policy)
         anchored = _anchor(ledger, settings, client, f"run {context.run.run_id[:8]} (digests as of {as_of})")
     _, unrouted = route_items(inputs["pairs"], inputs["reps"], inputs["managers"])
     if unrouted:
@@ -109,14 +110,14 @@ def manager_digests(context: AssetExecutionContext, supervisor: SupervisorSettin
     )
 
 
-def _check_outcomes(context: AssetExecutionContext, ledger, settings, as_of) -> dict:
+def _check_outcomes(context: AssetExecutionContext, ledger, settings, as_of, policy=None) -> dict:
     """Each reviewed item checked N business days after its flag: did the change its action aimed for
     happen (agents/learning/outcomes.py; `sales-supervisor outcomes report` reads the results). The
     digests are out already, so a failure here is logged, not raised."""
     from agents.learning.outcomes import check_outcomes
 
     try:
-        result = check_outcomes(ledger.uow, settings.warehouse_handle(), settings.risk_policy_in_force(),
+        result = check_outcomes(ledger.uow, settings.warehouse_handle(), policy or settings.risk_policy_in_force(),
                                 as_of=as_of, actor="pipeline")
     except Exception as exc:  # noqa: BLE001 - reported in the run's log and metadata
         context.log.error(f"action outcomes not checked: {exc}")

@@ -81,47 +81,73 @@ def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSetting
         )
 
 
-def _coverage_check(spec: dg.AssetSpec) -> dg.AssetChecksDefinition:
-    name = spec.key.path[-1]
-    upstream_marts = [d.asset_key.path for d in spec.deps if d.asset_key.path[0] == "marts"]
+COVERAGE_CHECK = "covers_every_segment"
 
-    @dg.asset_check(
+
+def coverage_result(con, spec: dg.AssetSpec) -> dg.AssetCheckResult:
+    """covers_every_segment for one saved query's table, on an open read-only warehouse connection."""
+    name = spec.key.path[-1]
+    key = {"asset_key": spec.key, "check_name": COVERAGE_CHECK}
+    upstream_marts = [d.asset_key.path for d in spec.deps if d.asset_key.path[0] == "marts"]
+    empty = [
+        ".".join(path) for path in upstream_marts
+        if con.execute(f'select count(*) from (select 1 from "{path[0]}"."{path[-1]}" limit 1) t').fetchone()[0] == 0
+    ]
+    if empty:
+        # e.g. no activity log or stage history in the source: the baseline cannot exist
+        return dg.AssetCheckResult(
+            **key,
+            passed=True,
+            description=f"not applicable: {', '.join(empty)} has no rows in this source, so semantic.{name} has no baselines",
+            metadata={"applicable": False, "empty_inputs": ", ".join(empty)},
+        )
+    columns = con.columns("semantic", name)
+    segment_col = next((c for c in columns if c.endswith("segment")), None)
+    segments = {r[0] for r in con.execute("select distinct segment from marts.fct_opportunities where segment is not null").fetchall()}
+    if segment_col is None:
+        return dg.AssetCheckResult(**key, passed=True, description=f"semantic.{name} is not sliced by segment")
+    covered = {r[0] for r in con.execute(f'select distinct "{segment_col}" from semantic."{name}"').fetchall()}
+    missing = sorted(segments - covered)
+    return dg.AssetCheckResult(
+        **key,
+        passed=not missing,
+        description=(
+            f"semantic.{name}.{segment_col}: no baseline for segment(s) {', '.join(missing)}"
+            if missing
+            else f"semantic.{name} covers all {len(segments)} segments"
+        ),
+        metadata={"segments_missing": dg.MetadataValue.int(len(missing))},
+    )
+
+
+_COVERAGE_SPECS = [
+    dg.AssetCheckSpec(
+        COVERAGE_CHECK,
         asset=spec.key,
-        name="covers_every_segment",
-        description=f"semantic.{name} has a row with values for every segment that has deals in marts.fct_opportunities.",
+        description=f"semantic.{spec.key.path[-1]} has a row with values for every segment that has deals in marts.fct_opportunities.",
         blocking=False,
     )
-    def _check(supervisor: SupervisorSettings) -> dg.AssetCheckResult:
-        with supervisor.warehouse_handle().connect(read_only=True) as con:
-            empty = [
-                ".".join(path) for path in upstream_marts
-                if con.execute(f'select count(*) from (select 1 from "{path[0]}"."{path[-1]}" limit 1) t').fetchone()[0] == 0
-            ]
-            if empty:
-                # e.g. no activity log or stage history in the source: the baseline cannot exist
-                return dg.AssetCheckResult(
-                    passed=True,
-                    description=f"not applicable: {', '.join(empty)} has no rows in this source, so semantic.{name} has no baselines",
-                    metadata={"applicable": False, "empty_inputs": ", ".join(empty)},
-                )
-            columns = con.columns("semantic", name)
-            segment_col = next((c for c in columns if c.endswith("segment")), None)
-            segments = {r[0] for r in con.execute("select distinct segment from marts.fct_opportunities where segment is not null").fetchall()}
-            if segment_col is None:
-                return dg.AssetCheckResult(passed=True, description=f"semantic.{name} is not sliced by segment")
-            covered = {r[0] for r in con.execute(f'select distinct "{segment_col}" from semantic."{name}"').fetchall()}
-        missing = sorted(segments - covered)
-        return dg.AssetCheckResult(
-            passed=not missing,
-            description=(
-                f"semantic.{name}.{segment_col}: no baseline for segment(s) {', '.join(missing)}"
-                if missing
-                else f"semantic.{name} covers all {len(segments)} segments"
-            ),
-            metadata={"segments_missing": dg.MetadataValue.int(len(missing))},
+    for spec in semantic_layer.specs
+]
+_SPEC_OF = {spec.key: spec for spec in semantic_layer.specs}
+
+
+# One step for every saved query's coverage check (orchestration/checks.py: evaluate_each).
+@dg.multi_asset_check(
+    name="semantic_coverage_checks",
+    specs=_COVERAGE_SPECS,
+    can_subset=True,
+    description="covers_every_segment for every saved query of the semantic layer, in one step.",
+)
+def semantic_coverage_checks(context: dg.AssetCheckExecutionContext, supervisor: SupervisorSettings):
+    from orchestration.checks import evaluate_each, on_connection, step_connection
+
+    warehouse = supervisor.warehouse_handle()
+    with step_connection(warehouse) as shared:
+        yield from evaluate_each(
+            context, _COVERAGE_SPECS,
+            lambda check: on_connection(warehouse, shared, lambda con: coverage_result(con, _SPEC_OF[check.asset_key])),
         )
 
-    return _check
 
-
-semantic_checks = [_coverage_check(spec) for spec in semantic_layer.specs]
+semantic_checks = [semantic_coverage_checks]

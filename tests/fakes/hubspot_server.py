@@ -73,6 +73,8 @@ class _Failure:
     status: int
     retry_after: str | None
     after: str | None
+    category: str | None = None  # e.g. MISSING_SCOPES on a 403
+    message: str | None = None
 
 
 class FakeHubSpotServer:
@@ -137,9 +139,10 @@ class FakeHubSpotServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     # -- scripting -----------------------------------------------------------------------
-    def fail_next(self, method: str, path: str, status: int, *, retry_after: str | None = None, after: str | None = None) -> None:
+    def fail_next(self, method: str, path: str, status: int, *, retry_after: str | None = None, after: str | None = None,
+                  category: str | None = None, message: str | None = None) -> None:
         with self._lock:
-            self._failures.append(_Failure(method.upper(), path, status, retry_after, after))
+            self._failures.append(_Failure(method.upper(), path, status, retry_after, after, category, message))
 
     def calls_to(self, method: str, path: str) -> list[Call]:
         with self._lock:
@@ -229,8 +232,8 @@ class FakeHubSpotServer:
                 if f.method == call.method and f.path == call.path and (f.after is None or f.after == after):
                     self._failures.remove(f)
                     headers = {"Retry-After": f.retry_after} if f.retry_after else {}
-                    category = "RATE_LIMITS" if f.status == 429 else "INTERNAL_ERROR"
-                    return f.status, {"status": "error", "message": f"scripted {f.status}", "correlationId": "fake-corr",
+                    category = f.category or ("RATE_LIMITS" if f.status == 429 else "INTERNAL_ERROR")
+                    return f.status, {"status": "error", "message": f.message or f"scripted {f.status}", "correlationId": "fake-corr",
                                       "category": category}, headers
         auth = call.headers.get("Authorization", "")
         if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
@@ -414,4 +417,27 @@ def seed_portal(server: FakeHubSpotServer) -> FakeHubSpotServer:
     for otype, aid, props, owner, deal, company, contacts in acts:
         server.add(otype, aid, {**props, "hs_timestamp": iso(T0 - day), "hubspot_owner_id": owner}, created=T0 - day,
                    updated=T0 - day, associations={"deals": [deal], "companies": [company], "contacts": contacts})
+    seed_goals(server)
     return server
+
+
+def seed_goals(server: FakeHubSpotServer) -> None:
+    """Goal targets (GET /crm/v3/objects/goal_targets): Rita's monthly revenue targets for Q3 2026 (a portal on
+    US Eastern time: periods start at 04:00Z), Ravi's Q4 quota (a portal east of UTC: it starts the day before
+    in UTC), the West team's yearly revenue goal, Maria's Q3 goal by owner only, and a calls goal (no quota)."""
+    goals = [
+        # id, name, amount, start, end, user id, team id, owner id
+        ("601", "Revenue", "10000", "2026-07-01T04:00:00Z", "2026-08-01T03:59:59.999Z", "2", None, None),
+        ("602", "Revenue", "10000", "2026-08-01T04:00:00Z", "2026-09-01T03:59:59.999Z", "2", None, None),
+        ("603", "Revenue", "10000", "2026-09-01T04:00:00Z", "2026-10-01T03:59:59.999Z", "2", None, None),
+        ("604", "Q4 revenue quota", "90000", "2026-09-30T22:00:00Z", "2026-12-31T22:59:59.999Z", "3", None, None),
+        ("605", "Team revenue 2026", "240000", "2026-01-01T00:00:00Z", "2026-12-31T23:59:59.999Z", None, "12", None),
+        ("606", "Revenue", "50000", "2026-07-01T00:00:00Z", "2026-09-30T23:59:59.999Z", None, None, "101"),
+        ("607", "Calls made", "300", "2026-07-01T04:00:00Z", "2026-10-01T03:59:59.999Z", "2", None, None),
+    ]
+    for gid, name, amount, start, end, user, team, owner in goals:
+        server.add("goal_targets", gid, {
+            "hs_goal_name": name, "hs_target_amount": amount, "hs_start_datetime": start, "hs_end_datetime": end,
+            "hs_assignee_user_id": user, "hs_assignee_team_id": team, "hubspot_owner_id": owner,
+            "hs_group_correlation_uuid": f"goal-{name}", "hs_goal_target_group_id": f"group-{gid}",
+        }, created=T0 - dt.timedelta(days=90))

@@ -40,9 +40,10 @@ PREFIXES = {
     "Account": "001", "Contact": "003", "Opportunity": "006", "User": "005", "Task": "00T", "Event": "00U",
     "OpportunityContactRole": "00K", "OpportunityHistory": "008", "OpportunityFieldHistory": "017",
     "OpportunityStage": "01J", "TaskRelation": "0RT", "EventRelation": "0RE", "Lead": "00Q",
+    "ForecastingQuota": "0J9", "ForecastingType": "0Db",
 }
 _TYPE_BY_PREFIX = {v: k for k, v in PREFIXES.items()}
-_NOT_DELETABLE = {"User", "OpportunityStage"}
+_NOT_DELETABLE = {"User", "OpportunityStage", "ForecastingQuota", "ForecastingType"}
 EPOCH = dt.datetime(2026, 1, 10, 9, 0, 0)
 
 
@@ -459,4 +460,26 @@ def default_org() -> FakeOrg:
     org.add("TaskRelation", TaskId=t1, RelationId=c1, IsWhat=False)  # duplicates the WhoId link: one pair
     org.add("EventRelation", EventId=e1, RelationId=c3, IsWhat=False, IsInvitee=True, Status="Accepted")
     org.add("EventRelation", EventId=e1, RelationId=rita, IsWhat=False, IsInvitee=True, Status="Accepted")  # a user: not a contact
+    add_quotas(org, mgr, rita, ravi)  # last: the records above keep their SystemModstamps
     return org
+
+
+def add_quotas(org: FakeOrg, manager: str, rita: str, ravi: str) -> None:
+    """Collaborative Forecasts quotas (an org without territories or PeriodId: those fields are absent).
+    Two forecast types; Revenue has the most rows. Rita: monthly quotas (10k Jan-Mar, 20k Apr), Ravi: a
+    quarterly one (100k) plus a product-family split (left out); the manager's own roll-up quota and a
+    quantity quota are left out too."""
+    revenue = org.add("ForecastingType", DeveloperName="OpportunityRevenue", MasterLabel="Opportunities - Revenue", IsActive=True)
+    split = org.add("ForecastingType", DeveloperName="OpportunitySplitRevenue", MasterLabel="Opportunity Splits - Revenue", IsActive=True)
+    def quota(owner: str, start: str, amount: float | None, type_id: str = revenue, **more) -> str:
+        fields = {"QuotaOwnerId": owner, "StartDate": start, "QuotaAmount": amount, "QuotaQuantity": None, "IsAmount": amount is not None,
+                  "IsQuantity": amount is None, "ForecastingTypeId": type_id, "ProductFamily": None, "CurrencyIsoCode": "USD", **more}
+        return org.add("ForecastingQuota", **fields)
+    for month in ("2026-01-01", "2026-02-01", "2026-03-01"):
+        quota(rita, month, 10000.0)
+    quota(rita, "2026-04-01", 20000.0)
+    quota(ravi, "2026-01-01", 100000.0)
+    quota(ravi, "2026-01-01", 40000.0, ProductFamily="Hardware")
+    quota(rita, "2026-01-01", 99999.0, split)
+    quota(manager, "2026-01-01", 250000.0)
+    quota(ravi, "2026-01-01", None, QuotaQuantity=50.0)
