@@ -383,7 +383,9 @@ def markdown_table(report: dict) -> str:
         label = f"{name} ({n} steps)" if n > 1 else name
         row = [_cell(c) for c in cells] + [growth(a["steps"].get(name), b["steps"].get(name)) for a, b in pairs]
         lines.append(f"| {label} | " + " | ".join(row) + " |")
-    row = [_cell(r["end_to_end"]) for r in results] + [growth(a["end_to_end"], b["end_to_end"]) for a, b in pairs]
+    row = [_cell(r["end_to_end"]) for r in results] + [
+        growth(a["end_to_end"], b["end_to_end"]) if a.get("success") and b.get("success") else "-" for a, b in pairs
+    ]
     lines.append("| end to end | " + " | ".join(row) + " |")
     floors = [r.get("floor") or {} for r in results]
     if any("wall_s" in f for f in floors):
