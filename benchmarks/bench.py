@@ -2,6 +2,8 @@
 
     python benchmarks/bench.py                  # scales 1, 10, 100
     python benchmarks/bench.py --scales 1 10    # only these
+    python benchmarks/bench.py --scales 100 --timeout 3000   # stop a scale, report what finished
+    python benchmarks/bench.py --from var/bench/latest.json  # reprint a report and its README table
 
 For each scale, a child process generates the demo CRM (once: it is cached under
 ``<home>/bench/demo_crm``), then runs the daily job in-process on a fresh warehouse,
@@ -398,6 +400,59 @@ def print_result(r: dict) -> None:
     print("  flags per rule: " + (", ".join(f"{k} {v}" for k, v in r["flags_by_rule"].items()) or "none"))
 
 
+def _cell(s: dict | None) -> str:
+    if not s:
+        return "-"
+    if s.get("cached"):
+        return "cached"
+    text = f"{s['wall_s']:,.1f} / {s['cpu_s']:,.1f} / {s['peak_mb']:,.0f}"
+    return text + (" (unfinished)" if s.get("unfinished") else "")
+
+
+def markdown_table(report: dict) -> str:
+    """The README's figures table for a bench report (``bench-<time>.json``): one column per scale
+    (wall s / CPU s / peak MB per step), and, for each pair of consecutive scales, how many times
+    each step's CPU time grew (the issue's target: at most 12x from scale 10 to 100)."""
+    results = [r for r in report.get("results", []) if "steps" in r]
+    machine = report.get("machine", {})
+    lines = [
+        f"`make bench` started {report.get('started', '?')} ({machine.get('platform', '?')}, "
+        f"{machine.get('cpus', '?')} CPUs, Python {machine.get('python', '?')}); wall s / CPU s / peak MB:",
+        "",
+    ]
+    heads = []
+    for r in results:
+        state = "" if r.get("success") else (" (partial)" if r.get("partial") else " (failed)")
+        heads.append(f"scale {r['scale']}{state}")
+    pairs = [(a, b) for a, b in zip(results, results[1:])]
+    heads += [f"CPU growth {a['scale']} -> {b['scale']}" for a, b in pairs]
+    lines.append("| step | " + " | ".join(heads) + " |")
+    lines.append("|---" * (len(heads) + 1) + "|")
+
+    def growth(a: dict | None, b: dict | None) -> str:
+        if not a or not b or a.get("cached") or b.get("cached") or b.get("unfinished") or a["cpu_s"] <= 0:
+            return "-"
+        return f"{b['cpu_s'] / a['cpu_s']:.1f}x"
+
+    for name in STEPS:
+        cells = [r["steps"].get(name) for r in results]
+        if not any(cells):
+            continue
+        n = max((c or {}).get("n", 1) for c in cells)
+        label = f"{name} ({n} steps)" if n > 1 else name
+        row = [_cell(c) for c in cells] + [growth(a["steps"].get(name), b["steps"].get(name)) for a, b in pairs]
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    row = [_cell(r["end_to_end"]) for r in results] + [
+        growth(a["end_to_end"], b["end_to_end"]) if a.get("success") and b.get("success") else "-" for a, b in pairs
+    ]
+    lines.append("| end to end | " + " | ".join(row) + " |")
+    floors = [r.get("floor") or {} for r in results]
+    if any("wall_s" in f for f in floors):
+        row = [f"{f['wall_s']:.2f} / {f['cpu_s']:.2f}" if "wall_s" in f else "-" for f in floors] + ["-"] * len(pairs)
+        lines.append("| floor query | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100], help="demo CRM scales (default 1 10 100)")
@@ -405,10 +460,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=0.25, help="sampling interval in seconds")
     ap.add_argument("--home", type=Path, help="bench folder (default <SALES_SUPERVISOR_HOME or var>/bench)")
     ap.add_argument("--timeout", type=float, help="stop a scale after this many seconds and report what finished")
+    ap.add_argument("--markdown", action="store_true", help="also print the results as the README's markdown table")
+    ap.add_argument("--from", dest="from_file", type=Path, metavar="JSON",
+                    help="print a saved report (var/bench/latest.json, bench-<time>.json) instead of running")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.from_file:
+        if not args.from_file.exists():
+            print(f"{args.from_file}: no such bench report (run make bench first)", file=sys.stderr)
+            return 2
+        saved = json.loads(args.from_file.read_text())
+        for r in saved.get("results", []):
+            print_result(r)
+        print("\n" + markdown_table(saved))
+        return 0
     bench_home = (args.home or Path(os.environ.get("SALES_SUPERVISOR_HOME") or "var") / "bench").expanduser().resolve()
     bench_home.mkdir(parents=True, exist_ok=True)
 
@@ -431,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         out = bench_home / f"bench-{report['started'].replace(':', '')}.json"
         out.write_text(json.dumps(report, indent=2, default=str))
         (bench_home / "latest.json").write_text(out.read_text())
+    if args.markdown:
+        print("\n" + markdown_table(report))
     print(f"\nresults: {out}")
     return 0 if ok else 1
 

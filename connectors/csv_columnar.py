@@ -1,11 +1,21 @@
-"""Column-wise reading and validation of one CSV file of an export, in DuckDB.
+"""Column-wise reading and validation of one CSV file of an export, in DuckDB, streaming.
 
 DuckDB's CSV reader splits the file (every field as text, ``store_rejects`` keeping each row
 it cannot split: invalid bytes for the encoding, more or fewer fields than the header, a row
 over the size limit) and the canonical typing and quarantine rules run as SQL expressions over
-whole columns, not as Python per field. The result streams out as Arrow record batches, so the
-memory of the Python process is bounded by the batch size; DuckDB itself spills to disk under
-its memory limit (the de-duplication window sorts the file).
+its vectors (2,048 rows at a time), not as Python per field. Nothing holds the whole file in
+memory:
+
+1. one streaming pass reads, numbers, types and validates the rows and writes them to a
+   Parquet spill file on disk (``row_number() over ()`` streams; a row group at a time);
+2. what needs the whole file is computed from that file's narrow columns: the primary keys
+   seen more than once (a hash aggregate that DuckDB spills to disk under its memory limit),
+   then the identical copies and duplicate keys among those rows only;
+3. the landed rows stream out of the spill file as Arrow record batches of ``batch_size``
+   rows, the few losing duplicates left out, their file row numbers set per batch.
+
+So the process's memory is bounded by the batch size and the reader's DuckDB memory limit,
+not by the file's size.
 
 Every input record ends up in exactly one place: landed, quarantined (file, row number,
 field, reason, the row as read) or skipped (``skip_when``, or an identical duplicate).
@@ -16,13 +26,16 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, STAGE, STR, TIMESTAMP, RawObject
@@ -35,6 +48,13 @@ _ENCODINGS = {
     "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1", "iso8859-1": "latin-1", "l1": "latin-1",
 }
 SUPPORTED_ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "latin-1 (iso-8859-1)")
+
+# The reader's own DuckDB: a fixed memory budget (it spills to its work folder beyond it), a
+# CSV buffer twice DuckDB's default longest row (2 MB), one thread (rows keep the file's order).
+READER_MEMORY_LIMIT = "96MB"
+MAX_LINE_SIZE = 2 * 2**20  # DuckDB's default: a longer row is quarantined
+CSV_BUFFER_SIZE = 2 * MAX_LINE_SIZE
+DEFAULT_BATCH_SIZE = 50_000
 
 _PARSE_REASONS = {
     "INVALID ENCODING": "bytes not valid in the file's encoding ({encoding}); set formats.encoding if the export uses another",
@@ -114,15 +134,25 @@ class ColumnarReader:
         self.stages, self.plausibility, self.modified_column = stages, plausibility, modified_column
         self.record_url = record_url  # the mapping's crm_base_url: source_url of records whose file has none
         self.encoding = duckdb_encoding(formats.encoding)
-        self.con = duckdb.connect()
-        self.con.execute("set memory_limit = '512MB'")
-        self.con.execute("set preserve_insertion_order = true")
         if work_dir is not None:
             work_dir.mkdir(parents=True, exist_ok=True)
-            self.con.execute(f"set temp_directory = {_q(str(work_dir))}")
+        # the spill folder of this file: the validated rows as Parquet, and DuckDB's temp files
+        self.spill_dir = Path(tempfile.mkdtemp(prefix=f"{obj.name}-", dir=work_dir))
+        self.spill = self.spill_dir / "validated.parquet"
+        self.con = duckdb.connect()
+        self.con.execute(f"set memory_limit = '{READER_MEMORY_LIMIT}'")
+        self.con.execute("set threads = 1")
+        self.con.execute("set preserve_insertion_order = true")
+        self.con.execute(f"set temp_directory = {_q(str(self.spill_dir / 'tmp'))}")
         self.cols = [f"c{i}" for i in range(len(header))]
         self.result = ColumnarResult()
-        self._prepare()
+        self._gap_adj = np.zeros(0, dtype=np.int64)  # the file row number of the k-th split row: see _row_numbers
+        self._gap_n = np.zeros(0, dtype=np.int64)
+        try:
+            self._prepare()
+        except BaseException:
+            self.close()
+            raise
 
     # -- the file, split -----------------------------------------------------------------
     def _read_csv(self, strict: bool, rejects: str) -> str:
@@ -130,7 +160,7 @@ class ColumnarReader:
         return (
             f"read_csv({_q(str(self.path))}, columns={columns}, header=true, auto_detect=false, all_varchar=true, "
             f"delim={_q(self.formats.delimiter)}, quote='\"', escape='\"', encoding={_q(self.encoding)}, "
-            f"parallel=false, strict_mode={'true' if strict else 'false'}, store_rejects=true, "
+            f"parallel=false, buffer_size={CSV_BUFFER_SIZE}, max_line_size={MAX_LINE_SIZE}, strict_mode={'true' if strict else 'false'}, store_rejects=true, "
             f"rejects_table={_q(rejects)}, rejects_scan={_q(rejects + '_scan')}, null_padding=false)"
         )
 
@@ -161,15 +191,25 @@ class ColumnarReader:
                 pass
         return numbers
 
+    def _split(self, rejects: str) -> str:
+        """The file's split rows, numbered in file order (``_k``: the k-th row DuckDB could split)."""
+        return f"(select row_number() over () as _k, * from {self._read_csv(True, rejects)})"
+
     def _prepare(self) -> None:
         con = self.con
-        con.execute(
-            f"create temp table split as select row_number() over () as _k, * from {self._read_csv(True, 'rej')}"
-        )
+        # Pass 1, streaming: split, number, type and validate every row; the validated rows go
+        # to the Parquet spill file a row group at a time.
+        con.execute(f"copy ({self._validated_sql()}) to {_q(str(self.spill))} (format parquet, row_group_size 20000)")
+        con.execute(f"create view validated as select * from read_parquet({_q(str(self.spill))})")
         con.execute(
             "create temp table parse_rejects as select distinct on (line) line - 1 as _row, column_name, error_type, "
             "error_message, csv_line, line_byte_position from rej order by line"
         )
+        counts = con.execute(
+            "select count(*), count(*) filter (where _skip), count(*) filter (where not _skip and len(_problems) = 0) "
+            "from validated"
+        ).fetchone()
+        split_rows, skipped_by_rule, clean = counts
         odd_quotes, blank_lines = self._scan()
         if odd_quotes:
             # DuckDB's strict reader drops an unterminated quoted field at the end of the file
@@ -179,44 +219,94 @@ class ColumnarReader:
                 "insert into parse_rejects select distinct on (line) line - 1, column_name, error_type, error_message, csv_line, "
                 "line_byte_position from rej2 "
                 "where error_type = 'MISSING COLUMNS' and line - 1 > coalesce((select max(_row) from parse_rejects), 0) "
-                "and line - 1 > (select count(*) from split) + (select count(*) from parse_rejects)"
+                f"and line - 1 > {int(split_rows)} + (select count(*) from parse_rejects)"
             )
         # The k-th split row's record number in the file skips the rows DuckDB rejected (and the
-        # blank lines it skipped, which its line numbers count).
+        # blank lines it skipped, which its line numbers count): a step function of k, kept
+        # small (one step per run of rejected rows) and applied per batch.
         con.execute("create temp table gaps as select _row from parse_rejects")
         if blank_lines:
             con.executemany("insert into gaps values (?)", [[n] for n in self._blank_lines()])
         con.execute(
             "create temp table reject_gaps as select adj, max(n) as n from (select _row - row_number() over (order by _row) "
-            "as adj, row_number() over (order by _row) as n from (select distinct _row from gaps)) group by adj"
+            "as adj, row_number() over (order by _row) as n from (select distinct _row from gaps)) group by adj order by adj"
         )
-        con.execute(
-            "create temp table numbered as select s.*, s._k + coalesce(g.n, 0) as _row from split s "
-            "asof left join reject_gaps g on s._k > g.adj"
-        )
-        con.execute("drop table split")
-        con.execute(self._validated_sql())
+        steps = con.execute("select adj, n from reject_gaps order by adj").fetchall()
+        self._gap_adj = np.array([a for a, _ in steps], dtype=np.int64)
+        self._gap_n = np.array([n for _, n in steps], dtype=np.int64)
+        self._find_duplicates()
         r = self.result
-        counts = con.execute(
-            "select count(*), count(*) filter (where _skip), count(*) filter (where _same_rank > 1), "
-            "count(*) filter (where not _skip and _same_rank = 1 and len(_problems) = 0 and _pk_rank > 1), "
-            "count(*) filter (where _ok) from validated"
+        r.identical_duplicates, r.duplicate_keys = con.execute(
+            "select count(*) filter (where _same_rank > 1), count(*) filter (where _same_rank = 1 and _pk_rank > 1) from losers"
         ).fetchone()
         parse_rejected = con.execute("select count(*) from parse_rejects").fetchone()[0]
-        r.input_rows = counts[0] + parse_rejected
-        r.skipped_by_rule, r.identical_duplicates, r.duplicate_keys, r.landed = counts[1], counts[2], counts[3], counts[4]
+        r.input_rows = split_rows + parse_rejected
+        r.skipped_by_rule = skipped_by_rule
+        r.landed = clean - r.identical_duplicates - r.duplicate_keys
         r.skipped = r.skipped_by_rule + r.identical_duplicates
         r.quarantined = r.input_rows - r.landed - r.skipped
         for reason, n in con.execute(
             "select reason, count(*) from (select left(regexp_replace(unnest(_problems), ' [(](known|expected).*$', ''), 160) "
-            "as reason from validated "
-            "where not _ok and not _skip and _same_rank = 1 and len(_problems) > 0) group by 1 order by 2 desc"
+            "as reason from validated where not _skip and len(_problems) > 0) group by 1 order by 2 desc"
         ).fetchall():
             r.reasons[reason] = n
         if r.duplicate_keys:
             r.reasons["duplicate primary key"] = r.duplicate_keys
         for etype, n in con.execute("select error_type, count(*) from parse_rejects group by 1").fetchall():
             r.reasons[f"(row): {etype.lower()}"] = n
+
+    def _find_duplicates(self) -> None:
+        """``losers``: the clean rows that do not land, by ``_k``. An identical copy of a later row
+        is skipped (``_same_rank`` > 1); of the rows left, a key seen again keeps the latest
+        ``modified`` (else the last in the file) and quarantines the others (``_pk_rank`` > 1,
+        ``_kept_k`` the row kept). Both need the whole file, but only the keys: the keys seen
+        more than once come from a hash aggregate over the key columns alone, and only those
+        rows are ranked (identical rows share their key)."""
+        con = self.con
+        names = [_ident(f.name) for f in self.obj.fields]
+        pk = [_ident(k) for k in self.obj.primary_key]
+        clean = "not _skip and len(_problems) = 0"
+        # The keys seen more than once, by a 64-bit hash of the key: a hash aggregate of fixed-size
+        # groups, which DuckDB spills to disk beyond its memory limit (a hash collision only adds a
+        # row to the exact ranking below, where it ranks alone).
+        key_hash = f"hash({', '.join(pk)})"
+        con.execute(
+            f"create temp table multi as select {key_hash} as _h from validated where {clean} "
+            "group by _h having count(*) > 1"
+        )
+        con.execute(
+            f"""create temp table losers as
+            with dup as (
+                select _k, {', '.join(names)}, _modified from validated
+                where not _skip and len(_problems) = 0 and {key_hash} in (select _h from multi)
+            ), ranked as (
+                select *, row_number() over (partition by {', '.join(names)} order by _k desc) as _same_rank from dup
+            ), keyed as (
+                select *, case when _same_rank = 1
+                               then row_number() over (partition by _same_rank = 1, {', '.join(pk)}
+                                                       order by _modified desc nulls last, _k desc)
+                               else 1 end as _pk_rank,
+                          case when _same_rank = 1
+                               then first_value(_k) over (partition by _same_rank = 1, {', '.join(pk)}
+                                                          order by _modified desc nulls last, _k desc)
+                               end as _kept_k
+                from ranked
+            )
+            select _k, _same_rank, _pk_rank, _kept_k from keyed where _same_rank > 1 or _pk_rank > 1"""
+        )
+        self._n_losers = con.execute("select count(*) from losers").fetchone()[0]
+
+    def _row_numbers(self, k: np.ndarray) -> np.ndarray:
+        """File record numbers of split rows ``k`` (vectorised: the rows before each that DuckDB
+        rejected or skipped as blank are added back)."""
+        if not len(self._gap_adj):
+            return k
+        idx = np.searchsorted(self._gap_adj, k, side="left") - 1
+        return k + np.where(idx >= 0, self._gap_n[np.maximum(idx, 0)], 0)
+
+    def _row_sql(self, k: str) -> str:
+        """The same in SQL, for the few rows the rejections name."""
+        return f"({k} + coalesce((select max(g.n) from reject_gaps g where g.adj < {k}), 0))"
 
     # -- the rules, as SQL -----------------------------------------------------------------
     def _raw(self, name: str) -> str:
@@ -298,6 +388,8 @@ class ColumnarReader:
         raise AssertionError(f"unhandled field type {f.type}")
 
     def _validated_sql(self) -> str:
+        """One pass over the split rows: the typed fields, the problems found, the skip rule, the
+        ``modified`` time, and the row as read for the rows quarantined here."""
         typed, problem_items = [], []
         for f in self.obj.fields:
             value, problems = self._field_sql(f)
@@ -312,34 +404,19 @@ class ColumnarReader:
             for col, values in self.skip_when.items() if col in self.header
         ) or "false"
         names = [_ident(f.name) for f in self.obj.fields]
-        pk = ", ".join(_ident(k) for k in self.obj.primary_key)
         modified = (
             self._ts_expr(f"nullif(trim({self._col(self.modified_column)}), '')", self.formats.timestamp)
             if self.modified_column and self.modified_column in self.header else "NULL::TIMESTAMP"
         )
+        raw_cols = ", ".join(self.cols)
         return f"""
-            create temp table validated as
-            with typed as (
-                select _row, {', '.join(typed)}, {problems_sql} as _problems, coalesce({skip}, false) as _skip,
-                       {modified} as _modified
-                from numbered
-            ), ranked as (
-                select *, case when not _skip and len(_problems) = 0
-                               then row_number() over (partition by _skip, len(_problems) = 0, {', '.join(names)} order by _row desc)
-                               else 1 end as _same_rank
-                from typed
-            ), keyed as (
-                select *, case when not _skip and len(_problems) = 0 and _same_rank = 1
-                               then row_number() over (partition by _skip, len(_problems) = 0, _same_rank = 1, {pk}
-                                                       order by _modified desc nulls last, _row desc)
-                               else 1 end as _pk_rank,
-                          case when not _skip and len(_problems) = 0 and _same_rank = 1
-                               then first_value(_row) over (partition by _skip, len(_problems) = 0, _same_rank = 1, {pk}
-                                                            order by _modified desc nulls last, _row desc)
-                               end as _kept_row
-                from ranked
-            )
-            select *, (not _skip and len(_problems) = 0 and _same_rank = 1 and _pk_rank = 1) as _ok from keyed
+            select _k, {', '.join(names)}, _problems, _skip, _modified,
+                   case when not _skip and len(_problems) > 0 then {self._record_sql('t')} end as _raw
+            from (
+                select _k, {', '.join(typed)}, {problems_sql} as _problems, coalesce({skip}, false) as _skip,
+                       {modified} as _modified{', ' + raw_cols if raw_cols else ''}
+                from {self._split('rej')}
+            ) t
         """
 
     def _record_sql(self, alias: str) -> str:
@@ -349,14 +426,22 @@ class ColumnarReader:
         return "json_object(" + ", ".join(f"{_q(h)}, {alias}.{c}" for h, c in zip(self.header, self.cols)) + ")::VARCHAR"
 
     # -- output ------------------------------------------------------------------------------
-    def rows(self, batch_size: int) -> Iterator[pa.RecordBatch]:
-        names = ", ".join(_ident(f.name) for f in self.obj.fields)
-        reader = self.con.execute(
-            f"select {names}, _row as _source_row from validated where _ok order by _row"
-        ).fetch_record_batch(batch_size)
-        yield from reader
+    def _landed_where(self) -> str:
+        return "not _skip and len(_problems) = 0" + (" and _k not in (select _k from losers)" if self._n_losers else "")
 
-    def rejections(self, object_name: str, source_file: str, batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    def rows(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[pa.RecordBatch]:
+        """The landed rows in file order, ``batch_size`` at a time, with their file row number
+        (``_source_row``)."""
+        names = [f.name for f in self.obj.fields]
+        reader = self.con.execute(
+            f"select {', '.join(_ident(n) for n in names)}, _k from validated where {self._landed_where()}"
+        ).to_arrow_reader(batch_size)
+        for batch in reader:
+            k = batch.column(len(names)).to_numpy(zero_copy_only=False)
+            rows = pa.array(self._row_numbers(k), pa.int64())
+            yield pa.RecordBatch.from_arrays([*batch.columns[: len(names)], rows], names=[*names, "_source_row"])
+
+    def rejections(self, object_name: str, source_file: str, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[dict[str, Any]]]:
         """Quarantined rows as dicts (file, row number, field, reason, the row as read)."""
         enc = self.encoding
         parse_reason = "case error_type " + " ".join(
@@ -364,18 +449,25 @@ class ColumnarReader:
             f" || {'error_message || ' + _q(v.split('{message}')[1]) if '{message}' in v else repr('')}"
             for k, v in _PARSE_REASONS.items()
         ) + " else lower(error_type) || ': ' || error_message end"
-        sql = f"""
-            select v._row as row_number, NULL as field, array_to_string(v._problems, '; ') as reason,
-                   {self._record_sql('n')} as raw_record, NULL::BIGINT as at_byte
-            from validated v join numbered n on n._row = v._row
-            where not v._ok and not v._skip and v._same_rank = 1 and len(v._problems) > 0
+        duplicates = ""
+        if self.result.duplicate_keys:
+            # the rows as read of the losing duplicate keys: one more streaming pass, keeping only those
+            self.con.execute(
+                f"create or replace temp table dup_raw as select s._k, {self._record_sql('s')} as raw_record "
+                f"from {self._split('rej3')} s where s._k in (select _k from losers where _same_rank = 1 and _pk_rank > 1)"
+            )
+            kept = _q(' (the latest ' + self.modified_column + ')') if self.modified_column else _q(' (the last in the file)')
+            duplicates = f"""
             union all
-            select v._row, {_q(', '.join(self.obj.primary_key))},
-                   'duplicate primary key: kept row ' || v._kept_row ||
-                   {_q(' (the latest ' + self.modified_column + ')') if self.modified_column else _q(' (the last in the file)')},
-                   {self._record_sql('n')}, NULL
-            from validated v join numbered n on n._row = v._row
-            where not v._skip and len(v._problems) = 0 and v._same_rank = 1 and v._pk_rank > 1
+            select {self._row_sql('l._k')}, {_q(', '.join(self.obj.primary_key))},
+                   'duplicate primary key: kept row ' || {self._row_sql('l._kept_k')} || {kept}, d.raw_record, NULL
+            from losers l join dup_raw d on d._k = l._k
+            where l._same_rank = 1 and l._pk_rank > 1"""
+        sql = f"""
+            select {self._row_sql('_k')} as row_number, NULL as field, array_to_string(_problems, '; ') as reason,
+                   _raw as raw_record, NULL::BIGINT as at_byte
+            from validated where not _skip and len(_problems) > 0
+            {duplicates}
             union all
             select _row, coalesce(column_name, '(row)'), {parse_reason}, csv_line, line_byte_position from parse_rejects
             order by 1
@@ -417,10 +509,11 @@ class ColumnarReader:
         if not cols:
             return None
         row = self.con.execute(
-            f"select {', '.join(f'max(cast({c} as timestamp))' for c in cols)} from validated where _ok"
+            f"select {', '.join(f'max(cast({c} as timestamp))' for c in cols)} from validated where {self._landed_where()}"
         ).fetchone()
         values = [v for v in (row or []) if v is not None]
         return max(values) if values else None
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self.spill_dir, ignore_errors=True)

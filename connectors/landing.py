@@ -19,7 +19,9 @@ the dataset the last landing wrote, so ``stg_crm__<object>`` reads only the acti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +38,7 @@ from connectors.schema import DDL_TYPES, DUCKDB_TYPES, create_rejected_rows_sql,
 from connectors.schema import AMOUNT, BOOL, DATE, ID, INT, RAW_OBJECTS, REJECTED_ROWS_COLUMNS, STAGE, STR, TIMESTAMP, RawObject
 
 DLT_SOURCE_NAME = "crm"
+DEFAULT_BATCH_SIZE = 50_000  # rows per Arrow batch (Settings.landing_batch_size)
 RAW_DATASET = "raw"
 REJECTED_TABLE = "rejected_rows"
 
@@ -243,8 +246,12 @@ def crm_dlt_source(
     spool: RejectSpool | None = None,
     load_id: str | None = None,
     cursors: dict[str, str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ):
     """The dlt source for a CRM source. ``source=None`` builds the shape only (for asset definitions).
+
+    Every table reaches dlt as Arrow tables of at most ``batch_size`` rows (the source reads in
+    batches of that size), so landing memory is bounded by the batch size, not the export's.
 
     ``objects``: the canonical objects to land (all when None); a native source lands the
     tables that feed them. ``cursors``: each table's stored cursor, passed to an incremental
@@ -260,9 +267,9 @@ def crm_dlt_source(
             raise RuntimeError("crm_dlt_source was built without a CRM source; pass one to run it")
         stamp = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         batches = (
-            source.read(obj.name, cursor=None if obj.snapshot else (cursors or {}).get(obj.name))
+            source.read(obj.name, batch_size=batch_size, cursor=None if obj.snapshot else (cursors or {}).get(obj.name))
             if incremental
-            else source.read(obj.name)
+            else source.read(obj.name, batch_size=batch_size)
         )
         for batch in batches:
             if batch.table is not None and batch.table.num_rows:
@@ -310,12 +317,26 @@ def crm_dlt_source(
     return crm()
 
 
+# The load into a DuckDB warehouse gets a memory budget of its own (DuckDB's default is 80% of the
+# machine's memory, and reading a large Parquet load file into a table fills it): beyond it DuckDB
+# writes to its file and spills; the raw tables need no insertion order.
+LOAD_DUCKDB_CONFIG = {"memory_limit": "256MB", "preserve_insertion_order": False}
+
+
+def _dlt_destination(wh: Warehouse):
+    if wh.dialect == "duckdb":
+        from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+        return dlt.destinations.duckdb(credentials=DuckDbCredentials(str(wh.path), global_config=dict(LOAD_DUCKDB_CONFIG)))
+    return wh.dlt_destination()
+
+
 def crm_dlt_pipeline(warehouse: Warehouse | Path, pipelines_dir: Path, dataset: str = RAW_DATASET):
     """dlt pipeline writing into ``dataset`` (``raw``, or a native CRM's ``raw_<crm>``) of the warehouse
     (dlt's duckdb or postgres destination, agents/warehouse.py)."""
     return dlt.pipeline(
         pipeline_name="crm_landing" if dataset == RAW_DATASET else f"crm_landing_{dataset}",
-        destination=Warehouse.coerce(warehouse).dlt_destination(),
+        destination=_dlt_destination(Warehouse.coerce(warehouse)),
         dataset_name=dataset,
         pipelines_dir=str(pipelines_dir),
         progress=dlt.progress.log(log_period=30, dump_system_stats=False),
@@ -460,6 +481,23 @@ def finish_landing(warehouse: Warehouse | Path, source: CrmSource, landing_id: s
     return reports
 
 
+@contextlib.contextmanager
+def _one_table_at_a_time():
+    """dlt extracts its resources round robin by default: every table's reader would be open at
+    once (each with its own buffers and spill file). ``fifo`` drains one table before opening
+    the next, so the memory of a landing is that of one reader. dlt reads this from its
+    configuration (``[extract] next_item_mode``), here the environment, unless set already."""
+    key = "EXTRACT__NEXT_ITEM_MODE"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "fifo"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 def land_source(
     source: CrmSource,
     warehouse: Warehouse | Path,
@@ -467,12 +505,13 @@ def land_source(
     landing_id: str = "manual",
     loaded_at: dt.datetime | None = None,
     objects: list[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[dict[str, Any]]:
     """Land a source into the warehouse: every table (or those feeding ``objects``) through dlt,
     rejections into ``raw.rejected_rows`` (kept even when the load fails), cursors saved only
     after a successful load (a failed landing re-fetches from the old ones), then
     :func:`finish_landing`. ``work_dir`` holds dlt's pipeline state and the rejection spool.
-    Returns the per-object reports."""
+    ``batch_size``: rows per Arrow batch handed to dlt. Returns the per-object reports."""
     loaded_at = loaded_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     spool = RejectSpool(Path(work_dir) / "landing" / f"rejected-{landing_id}.jsonl")
     cursors = load_cursors(warehouse, source.source_system) if getattr(source, "incremental", False) else {}
@@ -484,10 +523,11 @@ def land_source(
         # Columnar load files, not INSERT statements: canonical sources hand dlt Arrow tables, and the API
         # connectors' validated row batches are written column-wise too. DuckDB reads Parquet; dlt's postgres
         # destination takes Arrow as CSV through COPY (Parquet there needs the ADBC driver).
-        pipeline.run(
-            crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors),
-            loader_file_format="parquet" if wh.dialect == "duckdb" else "csv",
-        )
+        with _one_table_at_a_time():
+            pipeline.run(
+                crm_dlt_source(source, loaded_at, objects, spool, landing_id, cursors, batch_size),
+                loader_file_format="parquet" if wh.dialect == "duckdb" else "csv",
+            )
     finally:
         write_rejections(warehouse, spool)
     if getattr(source, "incremental", False):

@@ -56,7 +56,9 @@ def open_crm_source(settings: Settings, progress: Callable[[str, int], None] | N
     if settings.crm_source in API_SOURCES:
         return _load(*API_SOURCES[settings.crm_source]).from_env()
     if settings.crm_source == "demo":
-        return CsvFolderSource(ensure_demo_crm(settings, progress), identity_mapping("demo"))
+        return CsvFolderSource(
+            ensure_demo_crm(settings, progress), identity_mapping("demo"), work_dir=settings.home_dir / "landing" / "spill"
+        )
     if settings.crm_source == "csv":
         if settings.csv_folder is None:
             raise MappingError("SALES_SUPERVISOR_CRM_SOURCE=csv needs SALES_SUPERVISOR_CSV_FOLDER (the export folder)")

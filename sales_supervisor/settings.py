@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     csv_mapping: Path | None = Field(default=None, description="Column-mapping YAML for the CSV folder.")
     demo_seed: int = 7
     demo_scale: int = Field(default=1, ge=1)
+    landing_batch_size: int = Field(
+        default=50_000, ge=1,
+        description="Rows per Arrow batch when landing (CSV, demo and API sources): landing memory grows with it, not with the export's size.",
+    )
     as_of: dt.date | None = Field(default=None, description="Run as-of date; default: the demo anchor for the demo CRM, else today.")
     max_items_per_rep: int = Field(default=5, ge=1, description="Items per rep in a manager's digest.")
     risk_policy: Path | None = Field(

@@ -42,3 +42,25 @@ def test_cpu_and_peak_memory_per_step_window(capsys):
     bench.print_result(r)
     out = capsys.readouterr().out
     assert "land" in out and "300" in out and "unfinished" in out and "flags per rule: r 2" in out
+
+
+def test_the_readme_table_comes_from_a_saved_report_with_cpu_growth_per_step(tmp_path, capsys):
+    def result(scale, land_cpu, success=True, **extra):
+        return {"scale": scale, "success": success, "rows": {}, "flags_by_rule": {}, "failures": [],
+                "floor": {"wall_s": 0.5, "cpu_s": 0.1},
+                "steps": {"generate": {"wall_s": 1, "cpu_s": 1, "peak_mb": 1, "n": 1, "cached": True},
+                          "land": {"wall_s": land_cpu, "cpu_s": land_cpu, "peak_mb": 700.0, "n": 1},
+                          "checks": {"wall_s": 2, "cpu_s": 2, "peak_mb": 600, "n": 38}},
+                "end_to_end": {"wall_s": 99.0, "run_wall_s": 98.0, "cpu_s": 50.0, "peak_mb": 700.0}, **extra}
+
+    report = {"started": "2026-12-02T01:00:00+00:00", "machine": {"platform": "Linux", "cpus": 2, "python": "3.11"},
+              "results": [result(10, 16.0), result(100, 160.0, success=False, partial=True)]}
+    table = bench.markdown_table(report)
+    assert "| step | scale 10 | scale 100 (partial) | CPU growth 10 -> 100 |" in table
+    assert "| land | 16.0 / 16.0 / 700 | 160.0 / 160.0 / 700 | 10.0x |" in table
+    assert "| checks (38 steps) |" in table and "| generate | cached | cached | - |" in table
+    saved = tmp_path / "latest.json"
+    saved.write_text(__import__("json").dumps(report))
+    assert bench.main(["--from", str(saved)]) == 0
+    assert "| land | 16.0 / 16.0 / 700 |" in capsys.readouterr().out
+    assert bench.main(["--from", str(tmp_path / "missing.json")]) == 2

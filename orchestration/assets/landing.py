@@ -106,7 +106,10 @@ def crm_landing(context: AssetExecutionContext, supervisor: SupervisorSettings):
     context.log.info(f"landing {len(tables)} table(s) into {source_dataset(source)}: {', '.join(tables)}")
     reports = {
         r["object"]: r
-        for r in land_source(source, warehouse, settings.home_dir, context.run.run_id, objects=selected)
+        for r in land_source(
+            source, warehouse, settings.home_dir, context.run.run_id, objects=selected,
+            batch_size=settings.landing_batch_size,
+        )
     }
     for report in reports.values():  # an object the source could not read, and what that disables
         if not report["present"] and report.get("notes"):
