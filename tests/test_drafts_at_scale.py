@@ -115,3 +115,31 @@ def test_a_query_page_cited_by_every_digest_is_written_once_a_day_and_kept_curre
     write_query_pages(tmp_path, {"mfq_1": changed})
     assert "31" in page.read_text() and page.read_text() != first[1]
     assert '"p75": 31.0' in (tmp_path / "queries" / "mfq_1.json").read_text()
+
+
+def test_the_digests_of_a_run_render_a_page_they_all_cite_once(tmp_path, monkeypatch):
+    """Every manager's digest cites the baselines' query pages: the run renders each once (at scale 100, 300
+    digests re-rendered pages of thousands of rows: most of the digests step), and a later run renders again."""
+    from agents.review import build_digests, query_pages
+    from agents.review.outbox import write_digest
+    from tests.test_review_fixtures import AS_OF, MANAGERS, REPS, pairs
+
+    detail = {
+        "query_id": "sq_stage_duration", "saved_query": "deal_curve", "sql": "SELECT 42 AS answer", "row_count": 1,
+        "rows": [{"stage_duration_p75": 30.0}], "metricflow_version": "0.x", "executed_at": "2026-10-01",
+        "manifest_hash": "h", "request": {"metrics": ["stage_duration_p75"], "group_by": [], "where": []},
+    }
+    rendered = []
+    real = query_pages.query_page_html
+    monkeypatch.setattr(query_pages, "query_page_html", lambda data: rendered.append(data["query_id"]) or real(data))
+
+    def run(rows):
+        digests = build_digests(pairs(), REPS, MANAGERS, AS_OF, 5, query_details={"sq_stage_duration": {**detail, "rows": rows}})
+        assert len(digests) == 2 and all("sq_stage_duration" in d.query_pages for d in digests)
+        for d in digests:
+            write_digest(d, tmp_path)
+        return (tmp_path / "digests" / AS_OF.isoformat() / "queries" / "sq_stage_duration.html").read_text()
+
+    assert "30" in run([{"stage_duration_p75": 30.0}]) and rendered == ["sq_stage_duration"]
+    page = run([{"stage_duration_p75": 31.0}])  # the next run (new figures): rendered again, once
+    assert rendered == ["sq_stage_duration"] * 2 and "31" in page

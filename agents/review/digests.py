@@ -395,6 +395,7 @@ def build_digests(
         if _active(r):
             active_reps_of.setdefault(str(r.get("manager_id")), []).append(str(r["rep_id"]))
     digests = []
+    page_cache: dict[str, dict[str, Any]] = {}  # one page-data object per query, shared by every digest citing it
     for manager in sorted(managers, key=lambda m: str(m["manager_id"])):
         manager_id = str(manager["manager_id"])
         pairs = by_manager.get(manager_id, [])
@@ -496,7 +497,7 @@ def build_digests(
                 reps=sections,
                 max_items_per_rep=max_items_per_rep,
                 decide_first_n=decide_first_n,
-                query_pages=_pages_for(sections, query_details, metric_defs),
+                query_pages=_pages_for(sections, query_details, metric_defs, page_cache),
                 demoted=dict(demoted or {}),
                 lift_floor=lift_floor,
             )
@@ -504,14 +505,23 @@ def build_digests(
     return digests
 
 
-def _pages_for(sections, query_details, metric_defs) -> dict[str, dict[str, Any]]:
+def _pages_for(sections, query_details, metric_defs, cache: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The page data of every query a digest cites; ``cache`` (query id -> page data) shares one object per
+    query between the digests of a run, so the outbox renders and writes each page once, not once per manager."""
     if not query_details:
         return {}
     from agents.review.query_pages import page_data
 
+    cache = {} if cache is None else cache
     cited = {q for s in sections for e in s.entries for q in e.flag.semantic_query_ids}
     cited |= {link.url.rsplit("/", 1)[-1].removesuffix(".html") for s in sections for e in s.entries for link in e.query_links if link.url}
-    return {q: page_data(query_details[q], metric_defs or {}) for q in sorted(cited) if q in query_details}
+    pages = {}
+    for q in sorted(cited):
+        if q in query_details:
+            if q not in cache:
+                cache[q] = page_data(query_details[q], metric_defs or {})
+            pages[q] = cache[q]
+    return pages
 
 
 def _active(rep: Mapping[str, Any]) -> bool:
