@@ -25,7 +25,15 @@ def _watch(stop: threading.Event, started_after: float, progress: Progress, task
     from dagster import DagsterEventType
     from dagster._core.storage.dagster_run import RunsFilter
 
-    with dg.DagsterInstance.get() as instance:
+    instance = None
+    while instance is None and not stop.is_set():
+        try:  # a fresh DAGSTER_HOME: the run creates the instance's tables at the same moment ("already exists")
+            instance = dg.DagsterInstance.get()
+        except Exception:
+            stop.wait(0.2)
+    if instance is None:
+        return
+    with instance:
         run_id = None
         while not stop.is_set():
             try:
