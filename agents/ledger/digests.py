@@ -108,49 +108,11 @@ def add_item(
     error): who may approve follows from it. ``priority``: lower sorts
     first (1 = top of the digest).
     """
-    from agents.ledger.integrity import item_record
-
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}, got {severity!r}")
-    with uow.write() as s:
-        digest = s.get(Digest, digest_id)
-        if digest is None:
-            raise UnknownDigest(digest_id)
-        if manager_id is not None and manager_id != digest.manager_id:
-            raise ValueError(f"item manager {manager_id!r} differs from the digest's manager {digest.manager_id!r}")
-        existing = s.scalars(select(Item).where(Item.digest_id == digest_id, Item.flag_id == flag_id)).first()
-        if existing is not None:
-            return existing
-        item = Item(
-            item_id=item_id or uuid.uuid4().hex,
-            digest_id=digest_id,
-            opportunity_id=opportunity_id,
-            rep_id=rep_id,
-            manager_id=digest.manager_id,
-            rule_id=rule_id,
-            severity=severity,
-            priority=priority,
-            draft=jsonable(draft),
-            evidence=jsonable(evidence),
-            flag_id=flag_id,
-            created_at=uow.now(),
-        )
-        s.add(item)
-        s.flush()
-        uow.audit(
-            s,
-            actor=actor,
-            action="item.added",
-            subject_type="item",
-            subject_id=item.item_id,
-            payload={
-                "digest_id": digest_id, "flag_id": flag_id, "rule_id": rule_id, "severity": severity,
-                "opportunity_id": opportunity_id, "rep_id": rep_id, "manager_id": digest.manager_id,
-                "priority": priority, "draft": item.draft, "evidence": item.evidence,
-                **item_record(item),
-            },
-        )
-        return item
+    return add_items(uow, digest_id, [{
+        "flag_id": flag_id, "rule_id": rule_id, "severity": severity, "draft": draft, "evidence": evidence,
+        "opportunity_id": opportunity_id, "rep_id": rep_id, "manager_id": manager_id, "priority": priority,
+        "item_id": item_id,
+    }], actor=actor)[0]
 
 
 def add_items(uow: UnitOfWork, digest_id: str, items: Sequence[Mapping[str, Any]], *, actor: str = "pipeline") -> list[Item]:
