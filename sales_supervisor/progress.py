@@ -76,6 +76,13 @@ def run_progress(console: Console, total_steps: int, *, enabled: bool | None = N
     stop = threading.Event()
     started_after = time.time() - 1
     watcher = threading.Thread(target=_watch, args=(stop, started_after, progress, task, total_steps), daemon=True)
+    try:  # create the instance's storage here, before the watcher and the run open it from two threads
+        import dagster as dg
+
+        with dg.DagsterInstance.get():
+            pass
+    except Exception:  # a display must never break the run
+        pass
     with progress:
         watcher.start()
         try:
