@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -46,11 +47,19 @@ _DAGSTER_YAML_PG_HEADER = (
 )
 
 
-def dagster_yaml(settings: Settings) -> str:
+def dagster_yaml(settings: Settings, home: Path | None = None) -> str:
     """The instance configuration for the configured warehouse: local files for DuckDB; for PostgreSQL,
-    dagster-postgres storage in the same database (every field read from the environment)."""
+    dagster-postgres storage in the same database (every field read from the environment). With the instance's
+    folder (``home``), the local event log is Dagster's SQLite one without an fsync per event
+    (orchestration/event_log.py), in the same place as Dagster's default (``<home>/history/runs``)."""
     if settings.warehouse == "duckdb":
-        return _DAGSTER_YAML_HEADER + "\ntelemetry:\n  enabled: false\n"
+        text = _DAGSTER_YAML_HEADER + "\ntelemetry:\n  enabled: false\n"
+        if home is not None:
+            text += (
+                "event_log_storage:\n  module: orchestration.event_log\n  class: SupervisorSqliteEventLogStorage\n"
+                f"  config:\n    base_dir: {json.dumps(str(Path(home).resolve() / 'history' / 'runs'))}\n"
+            )
+        return text
     from agents.warehouse import PG_ENV
 
     fields = {"username": "user", "password": "password", "hostname": "host", "db_name": "dbname", "port": "port"}
@@ -69,8 +78,8 @@ def use_local_dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     ours = not config.exists() or config.read_text().startswith((_DAGSTER_YAML_HEADER, _DAGSTER_YAML_PG_HEADER))
-    if ours and (not config.exists() or config.read_text() != dagster_yaml(settings)):
-        config.write_text(dagster_yaml(settings))
+    if ours and (not config.exists() or config.read_text() != dagster_yaml(settings, home)):
+        config.write_text(dagster_yaml(settings, home))
     if settings.warehouse != "duckdb":
         os.environ.update(settings.warehouse_handle().dbt_env())  # what dagster.yaml and profiles.yml read
     os.environ["DAGSTER_HOME"] = str(home)

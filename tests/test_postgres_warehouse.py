@@ -36,7 +36,7 @@ def test_dagster_yaml_follows_the_warehouse_and_never_holds_a_password(tmp_path,
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     duck = Settings(home=tmp_path)
     use_local_dagster_home(duck)
-    assert "storage" not in (tmp_path / "dagster" / "dagster.yaml").read_text()
+    assert "postgres_db" not in (tmp_path / "dagster" / "dagster.yaml").read_text()  # local files (history/runs)
     pg = Settings(home=tmp_path, warehouse="postgres", warehouse_url="postgresql://ops:s3cret@db:5433/sales")
     use_local_dagster_home(pg)
     text = (tmp_path / "dagster" / "dagster.yaml").read_text()
