@@ -295,6 +295,12 @@ class SemanticLayer:
                 if adapter.type() == "duckdb" and _ACTIVE_SESSIONS == 0:
                     _close_duckdb_environment(adapter.config.credentials)
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the warehouse across several queries (one DuckDB open and close for all of them, not one per
+        query): for a caller that asks a batch of queries at once, like the run's semantic step. The file is
+        released when the outermost session ends."""
+        return self._warehouse_session()
+
     @contextlib.contextmanager
     def _warehouse_session(self) -> Iterator[None]:
         """Hold the warehouse only while a query runs: DuckDB admits one writer

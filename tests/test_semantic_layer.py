@@ -270,3 +270,25 @@ def test_warehouse_is_released_between_queries(semantic_layer: SemanticLayer, bu
         assert con.execute("select count(*) from marts.fct_opportunities").fetchone()[0] > 0
     semantic_layer.close()
     assert semantic_layer.query(["closed_deals"]).rows  # reopens lazily after close()
+
+
+@pytest.mark.slow
+def test_a_session_opens_the_warehouse_once_for_many_queries_and_releases_it(
+    semantic_layer: SemanticLayer, built: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's semantic step asks its ~28 queries in one session: DuckDB is opened once, not per query
+    (same answers), and the file is released when the session ends."""
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
+    alone = [semantic_layer.query(["closed_deals"]), semantic_layer.query(["won_deals"])]
+    assert len(opened) == 2  # one open per query outside a session
+    opened.clear()
+    with semantic_layer.session():
+        batched = [semantic_layer.query(["closed_deals"]), semantic_layer.query(["won_deals"]),
+                   semantic_layer.saved_query("deal_outcomes_by_segment")]
+    assert len(opened) == 1
+    assert [(r.query_id, r.sql, r.rows) for r in batched[:2]] == [(r.query_id, r.sql, r.rows) for r in alone]
+    monkeypatch.undo()
+    code = f"import duckdb; duckdb.connect({str(built.warehouse)!r}).close()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)  # released after the session

@@ -63,16 +63,18 @@ def semantic_layer(context: AssetExecutionContext, supervisor: SupervisorSetting
     settings = supervisor.settings()
     as_of = settings.effective_as_of()
     layer = supervisor.semantic_layer()  # the run's one MetricFlow engine
-    results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
     warehouse = settings.warehouse_handle()
-    # The risk step's baselines and rep metrics, asked on this warm engine and kept by query id (risk_flags reads them).
-    try:
-        from agents.baselines import prefetch_risk_queries
+    # One warehouse session for the step's queries (not a DuckDB open and close per query).
+    with layer.session():
+        results = [run_saved_query(layer, key.path[-1]) for key in sorted(context.selected_asset_keys)]
+        # The risk step's baselines and rep metrics, asked on this warm engine and kept by query id (risk_flags reads them).
+        try:
+            from agents.baselines import prefetch_risk_queries
 
-        prefetch_risk_queries(layer, warehouse, as_of=as_of, run_id=context.run.run_id,
-                              policy=settings.risk_policy_in_force())
-    except Exception as exc:  # risk_flags then asks MetricFlow itself; the log says why
-        context.log.warning(f"risk baselines not prefetched: {exc!r}"[:500])
+            prefetch_risk_queries(layer, warehouse, as_of=as_of, run_id=context.run.run_id,
+                                  policy=settings.risk_policy_in_force())
+        except Exception as exc:  # risk_flags then asks MetricFlow itself; the log says why
+            context.log.warning(f"risk baselines not prefetched: {exc!r}"[:500])
     for key, result in zip(sorted(context.selected_asset_keys), results):
         store_result(warehouse, result, as_of=as_of, run_id=context.run.run_id)
         yield dg.MaterializeResult(
