@@ -127,6 +127,12 @@ def run_daily_job(
     mode = executor_mode(None, settings.warehouse)  # in-process on DuckDB, multiprocess on PostgreSQL
     with dg.DagsterInstance.get() as instance, contextlib.ExitStack() as stack:
         stack.callback(close_run_connections)  # the run's one DuckDB connection (orchestration/resources.py)
+        if settings.warehouse == "duckdb" and "DAGSTER_EVENT_BATCH_SIZE" not in os.environ:
+            # The run's ~240 "planned" events go to the local event log as one batch (orchestration/event_log.py).
+            from orchestration.event_log import EVENT_BATCH_SIZE
+
+            os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(EVENT_BATCH_SIZE)
+            stack.callback(os.environ.pop, "DAGSTER_EVENT_BATCH_SIZE", None)
         if quiet_steps:
             # dbt's per-node output goes to the log file; problems still reach the console.
             stack.enter_context(contextlib.redirect_stdout(stack.enter_context(log_path.open("w"))))

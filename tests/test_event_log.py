@@ -97,3 +97,38 @@ def test_a_yaml_written_by_hand_is_left_alone(tmp_path, monkeypatch):
     (tmp_path / "dagster" / "dagster.yaml").write_text(mine)
     use_local_dagster_home(Settings(home=tmp_path))
     assert (tmp_path / "dagster" / "dagster.yaml").read_text() == mine
+
+
+def test_a_batch_of_events_is_stored_through_one_connection_to_the_run(instance, monkeypatch):
+    """Dagster batches the planned events of a new run when DAGSTER_EVENT_BATCH_SIZE is set (the daily job's
+    runs set it): they are all stored, in order, through one connection to the run's file (its creation
+    aside), however many there are; Dagster's own storage opens the file once per event."""
+    import sqlalchemy
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    storage = instance.event_log_storage
+
+    def new_run(n: int):
+        opened: list[str] = []
+
+        def seen(dbapi_connection, _record) -> None:
+            opened.append(dbapi_connection.execute("pragma database_list").fetchone()[2].rsplit("/", 1)[-1])
+
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", seen)
+        try:
+            run = instance.create_run_for_job(_job(n))  # stores the planned events
+        finally:
+            sqlalchemy.event.remove(sqlalchemy.engine.Engine, "connect", seen)
+        return run, opened.count(f"{run.run_id}.db")
+
+    small, opened_small = new_run(3)
+    large, opened_large = new_run(30)
+    assert opened_large == opened_small <= 5  # the file's creation (Dagster's schema check) and one connection
+    planned = [e for e in instance.all_logs(large.run_id) if "PLANNED" in str(e.dagster_event_type)]
+    assert len(planned) == 60  # 30 assets and their 30 checks
+    keys = [e.dagster_event.event_specific_data.asset_key.to_user_string() for e in planned
+            if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+    assert keys == sorted(keys)
+    with sqlite3.connect(storage.path_for_shard(large.run_id)) as con:  # on disk, for other processes
+        assert con.execute("select count(*) from event_logs").fetchone()[0] == len(instance.all_logs(large.run_id))
+    assert not storage._held  # released
