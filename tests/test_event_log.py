@@ -132,3 +132,43 @@ def test_a_batch_of_events_is_stored_through_one_connection_to_the_run(instance,
     with sqlite3.connect(storage.path_for_shard(large.run_id)) as con:  # on disk, for other processes
         assert con.execute("select count(*) from event_logs").fetchone()[0] == len(instance.all_logs(large.run_id))
     assert not storage._held  # released
+
+
+def test_each_write_reaches_the_run_file_that_dagster_devs_watcher_follows(instance):
+    """The live run view of `dagster dev` follows a run through a file watcher on ``<run_id>.db``: each write
+    is checkpointed into that file (as Dagster's close of a connection did), so the watcher sees every event."""
+    import threading
+    import time
+
+    storage = instance.event_log_storage
+    run = instance.create_run_for_job(_job(2))
+    seen: list[str] = []
+    arrived = threading.Event()
+
+    def callback(entry, _cursor):
+        text = entry.dagster_event.message if entry.dagster_event else entry.user_message
+        seen.append(text)
+        if text == "third":
+            arrived.set()
+
+    storage.watch(run.run_id, None, callback)
+    try:
+        for text in ("first", "second", "third"):
+            instance.report_engine_event(text, run)
+            # What the file itself holds (a reader that ignores the WAL): the event is there already.
+            uri = f"file:{storage.path_for_shard(run.run_id)}?immutable=1"
+            with sqlite3.connect(uri, uri=True) as con:
+                assert con.execute("select count(*) from event_logs").fetchone()[0] == len(instance.all_logs(run.run_id))
+            time.sleep(0.3)
+        assert arrived.wait(20), seen
+    finally:
+        storage.end_watch(run.run_id, callback)
+    assert [m for m in seen if m in ("first", "second", "third")] == ["first", "second", "third"]
+
+
+def test_wiping_the_instance_closes_the_runs_files_first(instance):
+    first = _job(1).execute_in_process(instance=instance)
+    instance.wipe()
+    assert not instance.all_logs(first.run_id)
+    second = _job(1).execute_in_process(instance=instance)
+    assert second.success and len(instance.all_logs(second.run_id)) > 5
