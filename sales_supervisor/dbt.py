@@ -12,9 +12,13 @@ from sales_supervisor.settings import DBT_PROJECT_DIR
 
 
 def dbt_executable() -> str:
-    """The dbt beside the running Python (this environment's), else the one on PATH."""
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    """This environment's dbt: ``sales-supervisor-dbt`` beside the running Python (dbt itself, its parse state kept
+    across homes: sales_supervisor/dbt_main.py), else the dbt beside it, else the one on PATH."""
+    here = Path(sys.executable)
+    for name in ("sales-supervisor-dbt", "dbt"):
+        if here.with_name(name).exists():
+            return str(here.with_name(name))
+    return shutil.which("dbt") or "dbt"
 
 
 def __getattr__(name: str):
