@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sales_supervisor.dbt import dbt_executable
+from sales_supervisor.dbt import PARSE_KEY_MARKER, dbt_executable, manifest_is_stale, parse_dbt_project
 from sales_supervisor.dbt_main import profile_key
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
@@ -40,8 +40,13 @@ def test_the_pipelines_dbt_is_the_one_that_keeps_its_parse_across_homes():
 
 def test_a_new_home_reuses_the_prepared_parse(tmp_path):
     prepared = tmp_path / "prepared"
-    _parse(prepared, tmp_path / "home_a" / "warehouse.duckdb")  # the preparation step, for one home
+    # the preparation step, for one home
+    parse_dbt_project(DBT_PROJECT_DIR, str(prepared), env={"DBT_TARGET": "duckdb", "SALES_SUPERVISOR_DUCKDB_PATH": str(tmp_path / "home_a" / "warehouse.duckdb")})
     assert (prepared / "partial_parse.msgpack").exists()
+    assert not manifest_is_stale(DBT_PROJECT_DIR, str(prepared))
+    # a parse state made by plain dbt (keyed to one warehouse path) counts as stale: prepared again, once
+    (prepared / PARSE_KEY_MARKER).unlink()
+    assert manifest_is_stale(DBT_PROJECT_DIR, str(prepared))
 
     # a run in another home starts from that parse (dagster-dbt copies it into the home's dbt target)
     new_home = tmp_path / "home_b_target"
