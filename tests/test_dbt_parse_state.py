@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from sales_supervisor.dbt import PARSE_KEY_MARKER, dbt_executable, manifest_is_stale, parse_dbt_project
+from sales_supervisor.dbt import PARSE_KEY_MARKER, dbt_executable, manifest_is_stale, prepare_dbt_project
 from sales_supervisor.dbt_main import profile_key
 from sales_supervisor.settings import DBT_PROJECT_DIR
 
@@ -39,20 +39,27 @@ def test_the_pipelines_dbt_is_the_one_that_keeps_its_parse_across_homes():
 
 
 def test_a_new_home_reuses_the_prepared_parse(tmp_path):
-    prepared = tmp_path / "prepared"
-    # the preparation step, for one home
-    parse_dbt_project(DBT_PROJECT_DIR, str(prepared), env={"DBT_TARGET": "duckdb", "SALES_SUPERVISOR_DUCKDB_PATH": str(tmp_path / "home_a" / "warehouse.duckdb")})
-    assert (prepared / "partial_parse.msgpack").exists()
-    assert not manifest_is_stale(DBT_PROJECT_DIR, str(prepared))
-    # a parse state made by plain dbt (keyed to one warehouse path) counts as stale: prepared again, once
-    (prepared / PARSE_KEY_MARKER).unlink()
-    assert manifest_is_stale(DBT_PROJECT_DIR, str(prepared))
+    # the preparation step (make prepare, the CLI, the test session): the project's own target
+    prepared = prepare_dbt_project().parent
+    assert (prepared / PARSE_KEY_MARKER).exists()
 
-    # a run in another home starts from that parse (dagster-dbt copies it into the home's dbt target)
-    new_home = tmp_path / "home_b_target"
+    # a run in a new home starts from that parse (dagster-dbt copies it into the home's dbt target), whatever
+    # home the project was prepared for
+    new_home = tmp_path / "home_target"
     new_home.mkdir()
     shutil.copy(prepared / "partial_parse.msgpack", new_home)
-    assert _parse(new_home, tmp_path / "home_b" / "warehouse.duckdb") == []  # plain dbt: "profile has changed"
+    assert _parse(new_home, tmp_path / "home" / "warehouse.duckdb") == []  # plain dbt: "profile has changed"
+
+
+def test_a_parse_state_made_by_plain_dbt_is_prepared_again(tmp_path):
+    prepared = prepare_dbt_project().parent
+    target = tmp_path / "target"
+    target.mkdir()
+    for name in ("manifest.json", PARSE_KEY_MARKER):
+        shutil.copy(prepared / name, target)
+    assert not manifest_is_stale(DBT_PROJECT_DIR, str(target))
+    (target / PARSE_KEY_MARKER).unlink()  # keyed to one warehouse path: parsed again, once
+    assert manifest_is_stale(DBT_PROJECT_DIR, str(target))
 
 
 def test_the_profile_key_drops_only_the_folder_of_a_duckdb_file():
