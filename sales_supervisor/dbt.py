@@ -12,9 +12,13 @@ from sales_supervisor.settings import DBT_PROJECT_DIR
 
 
 def dbt_executable() -> str:
-    """The dbt beside the running Python (this environment's), else the one on PATH."""
-    beside = Path(sys.executable).with_name("dbt")
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    """This environment's dbt: ``sales-supervisor-dbt`` beside the running Python (dbt itself, its parse state kept
+    across homes: sales_supervisor/dbt_main.py), else the dbt beside it, else the one on PATH."""
+    here = Path(sys.executable)
+    for name in ("sales-supervisor-dbt", "dbt"):
+        if here.with_name(name).exists():
+            return str(here.with_name(name))
+    return shutil.which("dbt") or "dbt"
 
 
 def __getattr__(name: str):
@@ -44,7 +48,18 @@ def parse_dbt_project(
     )
     if proc.returncode != 0:
         raise DbtError(f"dbt parse failed in {project_dir}:\n{proc.stdout}\n{proc.stderr}".strip())
+    if _keys_parse_by_file_name():
+        (project_dir / target_path / PARSE_KEY_MARKER).write_text("sales-supervisor-dbt: parse state keyed to the file name\n")
     return project_dir / target_path / "manifest.json"
+
+
+# Written beside the manifest by a parse whose state other homes can reuse (sales_supervisor/dbt_main.py); a parse
+# state without it (plain dbt's, keyed to one warehouse path) counts as stale, so it is parsed again once.
+PARSE_KEY_MARKER = "parse_key_file_name"
+
+
+def _keys_parse_by_file_name() -> bool:
+    return Path(dbt_executable()).name == "sales-supervisor-dbt"
 
 
 def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "target") -> bool:
@@ -56,6 +71,8 @@ def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR, target_path: str = "t
     manifest = project_dir / target_path / "manifest.json"
     if not manifest.exists():
         return True
+    if _keys_parse_by_file_name() and not (project_dir / target_path / PARSE_KEY_MARKER).exists():
+        return True  # a parse state only the warehouse path it was made for can reuse
     built = manifest.stat().st_mtime
     roots = [project_dir / "models", project_dir / "macros", project_dir / "tests", project_dir.parent / "semantic_models"]
     files = [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]

@@ -403,3 +403,31 @@ def test_segments_are_the_teams_own_not_a_hard_coded_list(warehouse: Path):
         con.execute("update marts.fct_opportunities set segment = 'north' where opportunity_id = '0060001'")
     failures = validate_table(warehouse, "marts.fct_opportunities").failures
     assert [(f.column, f.expectation_type) for f in failures] == [("segment", "expect_column_values_to_be_in_set")]
+
+
+# -- cost: a passing table is validated once, pass/fail only ---------------------------------------
+
+
+def test_a_passing_table_is_validated_once_without_details_and_a_failing_one_is_described(warehouse: Path, monkeypatch):
+    """GX computes unexpected counts and value lists only for a table that fails (a second pass), so the usual
+    case, a table that passes, costs one pass/fail validation; the failures are still described in full."""
+    import great_expectations as gx
+
+    formats: list[str] = []
+    run = gx.ValidationDefinition.run
+
+    def spy(self, *args, **kwargs):
+        formats.append((kwargs.get("result_format") or {}).get("result_format"))
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(gx.ValidationDefinition, "run", spy)
+    assert validate_table(warehouse, "raw.opportunities").success
+    assert formats == ["BOOLEAN_ONLY"]
+
+    formats.clear()
+    with duckdb.connect(str(warehouse)) as con:
+        _insert(con, "raw.opportunities", [_opportunity(20, amount=-5.0)])
+    result = validate_table(warehouse, "raw.opportunities")
+    assert formats == ["BOOLEAN_ONLY", "SUMMARY"]
+    [failure] = result.failures
+    assert (failure.column, failure.unexpected_count, failure.sample_values) == ("amount", 1, (-5.0,))
