@@ -234,6 +234,31 @@ def test_the_gate_aggregates_the_candidates_evidence_rows_in_sql(generated, as_o
     assert sum(len(refs) for _, refs in _evidence(row_by_row)) > len(row_by_row.flags)  # more than the deal rows
 
 
+@pytest.mark.parametrize("as_of", AS_OF_DATES)
+@pytest.mark.parametrize("policy_name", ["default", "rich"])
+def test_the_gate_says_which_rules_may_fire_on_each_candidate(generated, as_of, policy_name):
+    """Python runs on a candidate only the rules whose SQL condition holds for it: every (deal, rule)
+    the row-by-row engine flags, suppresses or cannot judge is among them, and most rules are skipped."""
+    from agents.risk.engine import activity_windows
+    from agents.risk.features import load_source_coverage
+
+    policy = rich_policy() if policy_name == "rich" else RiskPolicy.from_dict(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    baselines = make_baselines()
+    gate = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=activity_windows(policy),
+                             coverage=load_source_coverage(generated))
+    assert gate.may_fire is not None and set(gate.may_fire) == set(gate.candidates)
+    row_by_row = evaluate_in_warehouse(generated, baselines, policy, as_of, set_based=False)
+    needed = {(f.opportunity_id, f.rule_id) for f in row_by_row.flags if f.subject == "opportunity"}
+    needed |= {(f.opportunity_id, s.rule_id) for f in row_by_row.flags if f.subject == "opportunity" for s in f.supporting}
+    needed |= {(s.flag.opportunity_id, s.flag.rule_id) for s in row_by_row.suppressed if s.flag.subject == "opportunity"}
+    needed |= {(i, n.rule_id) for n in row_by_row.not_applicable for i in n.subject_ids if i in gate.open_deals}
+    assert needed and all(rule in gate.may_fire[opp] for opp, rule in needed)
+    deal_rules = [r for r in policy.rule_ids if r != "rep_overload"]
+    assert sum(len(r) for r in gate.may_fire.values()) < 0.5 * len(gate.candidates) * len(deal_rules)
+    # and the run that skips the others is the row-by-row engine's
+    assert evaluate_in_warehouse(generated, baselines, policy, as_of) == row_by_row
+
+
 def test_a_source_without_an_activity_log_keeps_the_row_by_row_path():
     policy = rich_policy()
     assert setbased.gate_supported(policy, SourceCoverage()) is None

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -236,11 +236,14 @@ def evaluate(
     *,
     stage_orders: Mapping[str, int] | None = None,
     deals_evaluated: int | None = None,
+    may_fire: Mapping[str, Collection[str]] | None = None,
 ) -> RiskRun:
     """Apply ``policy`` to the deals and reps (features as of ``as_of``) and return the run.
 
     ``deals`` may be only the deals some rule can fire on (the set-based gate's candidates): then
-    pass the open deals' ``stage_orders`` and their count as ``deals_evaluated``."""
+    pass the open deals' ``stage_orders`` and their count as ``deals_evaluated``. ``may_fire`` (the
+    gate's, :attr:`agents.risk.setbased.GateResult.may_fire`): deal -> the rules whose SQL condition
+    holds for it; the other rules are not run on that deal (they cannot fire on it, nor fail to judge it)."""
     snoozes = list(snoozes)
     orders = _stage_orders(deals, stage_orders)
     rule_order = {r: i for i, r in enumerate(policy.rule_ids)}
@@ -266,7 +269,10 @@ def evaluate(
         playbooks = policy.active_playbooks(as_of, scalars)
         excluded = policy.excluded_rules(deal.account_tags)
         fired: list[RiskFlag] = []
+        allowed = None if may_fire is None else may_fire.get(deal.opportunity_id)
         for rule_id in deal_rule_ids:
+            if allowed is not None and rule_id not in allowed:
+                continue
             rule = resolve(rule_id, deal.segment, deal.stage, playbooks)
             if not rule.enabled:
                 continue
@@ -430,7 +436,7 @@ def evaluate_in_warehouse(
         deals = gate.deals
         reps = _reps_at(con, as_of, gate.open_deals)
         return evaluate(deals, reps, baselines, policy, as_of, snoozes,
-                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))
+                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals), may_fire=gate.may_fire)
     deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows)
     reps = load_rep_features(con, as_of, deals=deals)
     return evaluate(deals, reps, baselines, policy, as_of, snoozes)

@@ -372,6 +372,7 @@ def gate_sql(
 
     rules = [r for r in policy.rule_ids if r not in REP_RULES]
     conds: list[str] = []
+    rule_conds: list[tuple[str, str]] = []  # (rule, its condition): the rules that may fire on (or not judge) a deal
     cadence_cols: list[str] = []
     swing_cols: list[str] = []
     for rule_id in rules:
@@ -443,6 +444,7 @@ def gate_sql(
         else:  # a built-in rule this generator does not know: Python decides every deal
             body = "true"
         conds.append(f"(coalesce({on}, true) and coalesce({body}, true))")
+        rule_conds.append((rule_id, conds[-1]))
 
     cadence = ", ".join(cadence_cols) or "count(*) as cad_none"
     swings = ", ".join(swing_cols) or "count(*) as swing_none"
@@ -453,6 +455,10 @@ def gate_sql(
     else:
         # (the candidates' activity count is the gate's own, activity_count)
         raw = ", " + ", ".join(f"d.{c}" for c in _RAW_COLUMNS) + ", d.activity_count as ev_n_activities"
+        # which rules' conditions hold for the deal: Python runs only those (each condition is itself
+        # conservative, so a rule whose condition is false would not fire on the deal, nor fail to judge it)
+        raw += ", concat_ws(chr(31), " + ", ".join(
+            f"case when {cond} then {lit(rule_id)} end" for rule_id, cond in rule_conds) + ") as may_fire"
         evidence = _evidence_sql(D, as_of, evidence_windows)
     return f"""
 with open_deals as (
@@ -705,6 +711,8 @@ class GateResult:
     stage_orders: dict[str, int]
     sql: str
     deals: list[DealFeatures] | None = None
+    # With evidence: candidate -> the rules whose SQL condition holds for it (the others cannot fire on it).
+    may_fire: dict[str, frozenset[str]] | None = None
 
 
 def _fetch(con: Any, sql: str) -> list[tuple]:
@@ -766,13 +774,15 @@ def run_gate(
     for _, stage, order, *_rest in rows:  # ordered by opportunity id: the first deal at a stage wins
         if stage is not None and order is not None:
             orders.setdefault(stage, int(order))
-    deals = None
+    deals = may_fire = None
     if activity_windows is not None:
-        deals = _candidate_features([dict(zip(columns, r)) for r in rows if r[5]], as_of,
-                                    coverage or SourceCoverage(), _stage_order_map(con))
+        picked = [dict(zip(columns, r)) for r in rows if r[5]]
+        deals = _candidate_features(picked, as_of, coverage or SourceCoverage(), _stage_order_map(con))
+        may_fire = {r["opportunity_id"]: frozenset(r["may_fire"].split("\x1f")) if r["may_fire"] else frozenset()
+                    for r in picked}
     return GateResult(
         open_deals={r[0]: (r[3], None if r[4] is None or r[4] != r[4] else float(r[4])) for r in rows},
-        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql, deals=deals,
+        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql, deals=deals, may_fire=may_fire,
     )
 
 
