@@ -119,3 +119,4 @@ def test_rep_rows_equal_the_straightforward_queries(as_of):
         expected_acts.setdefault(a["rep_id"], []).append(dict(a))
     assert {r: [dict(a) for a in rep.recent_activities] for r, rep in reps.items() if rep.recent_activities} == expected_acts
     assert len(expected_acts.get("rep-6", [])) == 2 and expected_acts  # a rep with fewer than three, long ago
+
