@@ -52,17 +52,17 @@ left join engaged e on e.opportunity_id = o.opportunity_id
 # Each rep's three latest activities. A rep with three or more since :recent_from has them all among
 # those, so only reps without are ranked over their whole history (the window sorts far fewer rows).
 _ACTIVITIES_SQL = """
-with known as (
-    select rep_id, activity_id, activity_type, occurred_at from marts.fct_activities
-    where occurred_at <= :cutoff and rep_id is not null
-),
-busy as (
-    select rep_id from known where occurred_at > :recent_from group by rep_id having count(*) >= 3
+with busy as (
+    select rep_id from marts.fct_activities
+    where occurred_at <= :cutoff and occurred_at > :recent_from and rep_id is not null
+    group by rep_id having count(*) >= 3
 ),
 pool as (
-    select * from known where occurred_at > :recent_from and rep_id in (select rep_id from busy)
+    select rep_id, activity_id, activity_type, occurred_at from marts.fct_activities
+    where occurred_at <= :cutoff and occurred_at > :recent_from and rep_id in (select rep_id from busy)
     union all
-    select * from known where rep_id not in (select rep_id from busy)
+    select rep_id, activity_id, activity_type, occurred_at from marts.fct_activities
+    where occurred_at <= :cutoff and rep_id is not null and rep_id not in (select rep_id from busy)
 )
 select rep_id, activity_id, activity_type, occurred_at
 from (
@@ -73,7 +73,7 @@ from (
 order by rep_id, k
 """
 
-_LATEST_ACTIVITY_DAYS = 30  # where the three latest activities are looked for first (any window gives the same rows)
+_LATEST_ACTIVITY_DAYS = 7  # where the three latest activities are looked for first (any window gives the same rows)
 
 _STAGES_SQL = "select distinct stage, stage_order from marts.fct_opportunities where stage_order is not null"
 
