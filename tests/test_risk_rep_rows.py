@@ -12,14 +12,14 @@ import pytest
 
 from agents.accountability.evidence import load_rep_rows
 from agents.accountability.metrics import periods
-from agents.warehouse import WarehouseConnection
+from agents.warehouse import Warehouse, WarehouseConnection
 
 SCHEMA = """
 create schema marts;
 create table marts.dim_reps (rep_id varchar, rep_name varchar, manager_id varchar, segment varchar, hired_on date,
                              is_active boolean);
 create table marts.fct_opportunities (opportunity_id varchar, owner_rep_id varchar, opportunity_name varchar,
-    amount double, stage varchar, stage_order integer, close_date date, source_url varchar, created_at timestamp,
+    amount double precision, stage varchar, stage_order integer, close_date date, source_url varchar, created_at timestamp,
     is_closed boolean, closed_at timestamp, is_won boolean);
 create table marts.fct_activities (activity_id varchar, opportunity_id varchar, rep_id varchar, activity_type varchar,
                                    occurred_at timestamp);
@@ -66,15 +66,16 @@ order by rep_id, k
 """
 
 
-def _warehouse(seed: int = 5) -> duckdb.DuckDBPyConnection:
+def _fill(con: WarehouseConnection, seed: int = 5) -> None:
     """Reps busy and quiet (one with two activities ever, one with none, one whose latest ones tie on
     the minute), deals open, won and lost around the date, contacts of every role."""
     rnd = random.Random(seed)
-    con = duckdb.connect()
-    con.execute(SCHEMA)
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            con.execute(statement)
     reps = [f"rep-{i}" for i in range(8)]
-    con.executemany("insert into marts.dim_reps values (?, ?, ?, ?, ?, ?)",
-                    [(r, f"Rep {r}", "mgr-1", "smb", dt.date(2025, 1, 1), i != 7) for i, r in enumerate(reps)])
+    con.executemany("insert into marts.dim_reps values (:r, :n, :m, :s, :h, :a)",
+                    [dict(r=r, n=f"Rep {r}", m="mgr-1", s="smb", h=dt.date(2025, 1, 1), a=i != 7) for i, r in enumerate(reps)])
     start = dt.datetime(2026, 1, 1, 9)
     opps, acts, bridge = [], [], []
     for i in range(160):
@@ -95,15 +96,26 @@ def _warehouse(seed: int = 5) -> duckdb.DuckDBPyConnection:
     tie = dt.datetime(2026, 8, 30, 10)
     acts += [(f"tie-{k}", "opp-4", "rep-4", "email", tie) for k in "bca"]
     acts += [("old-1", None, "rep-6", "call", dt.datetime(2025, 3, 1)), ("old-2", None, "rep-6", "call", dt.datetime(2025, 4, 1))]
-    con.executemany("insert into marts.fct_opportunities values (" + ", ".join("?" * 12) + ")", opps)
-    con.executemany("insert into marts.fct_activities values (?, ?, ?, ?, ?)", acts)
-    con.executemany("insert into marts.bridge_activity_contacts values (?, ?, ?)", bridge)
-    return con
+    for table, rows in (("fct_opportunities", opps), ("fct_activities", acts), ("bridge_activity_contacts", bridge)):
+        names = [f"c{i}" for i in range(len(rows[0]))]
+        con.executemany(f"insert into marts.{table} values ({', '.join(':' + n for n in names)})",
+                        [dict(zip(names, r)) for r in rows])
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request):
+    if request.param == "duckdb":
+        yield WarehouseConnection.adopt(duckdb.connect())
+        return
+    url = request.getfixturevalue("postgres_warehouse_url")  # skipped without a server
+    with Warehouse("postgres", url=url).connect() as con:
+        yield con
 
 
 @pytest.mark.parametrize("as_of", [dt.date(2026, 5, 2), dt.date(2026, 8, 30), dt.date(2026, 9, 15), dt.date(2027, 3, 1)])
-def test_rep_rows_equal_the_straightforward_queries(as_of):
-    con = WarehouseConnection.adopt(_warehouse())
+def test_rep_rows_equal_the_straightforward_queries(warehouse, as_of):
+    con = warehouse
+    _fill(con)
     p = periods(as_of)
     reps, _ = load_rep_rows(con, as_of, p, recent_days=90)
     cutoff = dt.datetime.combine(as_of, dt.time(23, 59, 59))

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from agents.risk import setbased
-from agents.risk.engine import evaluate_in_warehouse
+from agents.risk.engine import activity_windows, evaluate_in_warehouse
 from agents.risk.expressions import compile_expression
 from agents.risk.features import FEATURE_NAMES, SourceCoverage
 from agents.risk.policy import DEFAULT_POLICY_PATH, RiskPolicy
@@ -303,12 +303,35 @@ def test_the_gate_sql_gives_the_same_answer_on_postgres(generated, as_of):
                 sql = setbased.gate_sql(policy, as_of, baselines, segments=segments, stages=stages, dialect_name="postgres")
                 cur.execute(sql.replace("marts.", f"{schema}."))
                 pg_rows = cur.fetchall()
+                # with evidence: the same rules per candidate and the same evidence rows, in the same order
+                windows = activity_windows(policy)
+                ev_sql = setbased.gate_sql(policy, as_of, baselines, segments=segments, stages=stages,
+                                           dialect_name="postgres", evidence_windows=windows)
+                cur.execute(ev_sql.replace("marts.", f"{schema}."))
+                names = [d[0] for d in cur.description]
+                pg_ev = [dict(zip(names, r)) for r in cur.fetchall()]
         finally:
             pg.execute(f"drop schema {schema} cascade")
     duck = setbased.run_gate(generated, policy, as_of, baselines)
     assert [r[0] for r in pg_rows if r[5]] == duck.candidates
     assert {r[0]: (r[3], round(r[4], 6)) for r in pg_rows} == {k: (rep, round(a, 6)) for k, (rep, a) in duck.open_deals.items()}
     assert {r[1]: r[2] for r in pg_rows if r[1] is not None and r[2] is not None}.keys() == duck.stage_orders.keys()
+    duck_ev = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows)
+    assert {r["opportunity_id"]: frozenset((r["may_fire"] or "").split("\x1f")) - {""} for r in pg_ev if r["candidate"]} \
+        == duck_ev.may_fire
+    fields = ["ev_n_activities", "ev_activity_id", "ev_dm_contacts", "ev_field_history_id", "ev_old_value"]
+    duck_rows = dict(zip(*_named(generated, duck_ev.sql)))
+    assert [[r["opportunity_id"], *[r[f] or None for f in fields]] for r in pg_ev if r["candidate"]] == [
+        [r["opportunity_id"], *[(list(r[f]) if isinstance(r[f], (list, tuple)) else r[f]) or None for f in fields]]
+        for r in duck_rows.values() if r["candidate"]]
+
+
+def _named(con, sql: str) -> tuple[list[str], list[dict]]:
+    """(opportunity ids, rows as dicts) of a DuckDB query's result."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    return [r["opportunity_id"] for r in rows], rows
 
 
 @pytest.mark.skipif(not PG_URL, reason="SALES_SUPERVISOR_TEST_POSTGRES_URL is not set")
