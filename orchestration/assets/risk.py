@@ -45,11 +45,11 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         ]
     from agents.baselines import StoredAnswers
 
-    # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
-    layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
     from agents.risk.engine import gc_paused
 
     with gc_paused():  # many short-lived objects in a large heap: collections would walk it over and over
+        # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
+        layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
         run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
         # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
         from agents.accountability.run import assess_reps, load_scorecards
