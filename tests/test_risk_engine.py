@@ -209,3 +209,30 @@ def test_baseline_fallback_with_a_small_sample_lowers_confidence():
     few = make_baselines(segment_closed=10)
     w = few.win_rate("smb")
     assert w.slice == {} and w.semantic_query_id == "mfq_test_outcomes_all" and "10 closed deals" in w.fallback
+
+
+def test_the_risk_step_pauses_the_garbage_collector_and_restores_it():
+    """The risk step (assess and the asset) runs with the cyclic collector paused, and leaves it as it was."""
+    import gc
+    import inspect
+
+    from agents.risk import engine
+    from orchestration.assets import risk
+
+    seen = []
+    assert gc.isenabled()
+    with engine.gc_paused():
+        seen.append(gc.isenabled())
+        with engine.gc_paused():
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())  # an inner pause does not re-enable it early
+    assert seen == [False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        with engine.gc_paused():
+            pass
+        assert not gc.isenabled()  # disabled before, disabled after
+    finally:
+        gc.enable()
+    assert "gc_paused()" in inspect.getsource(engine.assess)
+    assert "with gc_paused()" in inspect.getsource(risk.risk_flags.op.compute_fn.decorated_fn)

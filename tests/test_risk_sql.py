@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from agents.risk import setbased
-from agents.risk.engine import evaluate_in_warehouse
+from agents.risk.engine import activity_windows, evaluate_in_warehouse
 from agents.risk.expressions import compile_expression
 from agents.risk.features import FEATURE_NAMES, SourceCoverage
 from agents.risk.policy import DEFAULT_POLICY_PATH, RiskPolicy
@@ -223,7 +223,7 @@ def test_the_gate_aggregates_the_candidates_evidence_rows_in_sql(generated, as_o
     baselines, windows = make_baselines(), activity_windows(policy)
     gate = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows,
                              coverage=load_source_coverage(generated))
-    assert "list(activity_id order by occurred_at, activity_id) as ev_activity_id" in gate.sql
+    assert "list_transform(_rows, x -> x[2]) as ev_activity_id" in gate.sql  # one sort per deal, split per field
     loaded = load_deal_features(generated, as_of, activity_windows=windows, only=gate.candidates)
     assert [d.opportunity_id for d in gate.deals] == gate.candidates
     assert gate.deals == loaded
@@ -232,6 +232,31 @@ def test_the_gate_aggregates_the_candidates_evidence_rows_in_sql(generated, as_o
     set_based = evaluate_in_warehouse(generated, baselines, policy, as_of)
     assert _evidence(set_based) == _evidence(row_by_row)
     assert sum(len(refs) for _, refs in _evidence(row_by_row)) > len(row_by_row.flags)  # more than the deal rows
+
+
+@pytest.mark.parametrize("as_of", AS_OF_DATES)
+@pytest.mark.parametrize("policy_name", ["default", "rich"])
+def test_the_gate_says_which_rules_may_fire_on_each_candidate(generated, as_of, policy_name):
+    """Python runs on a candidate only the rules whose SQL condition holds for it: every (deal, rule)
+    the row-by-row engine flags, suppresses or cannot judge is among them, and most rules are skipped."""
+    from agents.risk.engine import activity_windows
+    from agents.risk.features import load_source_coverage
+
+    policy = rich_policy() if policy_name == "rich" else RiskPolicy.from_dict(yaml.safe_load(DEFAULT_POLICY_PATH.read_text()))
+    baselines = make_baselines()
+    gate = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=activity_windows(policy),
+                             coverage=load_source_coverage(generated))
+    assert gate.may_fire is not None and set(gate.may_fire) == set(gate.candidates)
+    row_by_row = evaluate_in_warehouse(generated, baselines, policy, as_of, set_based=False)
+    needed = {(f.opportunity_id, f.rule_id) for f in row_by_row.flags if f.subject == "opportunity"}
+    needed |= {(f.opportunity_id, s.rule_id) for f in row_by_row.flags if f.subject == "opportunity" for s in f.supporting}
+    needed |= {(s.flag.opportunity_id, s.flag.rule_id) for s in row_by_row.suppressed if s.flag.subject == "opportunity"}
+    needed |= {(i, n.rule_id) for n in row_by_row.not_applicable for i in n.subject_ids if i in gate.open_deals}
+    assert needed and all(rule in gate.may_fire[opp] for opp, rule in needed)
+    deal_rules = [r for r in policy.rule_ids if r != "rep_overload"]
+    assert sum(len(r) for r in gate.may_fire.values()) < 0.5 * len(gate.candidates) * len(deal_rules)
+    # and the run that skips the others is the row-by-row engine's
+    assert evaluate_in_warehouse(generated, baselines, policy, as_of) == row_by_row
 
 
 def test_a_source_without_an_activity_log_keeps_the_row_by_row_path():
@@ -278,12 +303,35 @@ def test_the_gate_sql_gives_the_same_answer_on_postgres(generated, as_of):
                 sql = setbased.gate_sql(policy, as_of, baselines, segments=segments, stages=stages, dialect_name="postgres")
                 cur.execute(sql.replace("marts.", f"{schema}."))
                 pg_rows = cur.fetchall()
+                # with evidence: the same rules per candidate and the same evidence rows, in the same order
+                windows = activity_windows(policy)
+                ev_sql = setbased.gate_sql(policy, as_of, baselines, segments=segments, stages=stages,
+                                           dialect_name="postgres", evidence_windows=windows)
+                cur.execute(ev_sql.replace("marts.", f"{schema}."))
+                names = [d[0] for d in cur.description]
+                pg_ev = [dict(zip(names, r)) for r in cur.fetchall()]
         finally:
             pg.execute(f"drop schema {schema} cascade")
     duck = setbased.run_gate(generated, policy, as_of, baselines)
     assert [r[0] for r in pg_rows if r[5]] == duck.candidates
     assert {r[0]: (r[3], round(r[4], 6)) for r in pg_rows} == {k: (rep, round(a, 6)) for k, (rep, a) in duck.open_deals.items()}
     assert {r[1]: r[2] for r in pg_rows if r[1] is not None and r[2] is not None}.keys() == duck.stage_orders.keys()
+    duck_ev = setbased.run_gate(generated, policy, as_of, baselines, activity_windows=windows)
+    assert {r["opportunity_id"]: frozenset((r["may_fire"] or "").split("\x1f")) - {""} for r in pg_ev if r["candidate"]} \
+        == duck_ev.may_fire
+    fields = ["ev_n_activities", "ev_activity_id", "ev_dm_contacts", "ev_field_history_id", "ev_old_value"]
+    duck_rows = dict(zip(*_named(generated, duck_ev.sql)))
+    assert [[r["opportunity_id"], *[r[f] or None for f in fields]] for r in pg_ev if r["candidate"]] == [
+        [r["opportunity_id"], *[(list(r[f]) if isinstance(r[f], (list, tuple)) else r[f]) or None for f in fields]]
+        for r in duck_rows.values() if r["candidate"]]
+
+
+def _named(con, sql: str) -> tuple[list[str], list[dict]]:
+    """(opportunity ids, rows as dicts) of a DuckDB query's result."""
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    return [r["opportunity_id"] for r in rows], rows
 
 
 @pytest.mark.skipif(not PG_URL, reason="SALES_SUPERVISOR_TEST_POSTGRES_URL is not set")

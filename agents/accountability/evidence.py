@@ -23,11 +23,18 @@ with open_deals as (
     select o.*, (o.created_at <= :cutoff and (not o.is_closed or o.closed_at > :cutoff)) as open_then
     from marts.fct_opportunities o
 ),
-engaged as (
+cited as (
+    select o.* from open_deals o
+    where o.owner_rep_id is not null and (
+        o.open_then
+        or (o.is_won and o.closed_at >= :q_start and o.closed_at <= :cutoff)
+        or (o.is_closed and not o.is_won and o.closed_at > :recent_from and o.closed_at <= :cutoff))
+),
+engaged as (  -- contacts engaged on the deals cited only (not every deal's activities)
     select a.opportunity_id, count(distinct b.contact_id) as contacts
     from marts.fct_activities a
     join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
-    where a.occurred_at <= :cutoff and a.opportunity_id is not null
+    where a.occurred_at <= :cutoff and a.opportunity_id in (select opportunity_id from cited)
     group by a.opportunity_id
 )
 select o.owner_rep_id as rep_id, o.opportunity_id, o.opportunity_name, o.amount, o.stage, o.stage_order,
@@ -38,23 +45,35 @@ select o.owner_rep_id as rep_id, o.opportunity_id, o.opportunity_name, o.amount,
            when o.is_closed and not o.is_won and o.closed_at > :recent_from and o.closed_at <= :cutoff then 'lost'
            when o.open_then then 'open'
        end as role
-from open_deals o
+from cited o
 left join engaged e on e.opportunity_id = o.opportunity_id
-where o.owner_rep_id is not null and (
-    o.open_then
-    or (o.is_won and o.closed_at >= :q_start and o.closed_at <= :cutoff)
-    or (o.is_closed and not o.is_won and o.closed_at > :recent_from and o.closed_at <= :cutoff))
 """
 
+# Each rep's three latest activities. A rep with three or more since :recent_from has them all among
+# those, so only reps without are ranked over their whole history (the window sorts far fewer rows).
 _ACTIVITIES_SQL = """
+with busy as (
+    select rep_id from marts.fct_activities
+    where occurred_at <= :cutoff and occurred_at > :recent_from and rep_id is not null
+    group by rep_id having count(*) >= 3
+),
+pool as (
+    select rep_id, activity_id, activity_type, occurred_at from marts.fct_activities
+    where occurred_at <= :cutoff and occurred_at > :recent_from and rep_id in (select rep_id from busy)
+    union all
+    select rep_id, activity_id, activity_type, occurred_at from marts.fct_activities
+    where occurred_at <= :cutoff and rep_id is not null and rep_id not in (select rep_id from busy)
+)
 select rep_id, activity_id, activity_type, occurred_at
 from (
     select rep_id, activity_id, activity_type, occurred_at,
            row_number() over (partition by rep_id order by occurred_at desc, activity_id) as k
-    from marts.fct_activities
-    where occurred_at <= :cutoff and rep_id is not null
+    from pool
 ) as ranked where k <= 3
+order by rep_id, k
 """
+
+_LATEST_ACTIVITY_DAYS = 7  # where the three latest activities are looked for first (any window gives the same rows)
 
 _STAGES_SQL = "select distinct stage, stage_order from marts.fct_opportunities where stage_order is not null"
 
@@ -88,7 +107,8 @@ def load_rep_rows(con: Any, as_of: dt.date, p: Periods, *, recent_days: int = 90
             rep.deals[d["role"]].append(d)
             if d["role"] == "closing":  # an open deal closing in the period is also open
                 rep.deals["open"].append(d)
-    for a in con.execute(_ACTIVITIES_SQL, {"cutoff": cutoff}).mappings():
+    latest = {"cutoff": cutoff, "recent_from": cutoff - dt.timedelta(days=_LATEST_ACTIVITY_DAYS)}
+    for a in con.execute(_ACTIVITIES_SQL, latest).mappings():
         if a["rep_id"] in reps:
             reps[a["rep_id"]].recent_activities.append(a)
     for rep in reps.values():

@@ -22,10 +22,12 @@ Flag ids are deterministic (rule, subject, as-of date).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +43,7 @@ from agents.risk.rules import RuleContext, RuleHit, evaluate_custom_rule
 if TYPE_CHECKING:
     from agents.semantic_layer import SemanticLayer
 
-__all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "activity_windows", "assess", "evaluate"]
+__all__ = ["NotApplicableRule", "RiskRun", "Snooze", "SuppressedFlag", "activity_windows", "assess", "evaluate", "gc_paused"]
 
 
 class Snooze(BaseModel):
@@ -236,11 +238,14 @@ def evaluate(
     *,
     stage_orders: Mapping[str, int] | None = None,
     deals_evaluated: int | None = None,
+    may_fire: Mapping[str, Collection[str]] | None = None,
 ) -> RiskRun:
     """Apply ``policy`` to the deals and reps (features as of ``as_of``) and return the run.
 
     ``deals`` may be only the deals some rule can fire on (the set-based gate's candidates): then
-    pass the open deals' ``stage_orders`` and their count as ``deals_evaluated``."""
+    pass the open deals' ``stage_orders`` and their count as ``deals_evaluated``. ``may_fire`` (the
+    gate's, :attr:`agents.risk.setbased.GateResult.may_fire`): deal -> the rules whose SQL condition
+    holds for it; the other rules are not run on that deal (they cannot fire on it, nor fail to judge it)."""
     snoozes = list(snoozes)
     orders = _stage_orders(deals, stage_orders)
     rule_order = {r: i for i, r in enumerate(policy.rule_ids)}
@@ -266,7 +271,10 @@ def evaluate(
         playbooks = policy.active_playbooks(as_of, scalars)
         excluded = policy.excluded_rules(deal.account_tags)
         fired: list[RiskFlag] = []
+        allowed = None if may_fire is None else may_fire.get(deal.opportunity_id)
         for rule_id in deal_rule_ids:
+            if allowed is not None and rule_id not in allowed:
+                continue
             rule = resolve(rule_id, deal.segment, deal.stage, playbooks)
             if not rule.enabled:
                 continue
@@ -382,15 +390,31 @@ def assess(
             min_closed_deals=policy.min_closed_deals,
             fallback_confidence=policy.baseline_settings.fallback_confidence,
         )
-    with warehouse_connection(warehouse, read_only=True) as con:
+    with warehouse_connection(warehouse, read_only=True) as con, gc_paused():
         return evaluate_in_warehouse(con, baselines, policy, as_of, snoozes, set_based=set_based), baselines
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector paused for the block (restored as it was after it).
+
+    The risk step builds many short-lived objects (the candidates' rows, features, flags) in a process
+    whose heap is large (Dagster, dbt, MetricFlow): each collection walks that whole heap, and they
+    cost more than the objects themselves (measured: building the scale-10 candidates' features
+    0.17 -> 0.075 CPU-s with the collector paused). The block creates no reference cycles worth
+    collecting early; reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def warehouse_connection(warehouse: Any, read_only: bool = False):
     """A context manager giving a WarehouseConnection: ``warehouse`` itself when it is one (left open),
     else a new connection to the Warehouse (or DuckDB path) it names."""
-    import contextlib
-
     from agents.warehouse import Warehouse, WarehouseConnection
 
     if isinstance(warehouse, WarehouseConnection):
@@ -430,7 +454,7 @@ def evaluate_in_warehouse(
         deals = gate.deals
         reps = _reps_at(con, as_of, gate.open_deals)
         return evaluate(deals, reps, baselines, policy, as_of, snoozes,
-                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals))
+                        stage_orders=gate.stage_orders, deals_evaluated=len(gate.open_deals), may_fire=gate.may_fire)
     deals = load_deal_features(con, as_of, coverage=coverage, activity_windows=windows)
     reps = load_rep_features(con, as_of, deals=deals)
     return evaluate(deals, reps, baselines, policy, as_of, snoozes)

@@ -100,11 +100,20 @@ class _Dialect:
         fn = "array_agg" if self.name == "postgres" else "list"
         return f"{fn}({value} order by {order_by}) filter (where {where})"
 
-    def agg_columns(self, fields: Sequence[str], order_by: str, prefix: str) -> str:
-        """The group's rows as one ordered list (DuckDB) or array (PostgreSQL) per field, named
-        ``prefix + field``: plain lists convert to Python much faster than lists of records."""
-        fn = "array_agg" if self.name == "postgres" else "list"
-        return ", ".join(f"{fn}({f} order by {order_by}) as {prefix}{f}" for f in fields)
+    def agg_select(self, fields: Sequence[str], order: Sequence[str], prefix: str, source: str) -> str:
+        """``select opportunity_id, <one list per field> from source group by opportunity_id``: each
+        group's rows as one list (DuckDB) or array (PostgreSQL) per field, named ``prefix + field``,
+        all in the order of ``order`` (fields of ``fields`` that make each row's place unique).
+        Plain lists convert to Python much faster than lists of records. On DuckDB the rows are
+        sorted once per group (a list of rows, ``order`` first, sorted and split into the fields'
+        lists) instead of once per field by an ordered aggregate each."""
+        if self.name == "postgres":
+            cols = ", ".join(f"array_agg({f} order by {', '.join(order)}) as {prefix}{f}" for f in fields)
+            return f"select opportunity_id, {cols} from {source} group by opportunity_id"
+        packed = [*order, *(f for f in fields if f not in order)]
+        cols = ", ".join(f"list_transform(_rows, x -> x[{packed.index(f) + 1}]) as {prefix}{f}" for f in fields)
+        return (f"select opportunity_id, {cols} from (select opportunity_id, list_sort(list(row({', '.join(packed)}))) "
+                f"as _rows from {source} group by opportunity_id) as _sorted")
 
     def joined(self, value: str, order_by: str, where: str) -> str:
         """The group's values of ``value`` where ``where`` holds, ordered, joined by the unit
@@ -363,6 +372,7 @@ def gate_sql(
 
     rules = [r for r in policy.rule_ids if r not in REP_RULES]
     conds: list[str] = []
+    rule_conds: list[tuple[str, str]] = []  # (rule, its condition): the rules that may fire on (or not judge) a deal
     cadence_cols: list[str] = []
     swing_cols: list[str] = []
     for rule_id in rules:
@@ -434,6 +444,7 @@ def gate_sql(
         else:  # a built-in rule this generator does not know: Python decides every deal
             body = "true"
         conds.append(f"(coalesce({on}, true) and coalesce({body}, true))")
+        rule_conds.append((rule_id, conds[-1]))
 
     cadence = ", ".join(cadence_cols) or "count(*) as cad_none"
     swings = ", ".join(swing_cols) or "count(*) as swing_none"
@@ -442,7 +453,12 @@ def gate_sql(
     if evidence_windows is None:
         raw, evidence = "", "\nselect * from gate order by opportunity_id"
     else:
-        raw = ", " + ", ".join(f"d.{c}" for c in _RAW_COLUMNS)
+        # (the candidates' activity count is the gate's own, activity_count)
+        raw = ", " + ", ".join(f"d.{c}" for c in _RAW_COLUMNS) + ", d.activity_count as ev_n_activities"
+        # which rules' conditions hold for the deal: Python runs only those (each condition is itself
+        # conservative, so a rule whose condition is false would not fire on the deal, nor fail to judge it)
+        raw += ", concat_ws(chr(31), " + ", ".join(
+            f"case when {cond} then {lit(rule_id)} end" for rule_id, cond in rule_conds) + ") as may_fire"
         evidence = _evidence_sql(D, as_of, evidence_windows)
     return f"""
 with open_deals as (
@@ -607,36 +623,42 @@ def _evidence_sql(D: _Dialect, as_of: dt.date, windows: tuple[int, int]) -> str:
 cand as (select opportunity_id from gate where candidate),
 ranked_acts as (
     select a.opportunity_id, a.activity_id, a.activity_type, a.occurred_at, a.with_dm,
-           count(*) over (partition by a.opportunity_id) as n_activities,
            row_number() over (partition by a.opportunity_id order by a.occurred_at desc, a.activity_id desc) as rn_last,
            row_number() over (partition by a.opportunity_id, a.with_dm
                               order by a.occurred_at desc, a.activity_id desc) as rn_kind
     from acts a
     where a.opportunity_id in (select opportunity_id from cand)
 ),
-picked_acts as (
-    select p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.n_activities,
-           {D.joined('b.contact_id', 'b.contact_id', dm)} as dm_contacts
+picked as (
+    select p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.with_dm
     from ranked_acts p
-    left join {MARTS}.bridge_activity_contacts b on b.activity_id = p.activity_id
     where (lower(p.activity_type) = 'meeting' and p.occurred_at >= {meetings_since}) or p.occurred_at >= {any_since}
        or p.rn_last = 1 or (p.with_dm and p.rn_kind = 1)
-    group by p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, p.n_activities
+),
+dm_contacts as (
+    -- the decision-maker contacts of the picked activities that have any (the bridge's other rows are not read)
+    select b.activity_id, string_agg(b.contact_id, chr(31) order by b.contact_id) as dm_contacts
+    from {MARTS}.bridge_activity_contacts b
+    where {dm} and b.activity_id in (select activity_id from picked where with_dm)
+    group by b.activity_id
+),
+picked_acts as (
+    select p.opportunity_id, p.activity_id, p.activity_type, p.occurred_at, c.dm_contacts
+    from picked p left join dm_contacts c on c.activity_id = p.activity_id
 ),
 ev_acts as (
-    select opportunity_id, max(n_activities) as ev_n_activities,
-           {D.agg_columns(_ACTIVITY_FIELDS, 'occurred_at, activity_id', 'ev_')}
-    from picked_acts
-    group by opportunity_id
+    {D.agg_select(_ACTIVITY_FIELDS, ('occurred_at', 'activity_id'), 'ev_', 'picked_acts')}
 ),
-ev_changes as (
-    select opportunity_id, {D.agg_columns(_CHANGE_FIELDS, 'changed_at, field_history_id', 'ev_')}
+changes_of_cands as (
+    select opportunity_id, {', '.join(_CHANGE_FIELDS)}
     from {MARTS}.fct_field_history
     where changed_at < {cut} and field_name in ('close_date', 'amount')
       and opportunity_id in (select opportunity_id from cand)
-    group by opportunity_id
+),
+ev_changes as (
+    {D.agg_select(_CHANGE_FIELDS, ('changed_at', 'field_history_id'), 'ev_', 'changes_of_cands')}
 )
-select g.*, ea.ev_n_activities, {', '.join(f'ea.ev_{f}' for f in _ACTIVITY_FIELDS)},
+select g.*, {', '.join(f'ea.ev_{f}' for f in _ACTIVITY_FIELDS)},
        {', '.join(f'ec.ev_{f}' for f in _CHANGE_FIELDS)}
 from gate g
 left join ev_acts ea on ea.opportunity_id = g.opportunity_id
@@ -689,6 +711,8 @@ class GateResult:
     stage_orders: dict[str, int]
     sql: str
     deals: list[DealFeatures] | None = None
+    # With evidence: candidate -> the rules whose SQL condition holds for it (the others cannot fire on it).
+    may_fire: dict[str, frozenset[str]] | None = None
 
 
 def _fetch(con: Any, sql: str) -> list[tuple]:
@@ -750,13 +774,15 @@ def run_gate(
     for _, stage, order, *_rest in rows:  # ordered by opportunity id: the first deal at a stage wins
         if stage is not None and order is not None:
             orders.setdefault(stage, int(order))
-    deals = None
+    deals = may_fire = None
     if activity_windows is not None:
-        deals = _candidate_features([dict(zip(columns, r)) for r in rows if r[5]], as_of,
-                                    coverage or SourceCoverage(), _stage_order_map(con))
+        picked = [dict(zip(columns, r)) for r in rows if r[5]]
+        deals = _candidate_features(picked, as_of, coverage or SourceCoverage(), _stage_order_map(con))
+        may_fire = {r["opportunity_id"]: frozenset(r["may_fire"].split("\x1f")) if r["may_fire"] else frozenset()
+                    for r in picked}
     return GateResult(
         open_deals={r[0]: (r[3], None if r[4] is None or r[4] != r[4] else float(r[4])) for r in rows},
-        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql, deals=deals,
+        candidates=[r[0] for r in rows if r[5]], stage_orders=orders, sql=sql, deals=deals, may_fire=may_fire,
     )
 
 

@@ -45,16 +45,19 @@ def risk_flags(context: AssetExecutionContext, supervisor: SupervisorSettings) -
         ]
     from agents.baselines import StoredAnswers
 
-    # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
-    layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
-    run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
-    # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
-    from agents.accountability.run import assess_reps, load_scorecards
+    from agents.risk.engine import gc_paused
 
-    scorecards = load_scorecards(warehouse, as_of)
-    run, rep_queries = assess_reps(run, warehouse, layer, policy, as_of, snoozes, scorecards=scorecards)
-    queries = [q for q in [*baselines.results, *rep_queries] if q.query_id not in layer.served]  # served: stored
-    store_risk_run(warehouse, run, queries, context.run.run_id)
+    with gc_paused():  # many short-lived objects in a large heap: collections would walk it over and over
+        # The run's one MetricFlow engine; requests the semantic_layer step already asked are answered from its store.
+        layer = StoredAnswers(supervisor.semantic_layer(), warehouse, context.run.run_id)
+        run, baselines = assess(warehouse, layer, policy, as_of, snoozes)
+        # Rep-level triggers, and this week's scorecards as review items (agents/accountability).
+        from agents.accountability.run import assess_reps, load_scorecards
+
+        scorecards = load_scorecards(warehouse, as_of)
+        run, rep_queries = assess_reps(run, warehouse, layer, policy, as_of, snoozes, scorecards=scorecards)
+        queries = [q for q in [*baselines.results, *rep_queries] if q.query_id not in layer.served]  # served: stored
+        store_risk_run(warehouse, run, queries, context.run.run_id)
     by_rule: dict[str, int] = {}
     for f in run.flags:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
