@@ -13,7 +13,8 @@ Every result carries its provenance, which risk flags cite:
   same question asked of the same metric definitions has the same id;
 * ``sql``: the SQL MetricFlow generated and ran;
 * ``manifest_hash``: sha256 of ``semantic_manifest.json`` (the definitions);
-* ``result_hash``: sha256 over the returned rows (the data answered).
+* ``result_hash``: sha256 over the returned rows (the data answered), floats at 12 significant digits: the
+  warehouse sums floats in parallel, so the same data may answer with a different last bit from one run to the next.
 
 Plain Python: no Dagster import (the Dagster asset is a thin wrapper).
 """
@@ -102,6 +103,22 @@ def manifest_hash(path: Path | str) -> str:
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+HASH_SIGNIFICANT_DIGITS = 12
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{HASH_SIGNIFICANT_DIGITS}g}")
+    return value
+
+
+def answer_hash(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """sha256 of an answer's columns and rows, floats rounded to 12 significant digits (a parallel float sum's last
+    bit is not part of the answer)."""
+    rounded = [{c: _hashable(v) for c, v in row.items()} for row in rows]
+    return hashlib.sha256(_canonical_json({"columns": columns, "rows": rounded}).encode()).hexdigest()
 
 
 def _json_safe(value: Any) -> Any:
@@ -473,7 +490,7 @@ class SemanticLayer:
             # so equal answers hash equal.
             keys = [c for c in columns if c not in request.metrics] or list(columns)
             rows.sort(key=lambda r: _sort_key(r, keys))
-        result_hash = hashlib.sha256(_canonical_json({"columns": columns, "rows": rows}).encode()).hexdigest()
+        result_hash = answer_hash(columns, rows)
         return SemanticQueryResult(
             query_id=request.query_id(self.manifest_hash),
             request=request,

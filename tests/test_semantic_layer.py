@@ -292,3 +292,15 @@ def test_a_session_opens_the_warehouse_once_for_many_queries_and_releases_it(
     monkeypatch.undo()
     code = f"import duckdb; duckdb.connect({str(built.warehouse)!r}).close()"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)  # released after the session
+
+
+def test_the_answer_hash_ignores_a_parallel_sums_last_bit_but_not_a_real_change() -> None:
+    from agents.semantic_layer import answer_hash
+
+    columns = ("opportunity__segment", "win_rate")
+    total = sum([0.1] * 10)  # 0.9999999999999999: a sum in another order gives 1.0
+    assert total != 1.0
+    same = answer_hash(columns, [{"opportunity__segment": "SMB", "win_rate": total}])
+    assert same == answer_hash(columns, [{"opportunity__segment": "SMB", "win_rate": 1.0}])
+    assert same != answer_hash(columns, [{"opportunity__segment": "SMB", "win_rate": 1.0001}])
+    assert same != answer_hash(columns, [{"opportunity__segment": "MM", "win_rate": 1.0}])
