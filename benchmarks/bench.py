@@ -160,13 +160,17 @@ def step_windows(dagster_home: Path, run_id: str | None = None, now: float | Non
     return windows
 
 
-# The floor: one hand-written DuckDB query over the marts for the same deal rules as the default policy
-# (stalled_in_stage, stale_cycle, no_recent_activity, meeting_cadence_drop, no_decision_maker,
-# close_date_slipped, amount_swing, missing_required_fields) with their base parameters, point in time
+# The floor: hand-written DuckDB queries over the marts for the same rules as the default policy, with
+# their base parameters. FLOOR_SQL: the deal rules (stalled_in_stage, stale_cycle, no_recent_activity,
+# meeting_cadence_drop, no_decision_maker, close_date_slipped, amount_swing, missing_required_fields and the
+# custom large_deal_gone_quiet), point in time
 # (stage, close date and amount as of the date; baselines from stints and deals closed by then), and each
 # fired rule's evidence row ids aggregated per deal (list()). It leaves out what the risk step does beyond
 # that: per-segment/stage overrides, playbooks, exclusions, snoozes, baseline fallbacks, explanation text,
-# severity, fatigue, rep-level rules and storage. The floor says what the warehouse needs for the core.
+# severity, fatigue and storage. REP_FLOOR_SQL: the rep-level rules (rep_overload and the five accountability
+# triggers: low_coverage, win_rate_drop, attainment_below_midpoint, single_threaded_deals,
+# activity_below_floor) straight from the marts, each fired rep's evidence ids in lists. Together they say what
+# the warehouse needs for the rules the risk step evaluates.
 FLOOR_SQL = """
 with open_deals as (
     select o.opportunity_id, o.segment, o.created_at, o.close_date, o.amount, o.next_step
@@ -248,18 +252,116 @@ fired as (
     union all select opportunity_id, 'missing_required_fields', [] from d
         where (stage_order >= 2 and amount is null)
            or (stage_order >= 4 and (close_date is null or coalesce(trim(next_step), '') = ''))
+    union all select opportunity_id, 'large_deal_gone_quiet', [last_id] from d
+        where amount > 500000 and coalesce(date_diff('day', last_at::date, $as_of), cycle_days) > 7
 )
 select rule_id, count(*) as deals, sum(len(list_filter(evidence, x -> x is not null))) as evidence_rows
 from fired group by rule_id order by rule_id
 """
 
 
+REP_FLOOR_SQL = """
+with opp as (
+    select o.opportunity_id, o.owner_rep_id as rep_id, o.segment, o.amount, o.stage_order, o.close_date, o.closed_at,
+           coalesce(o.is_closed, false) as is_closed, coalesce(o.is_won, false) as is_won,
+           o.created_at < $cutoff and not (coalesce(o.is_closed, false) and coalesce(o.closed_at, $cutoff) < $cutoff) as open_then
+    from marts.fct_opportunities o where o.owner_rep_id is not null
+),
+per_rep as (
+    select rep_id, any_value(segment) as segment,
+           count(*) filter (where open_then) as open_deals,
+           list(opportunity_id) filter (where open_then) as open_ids,
+           coalesce(sum(amount) filter (where open_then and close_date >= $cov_start and close_date < $cov_end), 0) as closing,
+           list(opportunity_id) filter (where open_then and close_date >= $cov_start and close_date < $cov_end) as closing_ids,
+           coalesce(sum(amount) filter (where is_won and closed_at >= $cov_start and closed_at < $cutoff), 0) as cov_won,
+           coalesce(sum(amount) filter (where is_won and closed_at >= $q_start and closed_at < $cutoff), 0) as q_won,
+           list(opportunity_id) filter (where is_won and closed_at >= $q_start and closed_at < $cutoff) as won_ids,
+           count(*) filter (where is_closed and closed_at >= $recent_from and closed_at < $cutoff) as closed_recent,
+           count(*) filter (where is_won and closed_at >= $recent_from and closed_at < $cutoff) as won_recent,
+           count(*) filter (where is_closed and closed_at >= $norm_from and closed_at < $recent_from) as closed_norm,
+           count(*) filter (where is_won and closed_at >= $norm_from and closed_at < $recent_from) as won_norm,
+           list(opportunity_id) filter (where is_closed and not is_won and closed_at >= $recent_from and closed_at < $cutoff) as lost_ids
+    from opp group by rep_id
+),
+seg as (
+    select segment, avg(is_won::int) as win_rate from opp
+    where is_closed and closed_at >= $recent_from and closed_at < $cutoff group by segment
+),
+quota as (select rep_id, sum(quota_amount) filter (where quarter_start = $q_start) as q_quota,
+                 sum(quota_amount) filter (where quarter_start = $cov_start) as cov_quota
+          from marts.fct_quotas group by rep_id),
+late as (
+    select opportunity_id, rep_id from opp
+    where open_then and stage_order >= (select min(stage_order) from marts.fct_stage_history where stage = 'Proposal')
+),
+engaged as (
+    select a.opportunity_id, count(distinct b.contact_id) as contacts
+    from marts.fct_activities a join marts.bridge_activity_contacts b on b.activity_id = a.activity_id
+    where a.occurred_at < $cutoff and a.opportunity_id in (select opportunity_id from late) group by a.opportunity_id
+),
+thin as (
+    select l.rep_id, list(l.opportunity_id) as ids from late l left join engaged e on e.opportunity_id = l.opportunity_id
+    where coalesce(e.contacts, 0) <= 1 group by l.rep_id having count(*) >= 2
+),
+weekly as (
+    select r.rep_id, count(a.activity_id) / 2.0 as per_week
+    from marts.dim_reps r left join marts.fct_activities a on a.rep_id = r.rep_id and a.occurred_at >= $w_from
+         and a.occurred_at < $w_to and lower(a.activity_type) in ('meeting', 'call', 'email')
+    where r.hired_on is null or r.hired_on <= $w_from
+    group by r.rep_id having count(a.activity_id) / 2.0 < 20
+),
+latest as (
+    select a.rep_id, max_by(a.activity_id, a.occurred_at, 3) as ids from marts.fct_activities a
+    where a.occurred_at < $cutoff and a.rep_id in (select rep_id from weekly) group by a.rep_id
+),
+fired as (
+    select rep_id, 'rep_overload' as rule_id, open_ids as evidence from per_rep where open_deals > 50
+    union all select p.rep_id, 'low_coverage', closing_ids from per_rep p join quota q on q.rep_id = p.rep_id
+        where q.cov_quota - p.cov_won > 0 and p.closing / (q.cov_quota - p.cov_won) < 3.0
+    union all select p.rep_id, 'attainment_below_midpoint', won_ids from per_rep p join quota q on q.rep_id = p.rep_id
+        where $as_of >= $midpoint and q.q_quota > 0 and p.q_won / q.q_quota < 0.5
+    union all select p.rep_id, 'win_rate_drop', lost_ids from per_rep p left join seg s on s.segment = p.segment
+        where closed_recent >= 10 and closed_norm >= 10
+          and (won_norm / closed_norm - won_recent / closed_recent) * 100 > 10
+          and (s.win_rate - won_recent / closed_recent) * 100 > 10
+    union all select rep_id, 'single_threaded_deals', ids from thin
+    union all select w.rep_id, 'activity_below_floor', coalesce(l.ids, []) from weekly w left join latest l on l.rep_id = w.rep_id
+)
+select rule_id, count(*) as reps, sum(len(list_filter(evidence, x -> x is not null))) as evidence_rows
+from fired group by rule_id order by rule_id
+"""
+
+
+def _rep_floor_params(as_of: dt.date, cutoff: dt.datetime) -> dict:
+    """The default policy's base parameters for the rep-level rules, as agents/accountability/metrics.periods
+    dates them (calendar quarters; the next quarter's coverage within 14 days of the quarter's end; the last two
+    complete Monday weeks; 90 recent days against the 365 before)."""
+    q_start = dt.date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
+    q_end = dt.date(q_start.year + (q_start.month + 2) // 12, (q_start.month + 2) % 12 + 1, 1)
+    cov_start, cov_end = (q_start, q_end)
+    if (q_end - as_of).days <= 14:
+        cov_start = q_end
+        cov_end = dt.date(q_end.year + (q_end.month + 2) // 12, (q_end.month + 2) % 12 + 1, 1)
+    this_week = as_of - dt.timedelta(days=as_of.weekday())
+    recent_from = cutoff - dt.timedelta(days=90)
+    return {"cutoff": cutoff, "as_of": as_of, "q_start": q_start, "cov_start": cov_start, "cov_end": cov_end,
+            "midpoint": q_start + (q_end - q_start) / 2, "recent_from": recent_from,
+            "norm_from": recent_from - dt.timedelta(days=365), "w_from": this_week - dt.timedelta(weeks=2),
+            "w_to": this_week}
+
+
 def floor_query(con, as_of: dt.date) -> dict:
+    """Both floor queries timed together (the rules the risk step evaluates); per rule, the deals or reps found
+    and their evidence rows."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     t0, c0 = time.perf_counter(), time.process_time()
     rows = con.execute(FLOOR_SQL, {"cutoff": cutoff, "as_of": as_of}).fetchall()
-    out = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+    deal_wall, deal_cpu = time.perf_counter() - t0, time.process_time() - c0
+    rep_rows = con.execute(REP_FLOOR_SQL, _rep_floor_params(as_of, cutoff)).fetchall()
+    out = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+           "deal_rules": {"wall_s": deal_wall, "cpu_s": deal_cpu}}
     out["rules"] = {rule: {"deals": n, "evidence_rows": int(e or 0)} for rule, n, e in rows}
+    out["rules"].update({rule: {"reps": n, "evidence_rows": int(e or 0)} for rule, n, e in rep_rows})
     return out
 
 
@@ -389,11 +491,11 @@ def print_result(r: dict) -> None:
         print(f"  FAILED {f}")
     risk, floor = r["steps"].get("risk flags"), r.get("floor") or {}
     if risk and "wall_s" in floor:
-        found = ", ".join(f"{rule} {v['deals']}" for rule, v in sorted((floor.get("rules") or {}).items()))
+        found = ", ".join(f"{rule} {v.get('deals', v.get('reps'))}" for rule, v in sorted((floor.get("rules") or {}).items()))
         print(f"  risk flags step {risk['wall_s']:.2f} s wall, {risk['cpu_s']:.2f} CPU-s vs floor query "
               f"{floor['wall_s']:.2f} s wall, {floor['cpu_s']:.2f} CPU-s ({risk['cpu_s'] / max(floor['cpu_s'], 1e-3):.1f}x "
-              f"CPU, {risk['wall_s'] / max(floor['wall_s'], 1e-3):.1f}x wall; the floor (8 deal rules, base parameters, "
-              f"evidence ids in SQL) finds {found} before overrides, exclusions and fatigue)")
+              f"CPU, {risk['wall_s'] / max(floor['wall_s'], 1e-3):.1f}x wall; the floor (9 deal rules and 6 rep rules, base "
+              f"parameters, evidence ids in SQL) finds {found} before overrides, exclusions and fatigue)")
     print("  rows per table:")
     for table, n in r["rows"].items():
         print(f"    {table:<40}{n:>12,}")
