@@ -436,14 +436,24 @@ def summarise(result: dict, samples: list[tuple[float, float, int]]) -> dict:
     inside those windows, and the largest tree RSS sampled in them; plus the end-to-end figures.
     ``samples``: (time, cumulative tree CPU seconds, tree RSS bytes)."""
 
+    def cpu_at(t: float) -> float:
+        """The tree's cumulative CPU at ``t``, interpolated between the samples around it (taking the samples
+        themselves would count up to one sampling interval of the neighbouring steps on each side)."""
+        before = [s for s in samples if s[0] <= t]
+        after = [s for s in samples if s[0] >= t]
+        if not before:
+            return after[0][1] if after else 0.0
+        if not after:
+            return before[-1][1]
+        (t0, c0, _), (t1, c1, _) = before[-1], after[0]
+        return c0 if t1 <= t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
+
     def window(start: float, end: float) -> tuple[float, int]:
         inside = [s for s in samples if start <= s[0] <= end]
         before = [s for s in samples if s[0] <= start]
         after = [s for s in samples if s[0] >= end]
-        c0 = before[-1][1] if before else (inside[0][1] if inside else 0.0)
-        c1 = after[0][1] if after else (inside[-1][1] if inside else c0)
         peak = max((s[2] for s in inside + before[-1:] + after[:1]), default=0)
-        return max(c1 - c0, 0.0), peak
+        return max(cpu_at(end) - cpu_at(start), 0.0), peak
 
     steps: dict[str, dict] = {}
     for w in result["windows"]:

@@ -64,3 +64,15 @@ def test_the_readme_table_comes_from_a_saved_report_with_cpu_growth_per_step(tmp
     assert bench.main(["--from", str(saved)]) == 0
     assert "| land | 16.0 / 16.0 / 700 |" in capsys.readouterr().out
     assert bench.main(["--from", str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_window_between_samples_counts_only_its_share_of_the_neighbouring_intervals():
+    # CPU 1.0 s over [0, 1] and 2.0 s over [1, 2]; a step from 0.5 to 1.5 spent half of each: 0.5 + 1.0.
+    samples = [(0, 0.0, 0), (1, 1.0, 0), (2, 3.0, 0)]
+    result = {"scale": 1, "success": True, "run_start": 0, "run_end": 2, "failures": [], "rows": {},
+              "flags_by_rule": {}, "floor": {},
+              "windows": [{"step": "generate", "start": 0, "end": 0.5}, {"step": "risk flags", "start": 0.5, "end": 1.5},
+                          {"step": "drafts", "start": 1.5, "end": 2}]}
+    r = bench.summarise(result, samples)
+    assert abs(r["steps"]["risk flags"]["cpu_s"] - 1.5) < 1e-9
+    assert abs(sum(s["cpu_s"] for s in r["steps"].values()) - r["end_to_end"]["cpu_s"]) < 1e-9
