@@ -17,6 +17,17 @@ def _xdist_worker(config) -> str | None:
     return getattr(config, "workerinput", {}).get("workerid")
 
 
+_TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called in the controller for each worker it starts
+def pytest_configure_node(node):
+    """Each worker gets the controller's terminal-size variables: a worker process starts with COLUMNS=80 and
+    LINES=24 set, which would fix the width of the CLI's rich consoles (created at import) before a test sets
+    COLUMNS, so tables would wrap differently than in a serial run."""
+    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in _TERMINAL_ENV}
+
+
 def pytest_configure(config):
     """Under pytest-xdist the workers import the code location while they collect, at the same moment, and
     that import parses the dbt project when its manifest is stale (a fresh clone): one worker at a time
@@ -24,6 +35,11 @@ def pytest_configure(config):
     same files. A serial run (``-n 0`` or ``-p no:xdist``) does nothing here."""
     if _xdist_worker(config) is None:
         return
+    for key, value in config.workerinput.get("terminal_env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     from filelock import FileLock
 
     from sales_supervisor.dbt import prepare_dbt_project

@@ -3,6 +3,7 @@ tests/conftest.py keep the tests of a module- or class-scoped fixture on one wor
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -63,3 +64,15 @@ def test_make_test_runs_the_suite_on_every_core_and_can_run_serially():
     assert "$(BIN)/python -m pytest $(PYTEST_XDIST)" in makefile
     addopts = re.search(r'^addopts = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert "-n" not in addopts.split()  # `python -m pytest tests/x.py` stays one process (and -p no:xdist works)
+
+
+def test_a_worker_gets_the_controllers_terminal_size_not_the_80_columns_it_starts_with(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("LINES", "50")
+    node = SimpleNamespace(workerinput={"workerid": "gw0"})
+    conftest.pytest_configure_node(node)  # in the controller
+    assert node.workerinput["terminal_env"] == {"COLUMNS": None, "LINES": "50"}
+    monkeypatch.setenv("COLUMNS", "80")  # what a worker process starts with
+    monkeypatch.setenv("LINES", "24")
+    conftest.pytest_configure(SimpleNamespace(workerinput=node.workerinput))  # in the worker
+    assert "COLUMNS" not in os.environ and os.environ["LINES"] == "50"
