@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
 # make test spreads the tests over the cores; PYTEST_XDIST="-n 0" (or -p no:xdist) runs them in one process
-PYTEST_XDIST ?= -n auto --dist loadgroup
+# (--dist loadscope: a module's tests run on one worker, so its module-scoped fixtures are built once;
+# in collection order, so the long pipeline modules start early)
+PYTEST_XDIST ?= -n auto --dist loadscope --no-loadscope-reorder
 
 .PHONY: help install lock prepare demo demo-monday test test-fast eval eval-briefs dev bench lint clean
 

@@ -50,20 +50,6 @@ def pytest_configure(config):
         prepare_dbt_project()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks (--dist loadgroup)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist, the tests that share a module- or class-scoped fixture (a built warehouse, a
-    landed CRM) run on one worker, so that fixture is still built once; every other test is spread alone.
-    The session-scoped fixtures (built_warehouse) are built once per worker."""
-    if _xdist_worker(config) is None:
-        return
-    for item in items:
-        fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        scopes = {d.scope for defs in fixturedefs.values() for d in defs}
-        if scopes & {"module", "class"}:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_state(tmp_path_factory, request):
     """No test writes under the checkout's var/ or reads a developer's .env settings."""

@@ -1,69 +1,51 @@
-"""`make test` spreads the suite over the cores with pytest-xdist (``-n auto --dist loadgroup``); the hooks in
-tests/conftest.py keep the tests of a module- or class-scoped fixture on one worker, and do nothing in a serial run."""
+"""`make test` spreads the suite over the cores with pytest-xdist (``-n auto --dist loadscope``): a module's
+tests stay on one worker (its module-scoped fixtures are built once); tests/conftest.py gives each worker the
+controller's terminal size and parses dbt once; a serial run stays possible."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
 
 from tests import conftest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class FakeItem:
-    def __init__(self, nodeid: str, scopes: dict[str, str], cls: type | None = None):
-        self.nodeid = nodeid
-        self.cls = cls
-        self._fixtureinfo = SimpleNamespace(
-            name2fixturedefs={name: [SimpleNamespace(scope=scope)] for name, scope in scopes.items()})
-        self.marks: list[pytest.Mark] = []
-
-    def add_marker(self, marker):
-        self.marks.append(marker.mark)
-
-
-def _items():
-    class TestThing:
-        pass
-
-    return [
-        FakeItem("tests/test_a.py::test_reads_the_landing", {"landed": "module", "tmp_path": "function"}),
-        FakeItem("tests/test_a.py::test_alone", {"tmp_path": "function", "built_warehouse": "session"}),
-        FakeItem("tests/test_b.py::TestThing::test_one", {"thing": "class"}, cls=TestThing),
-        FakeItem("tests/test_b.py::TestThing::test_two", {"thing": "class", "other": "module"}, cls=TestThing),
-    ]
-
-
-def test_a_worker_groups_the_tests_of_a_module_or_class_scoped_fixture():
-    items = _items()
-    conftest.pytest_collection_modifyitems(SimpleNamespace(workerinput={"workerid": "gw0"}), items)
-    groups = [[(m.name, m.args) for m in i.marks] for i in items]
-    assert groups == [
-        [("xdist_group", ("tests/test_a.py",))],
-        [],  # a session fixture is built once per worker: the test may run anywhere
-        [("xdist_group", ("tests/test_b.py",))],  # a class fixture: the whole module on one worker too
-        [("xdist_group", ("tests/test_b.py",))],
-    ]
-
-
-def test_a_serial_run_marks_nothing():
-    items = _items()
-    conftest.pytest_collection_modifyitems(SimpleNamespace(), items)
-    assert all(not i.marks for i in items)
-    assert conftest._xdist_worker(SimpleNamespace()) is None
+def _make_xdist_args() -> list[str]:
+    return re.search(r"^PYTEST_XDIST \?= (.*)$", (ROOT / "Makefile").read_text(), re.M).group(1).split()
 
 
 def test_make_test_runs_the_suite_on_every_core_and_can_run_serially():
-    makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^PYTEST_XDIST \?= -n auto --dist loadgroup$", makefile, re.M)
-    assert "$(BIN)/python -m pytest $(PYTEST_XDIST)" in makefile
+    assert _make_xdist_args() == ["-n", "auto", "--dist", "loadscope", "--no-loadscope-reorder"]
+    assert "$(BIN)/python -m pytest $(PYTEST_XDIST)" in (ROOT / "Makefile").read_text()
     addopts = re.search(r'^addopts = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
     assert "-n" not in addopts.split()  # `python -m pytest tests/x.py` stays one process (and -p no:xdist works)
+
+
+def test_make_tests_distribution_builds_a_module_fixture_once(tmp_path):
+    """With make test's options on two workers, the tests of a module sharing a module-scoped fixture run in
+    one worker, and the fixture is built once (pytest-xdist's loadgroup cannot group with pytest 9)."""
+    (tmp_path / "test_shared.py").write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(scope='module')\n"
+        "def built():\n"
+        "    with open(os.environ['BUILT_LOG'], 'a') as f: f.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n"
+        + "".join(f"def test_{i}(built): pass\n" for i in range(6))
+    )
+    (tmp_path / "test_other.py").write_text("".join(f"def test_{i}(): pass\n" for i in range(6)))
+    log = tmp_path / "built.log"
+    args = [a if a != "auto" else "2" for a in _make_xdist_args()]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args, str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "BUILT_LOG": str(log)},
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "12 passed" in proc.stdout
+    assert len(log.read_text().split()) == 1  # built once, on one worker
 
 
 def test_a_worker_gets_the_controllers_terminal_size_not_the_80_columns_it_starts_with(monkeypatch):
@@ -76,3 +58,9 @@ def test_a_worker_gets_the_controllers_terminal_size_not_the_80_columns_it_start
     monkeypatch.setenv("LINES", "24")
     conftest.pytest_configure(SimpleNamespace(workerinput=node.workerinput))  # in the worker
     assert "COLUMNS" not in os.environ and os.environ["LINES"] == "50"
+
+
+def test_a_serial_run_leaves_the_terminal_size_alone(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "132")
+    conftest.pytest_configure(SimpleNamespace())
+    assert os.environ["COLUMNS"] == "132" and conftest._xdist_worker(SimpleNamespace()) is None
