@@ -6,6 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP  := $(VENV)/.installed
+# make test spreads the tests over the cores; PYTEST_XDIST="-n 0" (or -p no:xdist) runs them in one process
+# (--dist loadscope: a module's tests run on one worker, so its module-scoped fixtures are built once;
+# in collection order, so the long pipeline modules start early)
+PYTEST_XDIST ?= -n auto --dist loadscope --no-loadscope-reorder
 
 .PHONY: help install lock prepare demo demo-monday test test-fast eval eval-briefs dev bench lint clean
 
@@ -34,8 +38,8 @@ demo: $(STAMP)  ## run the whole pipeline once on the demo CRM
 demo-monday: $(STAMP)  ## the demo as of Monday 2026-09-28: weekly rep scorecards open each digest
 	$(BIN)/sales-supervisor run --source demo --as-of 2026-09-28
 
-test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster)
-	$(BIN)/python -m pytest
+test: $(STAMP)  ## run the test suite (real DuckDB, dbt, MetricFlow, Dagster), on every core (pytest-xdist)
+	$(BIN)/python -m pytest $(PYTEST_XDIST)
 
 eval: $(STAMP)  ## run the drafting eval gate (template drafter offline; Claude when ANTHROPIC_API_KEY is set)
 	$(BIN)/sales-supervisor eval

@@ -11,14 +11,55 @@ import pytest
 from sales_supervisor.settings import DBT_PROJECT_DIR, Settings
 
 
+def _xdist_worker(config) -> str | None:
+    """The worker's id (gw0, gw1, ...) when this process is a pytest-xdist worker (`make test` runs
+    the suite with ``-n auto``), else None."""
+    return getattr(config, "workerinput", {}).get("workerid")
+
+
+_TERMINAL_ENV = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: called in the controller for each worker it starts
+def pytest_configure_node(node):
+    """Each worker gets the controller's terminal-size variables: a worker process starts with COLUMNS=80 and
+    LINES=24 set, which would fix the width of the CLI's rich consoles (created at import) before a test sets
+    COLUMNS, so tables would wrap differently than in a serial run."""
+    node.workerinput["terminal_env"] = {k: os.environ.get(k) for k in _TERMINAL_ENV}
+
+
+def pytest_configure(config):
+    """Under pytest-xdist the workers import the code location while they collect, at the same moment, and
+    that import parses the dbt project when its manifest is stale (a fresh clone): one worker at a time
+    prepares the project's target/ behind a file lock, so the others find it parsed instead of writing the
+    same files. A serial run (``-n 0`` or ``-p no:xdist``) does nothing here."""
+    if _xdist_worker(config) is None:
+        return
+    for key, value in config.workerinput.get("terminal_env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    from filelock import FileLock
+
+    from sales_supervisor.dbt import prepare_dbt_project
+
+    target = Path(DBT_PROJECT_DIR) / "target"
+    target.mkdir(exist_ok=True)
+    with FileLock(str(target / ".prepare.lock")):
+        prepare_dbt_project()
+
+
 @pytest.fixture(autouse=True, scope="session")
-def _isolated_state(tmp_path_factory):
+def _isolated_state(tmp_path_factory, request):
     """No test writes under the checkout's var/ or reads a developer's .env settings."""
     from sales_supervisor.pycache import keep_bytecode_cache
 
     # Where the environment disables bytecode, the suite's many dbt and CLI subprocesses would recompile every
     # import: keep one cache for all sessions under pytest's temporary root (never under the checkout).
-    keep_bytecode_cache(tmp_path_factory.getbasetemp().parent)
+    # (An xdist worker's temporary root is one level deeper, <session root>/popen-gwN: the same cache.)
+    root = tmp_path_factory.getbasetemp().parent
+    keep_bytecode_cache(root.parent if _xdist_worker(request.config) else root)
     home = tmp_path_factory.mktemp("dagster_home")
     old = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "SALES_SUPERVISOR_HOME")}
     os.environ["DAGSTER_HOME"] = str(home)
