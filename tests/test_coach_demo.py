@@ -4,8 +4,10 @@ and loss reasons in the marts."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 import time
 from urllib.parse import urlencode
 
@@ -203,6 +205,74 @@ def test_slack_brief_answers_privately_only_to_who_may_see_it(demo, tmp_path, mo
     with open_ledger(home=tmp_path / "ledger") as ledger:
         actions = [(r.action, r.actor) for r in ledger.audit_rows(subject_type="opportunity", subject_id=opp)]
     assert (AUDIT_SERVED, deals["Proposal"][1]) in actions and (AUDIT_REFUSED, other_rep[0]) in actions
+
+
+def test_briefs_asked_at_once_take_turns_with_the_warehouse(demo, tmp_path, monkeypatch):
+    """Slack serves each /brief in its own thread: two briefs at once must never hold the DuckDB file together (a
+    read-only connection and the semantic layer's are two configurations, which DuckDB refuses in one process)."""
+    from agents.coach import service
+
+    wh, deals, _, _ = demo
+    holders: list[int] = []
+    overlaps: list[bool] = []
+    guard = threading.Lock()
+
+    def enter() -> None:
+        with guard:
+            overlaps.append(any(t != threading.get_ident() for t in holders))
+            holders.append(threading.get_ident())
+
+    def leave() -> None:
+        with guard:
+            holders.remove(threading.get_ident())
+
+    real_connect = service._connect_now
+
+    @contextlib.contextmanager
+    def watched_connect(warehouse):
+        enter()
+        try:
+            with real_connect(warehouse) as con:
+                time.sleep(0.2)  # a window in which the other request would open the file
+                yield con
+        finally:
+            leave()
+
+    def watched_layer():
+        enter()
+        layer = _layer(wh)()
+        close = layer.close
+
+        def close_and_leave() -> None:
+            try:
+                close()
+            finally:
+                leave()
+
+        layer.close = close_and_leave
+        return layer
+
+    monkeypatch.setattr(service, "_connect_now", watched_connect)
+    results, errors = {}, []
+
+    def ask(stage: str, ledger) -> None:
+        opp, owner, _ = deals[stage]
+        try:
+            results[stage] = serve_brief(opp, owner, warehouse=wh.warehouse, ledger=ledger, as_of=DEMO_AS_OF,
+                                         cache_dir=tmp_path / f"cache-{stage}", layer_factory=watched_layer, channel="test")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(f"{stage}: {exc!r}")
+
+    with contextlib.ExitStack() as stack:  # one ledger per request, opened here (as the Slack app holds its own)
+        threads = [threading.Thread(target=ask, args=(stage, stack.enter_context(open_ledger(home=tmp_path / f"ledger-{stage}"))))
+                   for stage in ("Discovery", "Proposal")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    assert not errors
+    assert set(results) == {"Discovery", "Proposal"}
+    assert overlaps and not any(overlaps), "two threads held the warehouse at once"
 
 
 def test_loss_reasons_are_in_the_marts_for_lost_deals_only(demo):

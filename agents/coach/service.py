@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,9 +57,22 @@ def may_see(requester: str, owner_rep_id: str | None, manager_id: str | None, de
     return bool(manager_id) and requester in delegates_of(manager_id)
 
 
+# Briefs asked at once (Slack runs each request in its own thread) take turns with the warehouse: DuckDB refuses a
+# second connection to a file in one process with another configuration, and the semantic layer's connection (dbt's
+# adapter) is not the read-only one below. Re-entrant: a thread holding it may connect again.
+_WAREHOUSE_TURN = threading.RLock()
+
+
 @contextlib.contextmanager
 def _connect(warehouse: Any):
-    """A read-only connection through agents.warehouse (a DuckDB file or PostgreSQL)."""
+    """A read-only connection through agents.warehouse (a DuckDB file or PostgreSQL), one thread at a time."""
+    with _WAREHOUSE_TURN:
+        with _connect_now(warehouse) as con:
+            yield con
+
+
+@contextlib.contextmanager
+def _connect_now(warehouse: Any):
     from agents.warehouse import Warehouse, WarehouseError
 
     wh = Warehouse.coerce(warehouse)
@@ -99,13 +113,14 @@ def build_packet(
             stamp = data_stamp(con)
 
         def compute() -> TeamFigures:
-            layer = layer_factory()
-            try:
-                return query_team_figures(layer, as_of)
-            finally:
-                close = getattr(layer, "close", None)
-                if close:
-                    close()
+            with _WAREHOUSE_TURN:  # the semantic layer opens the warehouse too
+                layer = layer_factory()
+                try:
+                    return query_team_figures(layer, as_of)
+                finally:
+                    close = getattr(layer, "close", None)
+                    if close:
+                        close()
 
         figures = cached_team_figures(cache_dir, as_of, manifest_sha, stamp, compute)
     with _connect(warehouse) as con:
