@@ -333,21 +333,17 @@ from fired group by rule_id order by rule_id
 
 
 def _rep_floor_params(as_of: dt.date, cutoff: dt.datetime) -> dict:
-    """The default policy's base parameters for the rep-level rules, as agents/accountability/metrics.periods
-    dates them (calendar quarters; the next quarter's coverage within 14 days of the quarter's end; the last two
-    complete Monday weeks; 90 recent days against the 365 before)."""
-    q_start = dt.date(as_of.year, 3 * ((as_of.month - 1) // 3) + 1, 1)
-    q_end = dt.date(q_start.year + (q_start.month + 2) // 12, (q_start.month + 2) % 12 + 1, 1)
-    cov_start, cov_end = (q_start, q_end)
-    if (q_end - as_of).days <= 14:
-        cov_start = q_end
-        cov_end = dt.date(q_end.year + (q_end.month + 2) // 12, (q_end.month + 2) % 12 + 1, 1)
-    this_week = as_of - dt.timedelta(days=as_of.weekday())
+    """The default policy's base parameters for the rep-level rules, dated as the triggers date them
+    (agents/accountability/metrics.periods: the quarter, the coverage period, the last two complete weeks;
+    90 recent days against the 365 before)."""
+    from agents.accountability.metrics import periods
+
+    p = periods(as_of, weeks=2)
     recent_from = cutoff - dt.timedelta(days=90)
-    return {"cutoff": cutoff, "as_of": as_of, "q_start": q_start, "cov_start": cov_start, "cov_end": cov_end,
-            "midpoint": q_start + (q_end - q_start) / 2, "recent_from": recent_from,
-            "norm_from": recent_from - dt.timedelta(days=365), "w_from": this_week - dt.timedelta(weeks=2),
-            "w_to": this_week}
+    return {"cutoff": cutoff, "as_of": as_of, "q_start": p.quarter_start, "cov_start": p.coverage_start,
+            "cov_end": p.coverage_end, "midpoint": p.midpoint, "recent_from": recent_from,
+            "norm_from": recent_from - dt.timedelta(days=365), "w_from": p.weeks[0],
+            "w_to": p.weeks[-1] + dt.timedelta(weeks=1)}
 
 
 def floor_query(con, as_of: dt.date) -> dict:
