@@ -9,6 +9,7 @@ naming it (it shows as "execution failed", as it did as its own step).
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 
@@ -64,6 +65,18 @@ def on_connection(warehouse, shared, fn: Callable):
         return fn(shared)
     with warehouse.connect(read_only=True) as con:
         return fn(con)
+
+
+def evaluate_each_on_connection(
+    context: dg.AssetCheckExecutionContext,
+    specs: Sequence[dg.AssetCheckSpec],
+    warehouse,
+    evaluate: Callable[[Any, dg.AssetCheckSpec], dg.AssetCheckResult],
+) -> Iterator[dg.AssetCheckResult]:
+    """:func:`evaluate_each` with ``evaluate(connection, spec)`` given a read-only connection: the step's
+    shared one on DuckDB, one per check on a server warehouse (:func:`step_connection`)."""
+    with step_connection(warehouse) as shared:
+        yield from evaluate_each(context, specs, lambda spec: on_connection(warehouse, shared, lambda con: evaluate(con, spec)))
 
 
 # -- quarantined rows per landed object ---------------------------------------------------------
@@ -124,12 +137,10 @@ _QUARANTINE_SPECS = [_rejected_rows_spec(name) for name in RAW_OBJECTS]
     description="The quarantine check (no_rejected_rows) of every landed object, in one step.",
 )
 def landing_quarantine_checks(context: dg.AssetCheckExecutionContext, supervisor: SupervisorSettings):
-    warehouse = supervisor.settings().warehouse_handle()
-    with step_connection(warehouse) as shared:
-        yield from evaluate_each(
-            context, _QUARANTINE_SPECS,
-            lambda spec: on_connection(warehouse, shared, lambda con: rejected_rows_result(con, spec.asset_key.path[-1])),
-        )
+    yield from evaluate_each_on_connection(
+        context, _QUARANTINE_SPECS, supervisor.settings().warehouse_handle(),
+        lambda con, spec: rejected_rows_result(con, spec.asset_key.path[-1]),
+    )
 
 
 # Kept as a list: callers add the landing's checks with ``[crm_landing, *rejected_rows_checks]``.

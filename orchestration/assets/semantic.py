@@ -150,14 +150,12 @@ _SPEC_OF = {spec.key: spec for spec in semantic_layer.specs}
     description="covers_every_segment for every saved query of the semantic layer, in one step.",
 )
 def semantic_coverage_checks(context: dg.AssetCheckExecutionContext, supervisor: SupervisorSettings):
-    from orchestration.checks import evaluate_each, on_connection, step_connection
+    from orchestration.checks import evaluate_each_on_connection
 
-    warehouse = supervisor.warehouse_handle()
-    with step_connection(warehouse) as shared:
-        yield from evaluate_each(
-            context, _COVERAGE_SPECS,
-            lambda check: on_connection(warehouse, shared, lambda con: coverage_result(con, _SPEC_OF[check.asset_key])),
-        )
+    yield from evaluate_each_on_connection(
+        context, _COVERAGE_SPECS, supervisor.warehouse_handle(),
+        lambda con, check: coverage_result(con, _SPEC_OF[check.asset_key]),
+    )
 
 
 semantic_checks = [semantic_coverage_checks]
